@@ -1,0 +1,192 @@
+//! Runs a parsed command line: the glue between the CLI, a render session, the
+//! output writer and the reporter. Returns the exit status; never exits itself.
+
+use std::io::{IsTerminal as _, Write as _};
+
+use crate::cli::{CheckArgs, Cli, Color, Command, InputArgs, LogFormat, OutputFormat, RenderArgs};
+use crate::error::{Diagnostic, Exit};
+use crate::output::{self, Outcome, WriteOptions};
+use crate::render::{Options, Session};
+use crate::report::{Format, Reporter};
+use crate::resolve;
+use crate::yaml::digest::DigestKey;
+use crate::yaml::scan::Limits;
+
+/// Runs the command and returns the process exit status.
+pub fn run(cli: Cli) -> Exit {
+    let color = match cli.global.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+    };
+    let reporter = Reporter {
+        format: match cli.global.log_format {
+            LogFormat::Text => Format::Text,
+            LogFormat::Json => Format::Json,
+        },
+        color,
+        quiet: cli.global.quiet,
+    };
+    match cli.command {
+        Command::Render(args) => render(&args, &reporter, cli.global.verbose),
+        Command::Check(args) => check(&args, &reporter),
+    }
+}
+
+fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
+    Options {
+        strict: input.strict,
+        redact,
+        json,
+        limits: Limits {
+            max_depth: usize::from(input.max_depth),
+            max_aliases: input.max_aliases,
+        },
+        max_input: input.max_input_size,
+    }
+}
+
+fn finish(session: &Session, reporter: &Reporter) -> Exit {
+    reporter.emit(&session.diags, &session.sources);
+    session.exit()
+}
+
+fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
+    let opts = options(&args.input, args.redact, args.format == OutputFormat::Json);
+    let mut session = Session::default();
+    let Some(bytes) = session.render(&args.input.files, &args.input.secrets, &opts) else {
+        return finish(&session, reporter);
+    };
+    let status = finish(&session, reporter);
+    match &args.output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            if let Err(e) = out.write_all(&bytes).and_then(|()| out.flush()) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    reporter.emit(
+                        &[Diagnostic::error(
+                            Exit::Output,
+                            format!("cannot write to stdout: {e}"),
+                        )],
+                        &[],
+                    );
+                    return Exit::Output;
+                }
+            }
+            status
+        }
+        Some(path) => {
+            let wopts = WriteOptions {
+                mode: args.mode,
+                in_place_fallback: args.in_place_fallback,
+            };
+            match output::write(path, &bytes, wopts) {
+                Ok(outcome) => {
+                    if verbose > 0 || outcome == Outcome::InPlace {
+                        let what = match outcome {
+                            Outcome::Unchanged => "unchanged",
+                            Outcome::Written => "written",
+                            Outcome::InPlace => "rewritten in place (rename was not possible)",
+                        };
+                        reporter.info(&format!("{}: {what}", path.display()));
+                    }
+                    status
+                }
+                Err(d) => {
+                    reporter.emit(&[d], &[]);
+                    Exit::Output
+                }
+            }
+        }
+    }
+}
+
+fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
+    let opts = options(&args.input, false, false);
+    let mut session = Session::default();
+    let key = DigestKey::default();
+    let prepared = session.prepare(&args.input.files, &args.input.secrets, &opts, &key);
+    let (units, fetches, plans) = session.plan(&prepared, opts.strict);
+    let fetched = if args.resolve && !session.failed() {
+        Some(resolve::fetch_all(&fetches, &mut session.registry))
+    } else {
+        None
+    };
+    let mut listing = String::new();
+    for (unit, plan) in units.iter().zip(&plans) {
+        let name = &session.sources[unit.source].name;
+        listing.push_str(&format!("{name}\n"));
+        let decls = unit.ns.all();
+        if decls.is_empty() {
+            listing.push_str("  (no secrets declared)\n");
+        }
+        let width = decls.iter().map(|d| d.name.len()).max().unwrap_or(0);
+        for d in decls {
+            let used = if plan.used.contains(&d.name) {
+                "used"
+            } else {
+                "unused"
+            };
+            let mut line = format!("  {:<width$}  {:<6}  {}", d.name, used, d.source_text());
+            if let (Some(f), crate::secrets::Origin::Provider { locator, default }) =
+                (&fetched, &d.origin)
+            {
+                let status = match f.get(&locator.fetch_key()) {
+                    Some(Ok(_)) => "ok".to_owned(),
+                    Some(Err(e))
+                        if default.is_some()
+                            && e.class == crate::provider::FetchClass::NotFound =>
+                    {
+                        "ok (default)".to_owned()
+                    }
+                    Some(Err(e)) => {
+                        session.diags.push(
+                            Diagnostic::error(
+                                e.class.exit(),
+                                format!("secret `{}`: {}", d.name, e.message),
+                            )
+                            .at(d.source, d.name_span.clone()),
+                        );
+                        e.class.word().to_owned()
+                    }
+                    None => "not fetched (unused)".to_owned(),
+                };
+                line.push_str(&format!("  [{status}]"));
+            }
+            listing.push_str(&line);
+            listing.push('\n');
+        }
+        let direct: Vec<String> = unit
+            .sites
+            .iter()
+            .flat_map(|s| s.template.parts.iter())
+            .filter_map(|p| match p {
+                crate::reference::Part::Direct(r) => {
+                    Some(format!("<<{}|{}>>", r.provider, r.locator))
+                }
+                _ => None,
+            })
+            .collect();
+        if !direct.is_empty() {
+            listing.push_str(&format!("  direct references: {}\n", direct.join(", ")));
+        }
+        if let Some(f) = &fetched {
+            for r in unit.sites.iter().flat_map(|s| s.template.parts.iter()) {
+                if let crate::reference::Part::Direct(r) = r {
+                    let base = &session.sources[unit.source].base_dir;
+                    if let Ok(loc) = crate::provider::Locator::parse(r.provider, &r.locator, base) {
+                        if let Some(Err(e)) = f.get(&loc.fetch_key()) {
+                            session.diags.push(Diagnostic::error(
+                                e.class.exit(),
+                                format!("{loc}: {}", e.message),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::io::stdout().lock().write_all(listing.as_bytes());
+    finish(&session, reporter)
+}

@@ -1,0 +1,153 @@
+//! Command-line definitions only: parsing into plain data, no I/O.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Render configuration files that reference secrets.
+#[derive(Debug, Parser)]
+#[command(name = "keyfill", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Global options.
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Options for every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// More output (repeatable).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Colour in diagnostics.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Diagnostics as text or JSON lines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// When to colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// When stderr is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Diagnostic format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// The config, format preserved.
+    Yaml,
+    /// The rendered tree as JSON.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render configs and write the result (stdout or -o).
+    Render(RenderArgs),
+    /// Validate configs and list their secrets without writing.
+    Check(CheckArgs),
+}
+
+/// Inputs and validation options shared by render and check.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Config files to render (`-` reads stdin).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Secrets catalogue with a top-level `secrets:` block (repeatable).
+    #[arg(long = "secrets", value_name = "FILE")]
+    pub secrets: Vec<String>,
+    /// Treat unused secrets as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Largest input file, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_input_size: usize,
+    /// Deepest nesting of collections.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_depth: u16,
+    /// Most alias nodes in one input.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_aliases: usize,
+}
+
+/// `keyfill render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Write here (atomically) instead of stdout.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Replace every secret-derived value with a fixed mask.
+    #[arg(long)]
+    pub redact: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub format: OutputFormat,
+    /// File mode of the output, in octal.
+    #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
+    pub mode: u32,
+    /// Rewrite the output in place where it cannot be replaced by rename (bind mounts).
+    #[arg(long)]
+    pub in_place_fallback: bool,
+}
+
+/// `keyfill check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Also fetch every secret and report its status (never its value).
+    #[arg(long)]
+    pub resolve: bool,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err(format!("`{s}` is not an octal file mode such as 0600")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert!(parse_mode("999").is_err());
+    }
+}

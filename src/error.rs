@@ -1,0 +1,239 @@
+//! Diagnostics and the one place where they become exit statuses.
+//!
+//! Every problem keyfill finds is a [`Diagnostic`]: a message, the class that decides
+//! the exit code, and where it has one a source location. Messages name files,
+//! secrets, providers and locators — never a secret value. Work goes on after an
+//! error wherever that is meaningful, so one run reports every problem it can find.
+
+use std::fmt;
+use std::ops::Range;
+
+/// Process exit statuses (SPEC §5). The numbers are a public contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// Command-line usage error.
+    Usage = 2,
+    /// Invalid input: syntax, unknown reference, cycle, type, limits.
+    Invalid = 3,
+    /// A secret, file, variable, version or JSON key does not exist.
+    NotFound = 4,
+    /// A provider is unreachable or denied access.
+    Provider = 5,
+    /// The output could not be written.
+    Output = 6,
+}
+
+impl Exit {
+    /// The numeric process status.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Most urgent class first: a config error outranks a missing secret, which
+    /// outranks an unreachable provider, which outranks an unwritable output.
+    pub fn worst(classes: impl IntoIterator<Item = Exit>) -> Exit {
+        classes
+            .into_iter()
+            .filter(|c| *c != Exit::Ok)
+            .min()
+            .unwrap_or(Exit::Ok)
+    }
+}
+
+/// Error or warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Stops the run with the diagnostic's exit class.
+    Error,
+    /// Reported; the run goes on.
+    Warning,
+}
+
+/// Identifies a [`crate::source::Source`] in the run's source list.
+pub type SourceId = usize;
+
+/// A byte range in one source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Which source.
+    pub source: SourceId,
+    /// Byte range of the offending text.
+    pub span: Range<usize>,
+}
+
+/// One reported problem. Holds no secret value by construction: every message
+/// is built from names, locators and fixed text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Exit class when this is an error.
+    pub class: Exit,
+    /// One-line description.
+    pub message: String,
+    /// Where, when known.
+    pub location: Option<Location>,
+    /// Label under the caret.
+    pub label: Option<String>,
+    /// Extra lines: hints, "did you mean", the cycle.
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    /// An error of the given class.
+    pub fn error(class: Exit, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            class,
+            message: message.into(),
+            location: None,
+            label: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// An invalid-input error (exit 3).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::error(Exit::Invalid, message)
+    }
+
+    /// A warning; never changes the exit status by itself.
+    pub fn warning(message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Self::error(Exit::Ok, message)
+        }
+    }
+
+    /// Attaches a location.
+    pub fn at(mut self, source: SourceId, span: Range<usize>) -> Self {
+        self.location = Some(Location { source, span });
+        self
+    }
+
+    /// Attaches a location when one is known.
+    pub fn at_opt(mut self, location: Option<Location>) -> Self {
+        if location.is_some() {
+            self.location = location;
+        }
+        self
+    }
+
+    /// Sets the caret label.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Adds a note line.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Whether this diagnostic fails the run.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Diagnostics gathered during a run.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// Records one diagnostic.
+    pub fn push(&mut self, d: Diagnostic) {
+        self.items.push(d);
+    }
+
+    /// Records many.
+    pub fn extend(&mut self, ds: impl IntoIterator<Item = Diagnostic>) {
+        self.items.extend(ds);
+    }
+
+    /// Whether any error was recorded.
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(Diagnostic::is_error)
+    }
+
+    /// The exit status the recorded errors call for.
+    pub fn exit(&self) -> Exit {
+        Exit::worst(self.items.iter().filter(|d| d.is_error()).map(|d| d.class))
+    }
+
+    /// All diagnostics, in the order found.
+    pub fn items(&self) -> &[Diagnostic] {
+        &self.items
+    }
+
+    /// Takes all diagnostics out.
+    pub fn take(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.items)
+    }
+}
+
+/// Quotes untrusted text (names, locators, keys) for a message: control and
+/// bidirectional characters are escaped so they cannot rewrite the terminal.
+pub fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('`');
+    for c in text.chars() {
+        if c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
+        {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('`');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_prefers_invalid_input() {
+        assert_eq!(
+            Exit::worst([Exit::Provider, Exit::Invalid, Exit::NotFound]),
+            Exit::Invalid
+        );
+        assert_eq!(Exit::worst([Exit::Output, Exit::Provider]), Exit::Provider);
+        assert_eq!(Exit::worst([]), Exit::Ok);
+    }
+
+    #[test]
+    fn exit_codes_are_the_documented_numbers() {
+        let codes: Vec<u8> = [
+            Exit::Ok,
+            Exit::Usage,
+            Exit::Invalid,
+            Exit::NotFound,
+            Exit::Provider,
+            Exit::Output,
+        ]
+        .iter()
+        .map(|e| e.code())
+        .collect();
+        assert_eq!(codes, [0, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn quoted_escapes_controls() {
+        assert_eq!(quoted("a\u{1b}[2Jb"), "`a\\u{1b}[2Jb`");
+        assert_eq!(quoted("x\u{202e}y"), "`x\\u{202e}y`");
+    }
+}

@@ -1,0 +1,41 @@
+//! keyfill renders configuration files that reference secrets.
+//!
+//! A YAML config declares secrets in a top-level `secrets:` block and uses them as
+//! `$<NAME>`, or points straight at a source with `<<provider|locator>>`. keyfill
+//! resolves each reference and writes the config with every other byte kept.
+//!
+//! # Data flow
+//!
+//! ```text
+//! read input ─▶ scan events with spans (yaml::scan) ─▶ find references (reference)
+//!   ─▶ declarations (secrets) ─▶ plan: validate, dedupe fetches (resolve)
+//!   ─▶ fetch each provider's batch once (provider) ─▶ emit safe scalars (yaml::emit)
+//!   ─▶ splice into the original bytes (render) ─▶ re-parse and verify (yaml::verify)
+//!   ─▶ write atomically (output)
+//! ```
+//!
+//! # Threat model
+//!
+//! Secret values are hostile text: they may hold line breaks, quotes, `: `, ` #`,
+//! YAML indicators or look like `true` and `0123`. They are never spliced raw;
+//! every value is re-emitted as a scalar that reads back exactly (see
+//! [`yaml::emit`]), and the rendered text is parsed again and compared with the
+//! substituted tree before anything is written. Values live in [`secret`] types
+//! that never print; diagnostics carry names and locators only, and quoted source
+//! lines have inline values masked.
+
+pub mod app;
+pub mod cli;
+pub mod error;
+pub mod output;
+pub mod provider;
+pub mod reference;
+pub mod render;
+pub mod report;
+pub mod resolve;
+pub mod secret;
+pub mod secrets;
+pub mod source;
+pub mod yaml;
+
+pub use error::{Diagnostic, Exit};

@@ -1,0 +1,21 @@
+//! The `keyfill` binary: parse arguments, run, exit with the documented status.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    // A panic message could quote data; print only where it happened.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("keyfill: internal error{at}; this is a bug, please report it");
+        }
+    }));
+    let cli = keyfill::cli::Cli::parse();
+    ExitCode::from(keyfill::app::run(cli).code())
+}

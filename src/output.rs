@@ -1,0 +1,143 @@
+//! Writing the rendered config: atomically, privately, and only when it changed.
+//!
+//! The bytes go to a temporary file in the output's own folder (same filesystem),
+//! which is flushed to disk and renamed over the target, so a reader sees the old
+//! file or the new one and never a half-written one. On any error the temporary
+//! file is removed and the old output is untouched. A single bind-mounted file
+//! cannot be renamed over (EBUSY, EXDEV); that is reported, and with
+//! `--in-place-fallback` the file is rewritten in place instead.
+
+use std::fs::{self, OpenOptions, Permissions};
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use crate::error::{Diagnostic, Exit};
+
+/// How to write.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteOptions {
+    /// File mode of a new output (default 0600).
+    pub mode: u32,
+    /// Rewrite in place where rename cannot work.
+    pub in_place_fallback: bool,
+}
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file already held these bytes; nothing was written.
+    Unchanged,
+    /// Replaced atomically.
+    Written,
+    /// Rewritten in place (bind-mount fallback).
+    InPlace,
+}
+
+fn fail(path: &Path, what: &str, e: &std::io::Error) -> Diagnostic {
+    Diagnostic::error(
+        Exit::Output,
+        format!("cannot write `{}`: {what}: {e}", path.display()),
+    )
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> Result<Outcome, Diagnostic> {
+    if let Ok(existing) = fs::read(path) {
+        if existing == bytes {
+            return Ok(Outcome::Unchanged);
+        }
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".keyfill-")
+        .suffix(".tmp")
+        .permissions(Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|e| fail(path, "cannot create a temporary file in its folder", &e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| fail(path, "writing the temporary file failed", &e))?;
+    fs::set_permissions(tmp.path(), Permissions::from_mode(opts.mode))
+        .map_err(|e| fail(path, "cannot set the file mode", &e))?;
+    match tmp.persist(path) {
+        Ok(_) => {
+            // Make the rename itself durable; failure here does not undo it.
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(Outcome::Written)
+        }
+        Err(e) => {
+            let busy = matches!(e.error.raw_os_error(), Some(16 | 18)); // EBUSY, EXDEV
+            drop(e.file); // removes the temporary file
+            if !busy {
+                return Err(fail(path, "renaming the temporary file failed", &e.error));
+            }
+            if !opts.in_place_fallback {
+                return Err(fail(
+                    path,
+                    "it cannot be replaced by rename (a bind-mounted single file?)",
+                    &e.error,
+                )
+                .note("pass --in-place-fallback to rewrite the file in place instead"));
+            }
+            let mut f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| fail(path, "in-place rewrite failed", &e))?;
+            f.set_len(0)
+                .and_then(|()| f.write_all(bytes))
+                .and_then(|()| f.sync_all())
+                .map_err(|e| fail(path, "in-place rewrite failed", &e))?;
+            Ok(Outcome::InPlace)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_with_mode_and_skips_unchanged() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("out.yaml");
+        let opts = WriteOptions {
+            mode: 0o600,
+            in_place_fallback: false,
+        };
+        assert_eq!(write(&p, b"a: 1\n", opts).ok(), Some(Outcome::Written));
+        assert_eq!(fs::metadata(&p)?.permissions().mode() & 0o777, 0o600);
+        assert_eq!(write(&p, b"a: 1\n", opts).ok(), Some(Outcome::Unchanged));
+        assert_eq!(
+            write(
+                &p,
+                b"a: 2\n",
+                WriteOptions {
+                    mode: 0o640,
+                    ..opts
+                }
+            )
+            .ok(),
+            Some(Outcome::Written)
+        );
+        assert_eq!(fs::metadata(&p)?.permissions().mode() & 0o777, 0o640);
+        // No temporary files are left behind.
+        assert_eq!(fs::read_dir(dir.path())?.count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn missing_folder_is_an_output_error() {
+        let opts = WriteOptions {
+            mode: 0o600,
+            in_place_fallback: false,
+        };
+        let e = write(Path::new("/nonexistent-dir-keyfill/out.yaml"), b"x", opts).err();
+        assert_eq!(e.map(|d| d.class), Some(Exit::Output));
+    }
+}

@@ -1,0 +1,360 @@
+//! Secret sources behind one trait.
+//!
+//! A [`Locator`] says where one secret lives; [`Locator::fetch_key`] says which
+//! fetch it needs, so that many references (and many JSON keys) share one request.
+//! Each provider file parses and validates its own locator grammar, so a typo in an
+//! `aws:` block is an error with a position before anything is fetched.
+//!
+//! Providers start lazily: the registry builds one only when a request for it
+//! exists, so a config of env, file and inline secrets never starts an SDK.
+
+pub mod aws;
+pub mod env;
+pub mod file;
+pub mod onepassword;
+pub mod vault;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use crate::secret::SecretBytes;
+
+/// The providers keyfill knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProviderKind {
+    /// AWS Secrets Manager.
+    Aws,
+    /// HashiCorp Vault / OpenBao KV.
+    Vault,
+    /// 1Password (Connect or the `op` CLI).
+    OnePassword,
+    /// Environment variables.
+    Env,
+    /// Files.
+    File,
+}
+
+impl ProviderKind {
+    const WORDS: [(&'static str, ProviderKind); 6] = [
+        ("aws", ProviderKind::Aws),
+        ("vault", ProviderKind::Vault),
+        ("op", ProviderKind::OnePassword),
+        ("onepassword", ProviderKind::OnePassword),
+        ("env", ProviderKind::Env),
+        ("file", ProviderKind::File),
+    ];
+
+    /// The provider a reference word names (`op` and `onepassword` are one).
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::WORDS
+            .iter()
+            .find(|(w, _)| *w == word)
+            .map(|(_, k)| *k)
+    }
+
+    /// The known words, for messages.
+    pub fn known_list() -> String {
+        Self::WORDS
+            .iter()
+            .map(|(w, _)| *w)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The known word closest to a typo, if any is close.
+    pub fn closest(word: &str) -> Option<&'static str> {
+        let lower = word.to_ascii_lowercase();
+        Self::WORDS
+            .iter()
+            .map(|(w, _)| (*w, strsim::damerau_levenshtein(&lower, w)))
+            .filter(|(w, d)| *d <= 2.min(w.len() / 2).max(1) || lower == *w)
+            .min_by_key(|(_, d)| *d)
+            .map(|(w, _)| w)
+    }
+
+    /// Canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Aws => "aws",
+            ProviderKind::Vault => "vault",
+            ProviderKind::OnePassword => "onepassword",
+            ProviderKind::Env => "env",
+            ProviderKind::File => "file",
+        }
+    }
+
+    /// Whether fetching talks to a remote service.
+    pub fn is_remote(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::Aws | ProviderKind::Vault | ProviderKind::OnePassword
+        )
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where one secret lives, validated.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Locator {
+    /// AWS Secrets Manager.
+    Aws(aws::AwsLocator),
+    /// Vault KV.
+    Vault(vault::VaultLocator),
+    /// 1Password.
+    OnePassword(onepassword::OpLocator),
+    /// Environment variable.
+    Env(env::EnvLocator),
+    /// File.
+    File(file::FileLocator),
+}
+
+impl Locator {
+    /// Parses a direct reference's locator text for `kind`; relative file paths are
+    /// resolved against `base_dir`.
+    pub fn parse(kind: ProviderKind, text: &str, base_dir: &Path) -> Result<Locator, String> {
+        Ok(match kind {
+            ProviderKind::Aws => Locator::Aws(aws::AwsLocator::parse(text)?),
+            ProviderKind::Vault => Locator::Vault(vault::VaultLocator::parse(text)?),
+            ProviderKind::OnePassword => Locator::OnePassword(onepassword::OpLocator::parse(text)?),
+            ProviderKind::Env => Locator::Env(env::EnvLocator::parse(text)?),
+            ProviderKind::File => Locator::File(file::FileLocator::parse(text, base_dir)?),
+        })
+    }
+
+    /// The provider.
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            Locator::Aws(_) => ProviderKind::Aws,
+            Locator::Vault(_) => ProviderKind::Vault,
+            Locator::OnePassword(_) => ProviderKind::OnePassword,
+            Locator::Env(_) => ProviderKind::Env,
+            Locator::File(_) => ProviderKind::File,
+        }
+    }
+
+    /// The request this locator needs; locators differing only in a JSON key share it.
+    pub fn fetch_key(&self) -> Locator {
+        match self {
+            Locator::Aws(a) => Locator::Aws(aws::AwsLocator {
+                key: None,
+                ..a.clone()
+            }),
+            other => other.clone(),
+        }
+    }
+
+    /// A JSON key to extract from the fetched value, if the locator names one.
+    pub fn json_key(&self) -> Option<&str> {
+        match self {
+            Locator::Aws(a) => a.key.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Locator {
+    // Locators are addresses, not values: they may be shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Locator::Aws(a) => write!(f, "aws|{a}"),
+            Locator::Vault(v) => write!(f, "vault|{v}"),
+            Locator::OnePassword(o) => write!(f, "onepassword|{o}"),
+            Locator::Env(e) => write!(f, "env|{}", e.var),
+            Locator::File(p) => write!(f, "file|{}", p.path.display()),
+        }
+    }
+}
+
+/// Why a fetch failed; decides the exit status and whether to retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchClass {
+    /// The secret, version, key, variable or file does not exist (exit 4).
+    NotFound,
+    /// Credentials were refused (exit 5).
+    Denied,
+    /// The fetched content is unusable (exit 3).
+    Invalid,
+    /// The provider could not be reached or is not available (exit 5).
+    Unreachable,
+    /// The provider throttled us past the deadline (exit 5).
+    Throttled,
+}
+
+impl FetchClass {
+    /// The exit status for this class.
+    pub fn exit(self) -> crate::error::Exit {
+        use crate::error::Exit;
+        match self {
+            FetchClass::NotFound => Exit::NotFound,
+            FetchClass::Invalid => Exit::Invalid,
+            FetchClass::Denied | FetchClass::Unreachable | FetchClass::Throttled => Exit::Provider,
+        }
+    }
+
+    /// Short word for reports.
+    pub fn word(self) -> &'static str {
+        match self {
+            FetchClass::NotFound => "not found",
+            FetchClass::Denied => "access denied",
+            FetchClass::Invalid => "invalid",
+            FetchClass::Unreachable => "unreachable",
+            FetchClass::Throttled => "throttled",
+        }
+    }
+}
+
+/// A failed fetch. The message never holds a value or a provider's response body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchError {
+    /// Class of failure.
+    pub class: FetchClass,
+    /// What happened, in our words.
+    pub message: String,
+}
+
+impl FetchError {
+    /// Builds an error.
+    pub fn new(class: FetchClass, message: impl Into<String>) -> Self {
+        FetchError {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+/// A source of secrets. `fetch` receives every distinct request for this provider
+/// in one call, so implementations can batch and run requests concurrently.
+pub trait Provider {
+    /// Which provider this is.
+    fn kind(&self) -> ProviderKind;
+
+    /// Fetches every locator; the result has one entry per request, in order.
+    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>>;
+}
+
+/// Builds providers on first use and keeps them for the run.
+#[derive(Default)]
+pub struct Registry {
+    built: HashMap<ProviderKind, Box<dyn Provider>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("built", &self.built.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// The provider for `kind`, started now if it was not yet.
+    pub fn get(&mut self, kind: ProviderKind) -> &dyn Provider {
+        let entry = self
+            .built
+            .entry(kind)
+            .or_insert_with(|| -> Box<dyn Provider> {
+                match kind {
+                    ProviderKind::Env => Box::new(env::EnvProvider),
+                    ProviderKind::File => Box::new(file::FileProvider),
+                    ProviderKind::Aws | ProviderKind::Vault | ProviderKind::OnePassword => {
+                        Box::new(Unavailable(kind))
+                    }
+                }
+            });
+        &**entry
+    }
+
+    /// Which providers were started (for tests of lazy start-up).
+    pub fn started(&self) -> Vec<ProviderKind> {
+        let mut v: Vec<_> = self.built.keys().copied().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Stands in for a provider whose client this build does not include yet: every
+/// request fails as unreachable, with a message that says so plainly.
+struct Unavailable(ProviderKind);
+
+impl Provider for Unavailable {
+    fn kind(&self) -> ProviderKind {
+        self.0
+    }
+
+    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
+        requests
+            .iter()
+            .map(|_| {
+                Err(FetchError::new(
+                    FetchClass::Unreachable,
+                    format!(
+                        "the {} provider is not available in this build of keyfill",
+                        self.0
+                    ),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Splits `a=1&b=2` into pairs, refusing unknown and repeated keys.
+pub(crate) fn parse_query<'a>(
+    query: &'a str,
+    allowed: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for pair in query.split('&') {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("query parameter `{pair}` needs a value (`{pair}=…`)"))?;
+        if !allowed.contains(&k) {
+            return Err(format!(
+                "unknown query parameter `{k}` (known: {})",
+                allowed.join(", ")
+            ));
+        }
+        if v.is_empty() {
+            return Err(format!("query parameter `{k}` has an empty value"));
+        }
+        if out.iter().any(|(seen, _)| *seen == k) {
+            return Err(format!("query parameter `{k}` is given twice"));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_words_and_suggestions() {
+        assert_eq!(
+            ProviderKind::from_word("op"),
+            Some(ProviderKind::OnePassword)
+        );
+        assert_eq!(ProviderKind::from_word("AWS"), None);
+        assert_eq!(ProviderKind::closest("AWS"), Some("aws"));
+        assert_eq!(ProviderKind::closest("valt"), Some("vault"));
+        assert_eq!(ProviderKind::closest("zzzzzz"), None);
+    }
+
+    #[test]
+    fn query_parsing() {
+        assert_eq!(
+            parse_query("a=1&b=2", &["a", "b"]),
+            Ok(vec![("a", "1"), ("b", "2")])
+        );
+        assert!(parse_query("a=1&a=2", &["a"]).is_err());
+        assert!(parse_query("c=1", &["a"]).is_err());
+        assert!(parse_query("a", &["a"]).is_err());
+        assert!(parse_query("a=", &["a"]).is_err());
+    }
+}

@@ -1,0 +1,919 @@
+//! From references to values: validate, plan, fetch once, compute, emit.
+//!
+//! Validation runs first and reports everything in one pass: undeclared names
+//! (with a "did you mean"), invalid locators, composition cycles (naming the
+//! cycle), scope violations and unused declarations. Then every distinct fetch is
+//! collected across all inputs, each provider receives its whole batch in one
+//! call, and values are computed once per name: fetch → JSON key → base64 →
+//! type check. Finally each site's new text is emitted together with the digest
+//! of the events it must parse to.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::rc::Rc;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::error::{quoted, Diagnostic, Exit, SourceId};
+use crate::provider::{FetchError, Locator, ProviderKind, Registry};
+use crate::reference::{Part, SecretRef, Template};
+use crate::secret::{SecretBytes, SecretText};
+use crate::secrets::{closest, in_scope, Declaration, Origin, SecretType};
+use crate::source::Source;
+use crate::yaml::digest::{Acc, DigestKey, Ev};
+use crate::yaml::emit::{self, BlockShape, Ctx, Prefer};
+use crate::yaml::scan::{locate, plain_kind, Site};
+
+/// The fixed mask of `--redact`; it does not reveal a value's length.
+pub const MASK: &str = "********";
+
+/// Deepest JSON structure inserted into the output.
+const MAX_JSON_DEPTH: usize = 64;
+
+/// The declarations visible to one input: its own block plus the catalogues.
+pub struct Namespace<'d> {
+    by_name: HashMap<&'d str, &'d Declaration>,
+    own: Vec<&'d Declaration>,
+}
+
+impl<'d> Namespace<'d> {
+    /// Builds a namespace, reporting names declared twice.
+    pub fn new(
+        own: &'d [Declaration],
+        catalogue: &'d [Declaration],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Self {
+        let mut by_name: HashMap<&str, &Declaration> = HashMap::new();
+        for d in catalogue.iter().chain(own) {
+            if let Some(prev) = by_name.get(d.name.as_str()) {
+                diags.push(
+                    Diagnostic::invalid(format!("secret `{}` is declared twice", d.name))
+                        .at(d.source, d.name_span.clone())
+                        .note(format!(
+                            "first declared in source #{} (see the other diagnostic)",
+                            prev.source
+                        ))
+                        .label("declared again here"),
+                );
+                diags.push(
+                    Diagnostic::invalid(format!("secret `{}` is first declared here", d.name))
+                        .at(prev.source, prev.name_span.clone()),
+                );
+                continue;
+            }
+            by_name.insert(&d.name, d);
+        }
+        Namespace {
+            by_name,
+            own: own.iter().collect(),
+        }
+    }
+
+    /// Looks a name up.
+    pub fn get(&self, name: &str) -> Option<&'d Declaration> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Every visible declaration, sorted by name.
+    pub fn all(&self) -> Vec<&'d Declaration> {
+        let mut v: Vec<_> = self.by_name.values().copied().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    fn suggest(&self, name: &str) -> Option<String> {
+        let names: Vec<&str> = self.by_name.keys().copied().collect();
+        closest(name, &names).map(str::to_owned)
+    }
+}
+
+/// One input prepared for resolution.
+pub struct Unit<'d> {
+    /// Source id of the input.
+    pub source: SourceId,
+    /// Its sites.
+    pub sites: &'d [Site],
+    /// Visible declarations.
+    pub ns: Namespace<'d>,
+}
+
+/// What validation learned about one unit.
+#[derive(Default)]
+pub struct Plan {
+    /// Names used (directly or through composition).
+    pub used: HashSet<String>,
+    /// Fetches needed.
+    pub fetches: HashSet<Locator>,
+}
+
+/// Validates one unit and collects what it needs.
+pub fn plan(
+    unit: &Unit<'_>,
+    sources: &[Source],
+    strict: bool,
+    diags: &mut Vec<Diagnostic>,
+) -> Plan {
+    let mut plan = Plan::default();
+    let src = &sources[unit.source];
+    // References in declarations.
+    for d in unit.ns.all() {
+        if let Origin::Template {
+            template,
+            span,
+            text,
+        } = &d.origin
+        {
+            let dsrc = &sources[d.source];
+            for part in &template.parts {
+                match part {
+                    Part::Secret(r) if unit.ns.get(&r.name).is_none() => {
+                        diags.push(undeclared(
+                            &unit.ns,
+                            r,
+                            d.source,
+                            locate(&dsrc.text, span, text, r.range.clone()),
+                        ));
+                    }
+                    Part::Direct(r) => {
+                        if let Err(e) = Locator::parse(r.provider, &r.locator, &dsrc.base_dir) {
+                            diags.push(
+                                Diagnostic::invalid(format!(
+                                    "invalid {} locator in secret `{}`: {e}",
+                                    r.provider, d.name
+                                ))
+                                .at(d.source, locate(&dsrc.text, span, text, r.range.clone())),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    cycles(&unit.ns, diags);
+    for site in unit.sites {
+        for part in &site.template.parts {
+            let at = || locate(&src.text, &site.span, &site.value, part_range(part));
+            match part {
+                Part::Secret(r) => match unit.ns.get(&r.name) {
+                    None => diags.push(undeclared(&unit.ns, r, unit.source, at())),
+                    Some(_) => {
+                        let mut seen = HashSet::new();
+                        closure(&unit.ns, &r.name, &mut seen);
+                        for name in &seen {
+                            if let Some(d) = unit.ns.get(name) {
+                                if let Some(scope) = &d.scope {
+                                    if !in_scope(scope, &site.path) {
+                                        let allowed: Vec<String> =
+                                            scope.iter().map(|s| s.join(".")).collect();
+                                        diags.push(
+                                            Diagnostic::invalid(format!(
+                                                "secret `{name}` is used outside its scope, at {}",
+                                                quoted(&site.path.join("."))
+                                            ))
+                                            .at(unit.source, at())
+                                            .note(format!("scope: {}", allowed.join(", "))),
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                        plan.used.extend(seen);
+                    }
+                },
+                Part::Direct(r) => match Locator::parse(r.provider, &r.locator, &src.base_dir) {
+                    Ok(loc) => {
+                        plan.fetches.insert(loc.fetch_key());
+                    }
+                    Err(e) => diags.push(
+                        Diagnostic::invalid(format!("invalid {} locator: {e}", r.provider))
+                            .at(unit.source, at()),
+                    ),
+                },
+                Part::Literal(_) => {}
+            }
+        }
+    }
+    for name in &plan.used {
+        if let Some(d) = unit.ns.get(name) {
+            collect_fetches(d, &sources[d.source], &mut plan.fetches);
+        }
+    }
+    for d in &unit.ns.own {
+        if !plan.used.contains(&d.name) {
+            let msg = format!("secret `{}` is declared but never used", d.name);
+            let diag = if strict {
+                Diagnostic::invalid(msg).note("--strict makes unused secrets an error")
+            } else {
+                Diagnostic::warning(msg)
+            };
+            diags.push(diag.at(d.source, d.name_span.clone()));
+        }
+    }
+    plan
+}
+
+fn part_range(p: &Part) -> Range<usize> {
+    match p {
+        Part::Secret(r) => r.range.clone(),
+        Part::Direct(r) => r.range.clone(),
+        Part::Literal(_) => 0..0,
+    }
+}
+
+fn undeclared(ns: &Namespace<'_>, r: &SecretRef, source: SourceId, at: Range<usize>) -> Diagnostic {
+    let mut d = Diagnostic::invalid(format!("secret `{}` is not declared", r.name))
+        .at(source, at)
+        .label("not declared in `secrets:` or a --secrets file");
+    if let Some(s) = ns.suggest(&r.name) {
+        d = d.note(format!("did you mean `{s}`?"));
+    }
+    d
+}
+
+fn template_refs(d: &Declaration) -> Vec<&str> {
+    match &d.origin {
+        Origin::Template { template, .. } => template
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Secret(r) => Some(r.name.as_str()),
+                _ => None,
+            })
+            .collect(),
+        Origin::Provider { .. } => Vec::new(),
+    }
+}
+
+/// Every name `name` depends on, itself included.
+fn closure(ns: &Namespace<'_>, name: &str, seen: &mut HashSet<String>) {
+    let mut stack = vec![name.to_owned()];
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n.clone()) {
+            continue;
+        }
+        if let Some(d) = ns.get(&n) {
+            stack.extend(template_refs(d).into_iter().map(str::to_owned));
+        }
+    }
+}
+
+fn collect_fetches(d: &Declaration, src: &Source, out: &mut HashSet<Locator>) {
+    match &d.origin {
+        Origin::Provider { locator, .. } => {
+            out.insert(locator.fetch_key());
+        }
+        Origin::Template { template, .. } => {
+            for p in &template.parts {
+                if let Part::Direct(r) = p {
+                    if let Ok(loc) = Locator::parse(r.provider, &r.locator, &src.base_dir) {
+                        out.insert(loc.fetch_key());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reports each composition cycle once, naming it.
+fn cycles(ns: &Namespace<'_>, diags: &mut Vec<Diagnostic>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Active,
+        Done,
+    }
+    let mut marks: HashMap<&str, Mark> = HashMap::new();
+    for start in ns.all() {
+        if marks.contains_key(start.name.as_str()) {
+            continue;
+        }
+        // Iterative DFS with an explicit path, so deep compositions cannot overflow.
+        let mut path: Vec<(&str, Vec<&str>)> = vec![(
+            start.name.as_str(),
+            ns.get(&start.name).map(template_refs).unwrap_or_default(),
+        )];
+        marks.insert(start.name.as_str(), Mark::Active);
+        while let Some((name, children)) = path.last_mut() {
+            let name = *name;
+            match children.pop() {
+                None => {
+                    marks.insert(name, Mark::Done);
+                    path.pop();
+                }
+                Some(child) => {
+                    let Some(cd) = ns.get(child) else { continue };
+                    match marks.get(child) {
+                        Some(Mark::Done) => {}
+                        Some(Mark::Active) => {
+                            let pos = path.iter().position(|(n, _)| *n == child).unwrap_or(0);
+                            let mut names: Vec<&str> =
+                                path[pos..].iter().map(|(n, _)| *n).collect();
+                            names.push(child);
+                            diags.push(
+                                Diagnostic::invalid(format!(
+                                    "composition cycle: {}",
+                                    names.join(" → ")
+                                ))
+                                .at(cd.source, cd.name_span.clone()),
+                            );
+                        }
+                        None => {
+                            marks.insert(cd.name.as_str(), Mark::Active);
+                            path.push((cd.name.as_str(), template_refs(cd)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Results of every fetch of a run, by fetch key.
+pub type Fetched = HashMap<Locator, Result<SecretBytes, FetchError>>;
+
+/// Fetches each distinct locator once; each provider gets its whole batch.
+pub fn fetch_all(requests: &HashSet<Locator>, registry: &mut Registry) -> Fetched {
+    let mut by_kind: HashMap<ProviderKind, Vec<&Locator>> = HashMap::new();
+    for r in requests {
+        by_kind.entry(r.kind()).or_default().push(r);
+    }
+    let mut out = HashMap::new();
+    let mut kinds: Vec<_> = by_kind.keys().copied().collect();
+    kinds.sort();
+    for kind in kinds {
+        let reqs = &by_kind[&kind];
+        let results = registry.get(kind).fetch(reqs);
+        for (r, res) in reqs.iter().zip(results) {
+            out.insert((*r).clone(), res);
+        }
+    }
+    out
+}
+
+/// A computed secret.
+struct Computed {
+    text: SecretText,
+    ty: SecretType,
+}
+
+impl std::fmt::Debug for Computed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Computed([REDACTED])")
+    }
+}
+
+/// What a site's new value is.
+enum Rendered {
+    Str(String),
+    Typed(String),
+    Json(Value),
+}
+
+/// Computes values and emits sites for one unit.
+pub struct Evaluator<'a, 'd> {
+    unit: &'a Unit<'d>,
+    sources: &'a [Source],
+    fetched: &'a Fetched,
+    redact: bool,
+    memo: HashMap<String, Option<Rc<Computed>>>,
+    /// Problems found while computing.
+    pub diags: Vec<Diagnostic>,
+}
+
+/// One emitted site: new bytes and the digest of what they must parse to.
+pub struct Emitted {
+    /// Replacement text.
+    pub text: String,
+    /// Expected events.
+    pub digest: Acc,
+}
+
+impl<'a, 'd> Evaluator<'a, 'd> {
+    /// Prepares an evaluator.
+    pub fn new(
+        unit: &'a Unit<'d>,
+        sources: &'a [Source],
+        fetched: &'a Fetched,
+        redact: bool,
+    ) -> Self {
+        Evaluator {
+            unit,
+            sources,
+            fetched,
+            redact,
+            memo: HashMap::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    fn fail(&mut self, d: Diagnostic) -> Option<Rc<Computed>> {
+        self.diags.push(d);
+        None
+    }
+
+    /// The value of a fetch (with its JSON key applied), or a reported error.
+    fn fetch_value(
+        &mut self,
+        loc: &Locator,
+        who: &str,
+        at: Option<(SourceId, Range<usize>)>,
+    ) -> Option<String> {
+        let res = self.fetched.get(&loc.fetch_key());
+        let bytes = match res {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                let d = Diagnostic::error(e.class.exit(), format!("{who}: {}", e.message))
+                    .note(format!("locator: {loc}"));
+                self.diags.push(attach(d, at));
+                return None;
+            }
+            None => {
+                self.diags.push(attach(
+                    Diagnostic::error(Exit::Provider, format!("{who}: {loc} was not fetched")),
+                    at,
+                ));
+                return None;
+            }
+        };
+        let Ok(text) = std::str::from_utf8(bytes.expose()) else {
+            let d = Diagnostic::invalid(format!("{who}: the value of {loc} is not UTF-8 text"))
+                .note("binary secrets need `encoding: base64` on a long-form declaration");
+            self.diags.push(attach(d, at));
+            return None;
+        };
+        match loc.json_key() {
+            None => Some(text.to_owned()),
+            Some(key) => {
+                let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+                match json_field_text(text, &path) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        self.diags
+                            .push(attach(e.diagnostic(who, &loc.to_string()), at));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn compute(&mut self, name: &str) -> Option<Rc<Computed>> {
+        if let Some(m) = self.memo.get(name) {
+            return m.clone();
+        }
+        // Marks the name while computing; cycles were reported during planning.
+        self.memo.insert(name.to_owned(), None);
+        let result = self.compute_uncached(name);
+        self.memo.insert(name.to_owned(), result.clone());
+        result
+    }
+
+    fn compute_uncached(&mut self, name: &str) -> Option<Rc<Computed>> {
+        let d = self.unit.ns.get(name)?;
+        let who = format!("secret `{name}`");
+        let at = Some((d.source, d.name_span.clone()));
+        let raw = match &d.origin {
+            Origin::Provider { locator, default } => {
+                let missing = matches!(self.fetched.get(&locator.fetch_key()), Some(Err(e)) if e.class == crate::provider::FetchClass::NotFound);
+                match default {
+                    Some((text, _)) if missing => text.clone(),
+                    _ => self.fetch_value(locator, &who, at.clone())?,
+                }
+            }
+            Origin::Template { template, .. } => self.interpolate(template, d.source, &who)?,
+        };
+        let raw = if d.base64 {
+            let cleaned: Vec<u8> = raw.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            match base64::engine::general_purpose::STANDARD.decode(cleaned) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        return self.fail(attach(
+                            Diagnostic::invalid(format!(
+                                "{who}: the base64-decoded value is not UTF-8 text"
+                            )),
+                            at,
+                        ))
+                    }
+                },
+                Err(_) => {
+                    return self.fail(attach(
+                        Diagnostic::invalid(format!("{who}: the value is not valid base64")),
+                        at,
+                    ))
+                }
+            }
+        } else {
+            raw
+        };
+        if d.totp.is_some() {
+            return self.fail(attach(
+                Diagnostic::invalid(format!(
+                    "{who}: `totp` codes are not supported by this build of keyfill"
+                )),
+                at,
+            ));
+        }
+        let text = match canonical(d.ty, &raw) {
+            Ok(t) => t,
+            Err(what) => {
+                return self.fail(attach(
+                    Diagnostic::invalid(format!("{who}: the value is not {what}")),
+                    at,
+                ))
+            }
+        };
+        Some(Rc::new(Computed {
+            text: SecretText::new(text),
+            ty: d.ty,
+        }))
+    }
+
+    fn interpolate(&mut self, t: &Template, source: SourceId, who: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut ok = true;
+        for p in &t.parts {
+            match p {
+                Part::Literal(l) => out.push_str(l),
+                Part::Secret(r) => match self.compute(&r.name) {
+                    Some(c) => match self.field(&c, r, who) {
+                        Some(Rendered::Str(s) | Rendered::Typed(s)) => out.push_str(&s),
+                        Some(Rendered::Json(v)) => out.push_str(&v.to_string()),
+                        None => ok = false,
+                    },
+                    None => ok = false,
+                },
+                Part::Direct(r) => {
+                    let base = &self.sources[source].base_dir;
+                    match Locator::parse(r.provider, &r.locator, base) {
+                        Ok(loc) => match self.fetch_value(&loc, who, None) {
+                            Some(v) => out.push_str(&v),
+                            None => ok = false,
+                        },
+                        Err(_) => ok = false,
+                    }
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A secret (or a field of it) as a renderable value.
+    fn field(&mut self, c: &Computed, r: &SecretRef, who: &str) -> Option<Rendered> {
+        if r.path.is_empty() {
+            return Some(match c.ty {
+                SecretType::String => Rendered::Str(c.text.expose().to_owned()),
+                SecretType::Json => match serde_json::from_str(c.text.expose()) {
+                    Ok(v) => Rendered::Json(v),
+                    Err(_) => Rendered::Str(c.text.expose().to_owned()),
+                },
+                _ => Rendered::Typed(c.text.expose().to_owned()),
+            });
+        }
+        let Ok(json) = serde_json::from_str::<Value>(c.text.expose()) else {
+            self.diags.push(Diagnostic::invalid(format!(
+                "{who}: `$<{}.{}>` needs secret `{}` to hold a JSON object",
+                r.name,
+                r.path.join("."),
+                r.name
+            )));
+            return None;
+        };
+        match walk(&json, &r.path) {
+            Ok(v) => Some(match v {
+                Value::String(s) => Rendered::Str(s.clone()),
+                other if c.ty == SecretType::Json => Rendered::Json(other.clone()),
+                other => Rendered::Str(other.to_string()),
+            }),
+            Err(e) => {
+                self.diags
+                    .push(e.diagnostic(who, &format!("secret `{}`", r.name)));
+                None
+            }
+        }
+    }
+
+    /// New text for one site, or `None` after reporting why not.
+    pub fn emit(&mut self, site: &Site, key: &DigestKey) -> Option<Emitted> {
+        let src = &self.sources[self.unit.source];
+        let at = |r: Range<usize>| {
+            (
+                self.unit.source,
+                locate(&src.text, &site.span, &site.value, r),
+            )
+        };
+        let value = match site.template.whole() {
+            Some(Part::Secret(r)) => {
+                let who = format!("secret `{}`", r.name);
+                let c = self.compute(&r.name)?;
+                let v = self.field(&c, r, &who);
+                if v.is_none() {
+                    if let Some(d) = self.diags.last_mut() {
+                        if d.location.is_none() {
+                            let (s, span) = at(r.range.clone());
+                            d.location = Some(crate::error::Location { source: s, span });
+                        }
+                    }
+                }
+                v?
+            }
+            Some(Part::Direct(r)) => {
+                let loc = Locator::parse(r.provider, &r.locator, &src.base_dir).ok()?;
+                let who = format!("reference <<{}|{}>>", r.provider, r.locator);
+                Rendered::Str(self.fetch_value(&loc, &who, Some(at(r.range.clone())))?)
+            }
+            _ => {
+                if self.redact && site.template.has_refs() {
+                    Rendered::Str(redacted(&site.template))
+                } else {
+                    Rendered::Str(self.interpolate(
+                        &site.template,
+                        self.unit.source,
+                        "reference",
+                    )?)
+                }
+            }
+        };
+        let value = match value {
+            _ if self.redact && site.template.has_refs() => {
+                Rendered::Str(if site.template.whole().is_some() {
+                    MASK.to_owned()
+                } else {
+                    redacted(&site.template)
+                })
+            }
+            v => v,
+        };
+        if matches!(value, Rendered::Json(_)) && site.tag.is_some() {
+            self.diags.push(
+                Diagnostic::invalid("a `type: json` secret cannot replace a tagged scalar")
+                    .at(self.unit.source, site.span.clone()),
+            );
+            return None;
+        }
+        Some(emit_site(site, &value, &src.text, key))
+    }
+}
+
+fn attach(d: Diagnostic, at: Option<(SourceId, Range<usize>)>) -> Diagnostic {
+    match at {
+        Some((s, r)) => d.at(s, r),
+        None => d,
+    }
+}
+
+/// The template with every reference replaced by the mask.
+fn redacted(t: &Template) -> String {
+    t.parts
+        .iter()
+        .map(|p| match p {
+            Part::Literal(l) => l.as_str(),
+            _ => MASK,
+        })
+        .collect()
+}
+
+fn emit_site(site: &Site, value: &Rendered, src: &str, key: &DigestKey) -> Emitted {
+    let mut text = String::new();
+    let mut digest = Acc::default();
+    let tail = site
+        .block
+        .as_ref()
+        .map_or("", |b| src.get(b.tail.clone()).unwrap_or(""));
+    let line_break = site.block.as_ref().map_or("", |b| b.line_break);
+    let tag = site.tag.as_deref();
+    match value {
+        Rendered::Str(s) => {
+            let done = match &site.block {
+                Some(b) if !site.is_key => emit::block_scalar(
+                    s,
+                    &BlockShape {
+                        folded: b.folded,
+                        indent: b.indent,
+                        tail,
+                        line_break,
+                        blank_follows: b.blank_follows,
+                    },
+                    &mut text,
+                ),
+                _ => false,
+            };
+            if !done {
+                let prefer = match site.style {
+                    _ if site.is_key => Prefer::Double,
+                    granit_parser::ScalarStyle::Plain => Prefer::Plain,
+                    granit_parser::ScalarStyle::SingleQuoted => Prefer::Single,
+                    _ => Prefer::Double,
+                };
+                emit::string_scalar(s, prefer, site.ctx, &mut text);
+                text.push_str(tail);
+                text.push_str(line_break);
+            }
+            digest.push(key, Ev::Scalar(site.anchor, tag.unwrap_or("str"), s));
+        }
+        Rendered::Typed(s) => {
+            text.push_str(s);
+            text.push_str(tail);
+            text.push_str(line_break);
+            digest.push(
+                key,
+                Ev::Scalar(site.anchor, tag.unwrap_or_else(|| plain_kind(s)), s),
+            );
+        }
+        Rendered::Json(v) => {
+            // Depth was bounded when the value was parsed; a failure here falls back to a string.
+            if emit::json_flow(v, MAX_JSON_DEPTH, &mut text).is_err() {
+                text.clear();
+                let s = v.to_string();
+                emit::double_quoted(&s, &mut text);
+                digest.push(key, Ev::Scalar(site.anchor, "str", &s));
+            } else {
+                json_digest(v, site.anchor, key, &mut digest);
+            }
+            text.push_str(tail);
+            text.push_str(line_break);
+        }
+    }
+    let _ = Ctx::Block;
+    Emitted { text, digest }
+}
+
+fn json_digest(v: &Value, anchor: usize, key: &DigestKey, acc: &mut Acc) {
+    match v {
+        Value::Null => acc.push(key, Ev::Scalar(anchor, "null", "null")),
+        Value::Bool(b) => acc.push(
+            key,
+            Ev::Scalar(anchor, "bool", if *b { "true" } else { "false" }),
+        ),
+        Value::Number(n) => {
+            let t = if n.is_f64() {
+                emit::float_text(n.as_f64().unwrap_or(f64::NAN))
+            } else {
+                n.to_string()
+            };
+            acc.push(key, Ev::Scalar(anchor, plain_kind(&t), &t));
+        }
+        Value::String(s) => acc.push(key, Ev::Scalar(anchor, "str", s)),
+        Value::Array(items) => {
+            acc.push(key, Ev::SeqStart(anchor, None));
+            for i in items {
+                json_digest(i, 0, key, acc);
+            }
+            acc.push(key, Ev::SeqEnd);
+        }
+        Value::Object(m) => {
+            acc.push(key, Ev::MapStart(anchor, None));
+            for (k, i) in m {
+                acc.push(key, Ev::Scalar(0, "str", k));
+                json_digest(i, 0, key, acc);
+            }
+            acc.push(key, Ev::MapEnd);
+        }
+    }
+}
+
+/// Checks a value against its type and returns the text to render.
+fn canonical(ty: SecretType, raw: &str) -> Result<String, &'static str> {
+    let t = raw.trim();
+    match ty {
+        SecretType::String => Ok(raw.to_owned()),
+        SecretType::Int => {
+            let digits = t.strip_prefix('+').unwrap_or(t);
+            let valid = !digits.is_empty()
+                && digits
+                    .trim_start_matches('-')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                && !digits.trim_start_matches('-').is_empty();
+            if !valid {
+                return Err("an integer");
+            }
+            digits
+                .parse::<i128>()
+                .map(|n| n.to_string())
+                .map_err(|_| "an integer in range")
+        }
+        SecretType::Float => {
+            let lower = t.to_ascii_lowercase();
+            let f = match lower.trim_start_matches('+') {
+                "inf" | ".inf" | "infinity" => f64::INFINITY,
+                "-inf" | "-.inf" | "-infinity" => f64::NEG_INFINITY,
+                "nan" | ".nan" => f64::NAN,
+                other => other.parse::<f64>().map_err(|_| "a number")?,
+            };
+            Ok(emit::float_text(f))
+        }
+        SecretType::Bool => match t.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok("true".into()),
+            "false" | "no" | "off" | "0" => Ok("false".into()),
+            _ => Err("a boolean (true/false, yes/no, on/off, 1/0)"),
+        },
+        SecretType::Json => match serde_json::from_str::<Value>(raw) {
+            Ok(_) => Ok(raw.to_owned()),
+            Err(_) => Err("valid JSON"),
+        },
+    }
+}
+
+/// A JSON field that is not there.
+struct Missing {
+    path: String,
+    available: Vec<String>,
+    not_json: bool,
+}
+
+impl Missing {
+    fn diagnostic(&self, who: &str, what: &str) -> Diagnostic {
+        if self.not_json {
+            return Diagnostic::invalid(format!(
+                "{who}: {what} is not a JSON object, so it has no key {}",
+                quoted(&self.path)
+            ));
+        }
+        let mut d = Diagnostic::error(
+            Exit::NotFound,
+            format!("{who}: {what} has no JSON key {}", quoted(&self.path)),
+        );
+        if !self.available.is_empty() {
+            let mut keys = self.available.clone();
+            keys.sort();
+            keys.truncate(30);
+            d = d.note(format!("keys there: {}", keys.join(", ")));
+        }
+        d
+    }
+}
+
+fn walk<'v>(v: &'v Value, path: &[String]) -> Result<&'v Value, Missing> {
+    let mut cur = v;
+    for (i, seg) in path.iter().enumerate() {
+        let next = match cur {
+            Value::Object(m) => m.get(seg),
+            Value::Array(a) => seg.parse::<usize>().ok().and_then(|n| a.get(n)),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => {
+                let available = match cur {
+                    Value::Object(m) => m.keys().cloned().collect(),
+                    Value::Array(a) => (0..a.len().min(30)).map(|n| n.to_string()).collect(),
+                    _ => Vec::new(),
+                };
+                return Err(Missing {
+                    path: path[..=i].join("."),
+                    available,
+                    not_json: false,
+                });
+            }
+        }
+    }
+    Ok(cur)
+}
+
+/// A JSON key of a fetched text, as text (strings as is, others as compact JSON).
+fn json_field_text(text: &str, path: &[String]) -> Result<String, Missing> {
+    let Ok(json) = serde_json::from_str::<Value>(text) else {
+        return Err(Missing {
+            path: path.join("."),
+            available: Vec::new(),
+            not_json: true,
+        });
+    };
+    walk(&json, path).map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_types() {
+        assert_eq!(canonical(SecretType::Int, " 0123 "), Ok("123".into()));
+        assert_eq!(canonical(SecretType::Int, "-5"), Ok("-5".into()));
+        assert!(canonical(SecretType::Int, "1.5").is_err());
+        assert!(canonical(SecretType::Int, "-").is_err());
+        assert_eq!(canonical(SecretType::Float, "1"), Ok("1.0".into()));
+        assert_eq!(canonical(SecretType::Bool, "Yes"), Ok("true".into()));
+        assert!(canonical(SecretType::Bool, "maybe").is_err());
+        assert!(canonical(SecretType::Json, "{").is_err());
+    }
+
+    #[test]
+    fn json_keys() {
+        let text = r#"{"a": {"b": [10, "x"]}, "c": "s"}"#;
+        assert_eq!(json_field_text(text, &["c".into()]).ok(), Some("s".into()));
+        assert_eq!(
+            json_field_text(text, &["a".into(), "b".into(), "0".into()]).ok(),
+            Some("10".into())
+        );
+        let e = json_field_text(text, &["nope".into()])
+            .err()
+            .map(|m| m.available);
+        assert_eq!(e, Some(vec!["a".to_owned(), "c".to_owned()]));
+    }
+}

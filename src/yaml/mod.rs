@@ -1,0 +1,7 @@
+//! YAML handling: scan events with spans, emit safe scalars, splice, verify.
+
+pub mod digest;
+pub mod emit;
+pub mod scan;
+pub mod schema;
+pub mod verify;

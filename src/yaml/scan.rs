@@ -1,0 +1,892 @@
+//! The first pass: one walk over the parser's events with byte spans.
+//!
+//! It finds the first document's top-level `secrets:` block (captured as a small
+//! tree, then cut from the output), every scalar that holds a reference or an
+//! escape (a [`Site`], with the exact byte region to replace), references in
+//! mapping keys (errors), and the path of every site for `scope` checks. It also
+//! folds every event that will reach the output into the verification digest, in
+//! segments split at the sites, and enforces the nesting and alias limits.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+
+use granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
+
+use super::digest::{Acc, DigestKey, Ev};
+use super::emit::Ctx;
+use super::schema::{resolve_core, Kind};
+use crate::error::{Diagnostic, SourceId};
+use crate::reference::{self, Template};
+
+/// Bounds against hostile input.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Deepest nesting of collections.
+    pub max_depth: usize,
+    /// Most alias nodes in one input.
+    pub max_aliases: usize,
+}
+
+/// A node of the captured `secrets:` block.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// What it is.
+    pub kind: NodeKind,
+    /// Its bytes in the source.
+    pub span: Range<usize>,
+}
+
+/// The shape of a captured node.
+#[derive(Clone, Debug)]
+pub enum NodeKind {
+    /// A scalar with its parsed value.
+    Scalar {
+        /// Parsed value.
+        value: String,
+        /// Source style.
+        style: ScalarStyle,
+    },
+    /// A mapping, in order.
+    Map(Vec<(Node, Node)>),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// An alias keyfill does not follow here (to a collection).
+    Alias,
+}
+
+impl Node {
+    /// The scalar value, if this is a scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a plain empty scalar or `null`/`~`.
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, NodeKind::Scalar { value, style: ScalarStyle::Plain } if resolve_core(value) == Kind::Null)
+    }
+}
+
+/// The top-level `secrets:` entry of the first document.
+#[derive(Clone, Debug)]
+pub struct SecretsBlock {
+    /// The `secrets` key.
+    pub key_span: Range<usize>,
+    /// Its value.
+    pub value: Node,
+    /// Bytes removed from the output.
+    pub removal: Range<usize>,
+    /// Text put in their place (`{}` when the block was the only entry).
+    pub replacement: String,
+}
+
+/// Layout of an original block scalar.
+#[derive(Clone, Debug)]
+pub struct BlockSite {
+    /// `>` rather than `|`.
+    pub folded: bool,
+    /// Content column.
+    pub indent: usize,
+    /// Header tail (spaces and comment) after the indicators.
+    pub tail: Range<usize>,
+    /// The line break used after the header.
+    pub line_break: &'static str,
+    /// Whether a blank line follows the replaced region.
+    pub blank_follows: bool,
+}
+
+/// A scalar whose value changes in the output.
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// Bytes to replace (for block scalars: from the indicator on).
+    pub region: Range<usize>,
+    /// The scalar's own span (for locating references in the source).
+    pub span: Range<usize>,
+    /// Parsed value.
+    pub value: String,
+    /// References and literal text.
+    pub template: Template,
+    /// Source style.
+    pub style: ScalarStyle,
+    /// Block or flow context.
+    pub ctx: Ctx,
+    /// Set for `|` and `>` scalars.
+    pub block: Option<BlockSite>,
+    /// Explicit tag, as the digest spells it.
+    pub tag: Option<String>,
+    /// Anchor id as the output will number it.
+    pub anchor: usize,
+    /// Mapping key rather than value.
+    pub is_key: bool,
+    /// Keys and indices from the document root.
+    pub path: Vec<String>,
+    /// Document index.
+    pub doc: usize,
+}
+
+/// Everything the first pass learned.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The declarations block, if any.
+    pub secrets: Option<SecretsBlock>,
+    /// Scalars to rewrite, in source order.
+    pub sites: Vec<Site>,
+    /// Problems found (references in keys, malformed references).
+    pub errors: Vec<Diagnostic>,
+    /// Digest segments around the sites (`sites.len() + 1` of them).
+    pub segments: Vec<Acc>,
+    /// Number of documents.
+    pub docs: usize,
+}
+
+struct Frame<'a> {
+    map: bool,
+    flow: bool,
+    expect_key: bool,
+    in_key: bool,
+    key: Option<Cow<'a, str>>,
+    index: usize,
+}
+
+enum Partial {
+    Map(Vec<(Node, Node)>, Option<Node>, usize),
+    Seq(Vec<Node>, usize),
+}
+
+#[derive(Default)]
+struct Capture {
+    stack: Vec<Partial>,
+    done: Option<Node>,
+    depth: usize,
+}
+
+impl Capture {
+    fn add(&mut self, node: Node) {
+        match self.stack.last_mut() {
+            None => self.done = Some(node),
+            Some(Partial::Seq(items, _)) => items.push(node),
+            Some(Partial::Map(entries, pending, _)) => match pending.take() {
+                None => *pending = Some(node),
+                Some(k) => entries.push((k, node)),
+            },
+        }
+    }
+}
+
+struct RootEntry {
+    key_start: usize,
+    value_end: usize,
+}
+
+/// Runs the first pass over `src`.
+pub fn scan(
+    src: &str,
+    source: SourceId,
+    limits: Limits,
+    key: &DigestKey,
+    want_sites: bool,
+) -> Result<Scan, Diagnostic> {
+    Walker::new(src, source, limits, key, want_sites).run()
+}
+
+struct Walker<'a, 'k> {
+    src: &'a str,
+    source: SourceId,
+    limits: Limits,
+    key: &'k DigestKey,
+    want_sites: bool,
+    out: Scan,
+    frames: Vec<Frame<'a>>,
+    acc: Acc,
+    doc: usize,
+    started: bool,
+    last_end: usize,
+    max_end: usize,
+    aliases: usize,
+    pending_secrets: Option<Range<usize>>,
+    capture: Option<Capture>,
+    removed_ids: Vec<usize>,
+    anchored: HashMap<usize, String>,
+    root_flow: bool,
+    root_entries: Vec<RootEntry>,
+    secrets_entry: Option<usize>,
+}
+
+impl<'a, 'k> Walker<'a, 'k> {
+    fn new(
+        src: &'a str,
+        source: SourceId,
+        limits: Limits,
+        key: &'k DigestKey,
+        want_sites: bool,
+    ) -> Self {
+        Walker {
+            src,
+            source,
+            limits,
+            key,
+            want_sites,
+            out: Scan::default(),
+            frames: Vec::new(),
+            acc: Acc::default(),
+            doc: 0,
+            started: false,
+            last_end: 0,
+            max_end: 0,
+            aliases: 0,
+            pending_secrets: None,
+            capture: None,
+            removed_ids: Vec::new(),
+            anchored: HashMap::new(),
+            root_flow: false,
+            root_entries: Vec::new(),
+            secrets_entry: None,
+        }
+    }
+
+    fn run(mut self) -> Result<Scan, Diagnostic> {
+        let options = granit_parser::options! {
+            flow_nesting_limit: self.limits.max_depth,
+            block_nesting_limit: self.limits.max_depth,
+        };
+        for item in Parser::new_from_str_with_options(self.src, options) {
+            let (ev, span) = item.map_err(|e| self.parse_error(&e))?;
+            let r = span.byte_range().unwrap_or(0..0);
+            self.event(ev, r.clone(), span.indent)?;
+            if r.end > r.start {
+                self.max_end = self.max_end.max(r.end);
+            }
+            self.last_end = r.end;
+        }
+        self.finish_secrets();
+        self.out.segments.push(self.acc);
+        Ok(self.out)
+    }
+
+    fn parse_error(&self, e: &granit_parser::ScanError) -> Diagnostic {
+        let at = e.marker().byte_offset().unwrap_or(0).min(self.src.len());
+        let mut msg = e.kind().to_string();
+        if matches!(e.kind(), granit_parser::ErrorKind::RecursionLimitExceeded)
+            || msg.contains("nest")
+        {
+            msg = format!(
+                "nesting deeper than {} levels (raise with --max-depth)",
+                self.limits.max_depth
+            );
+        }
+        Diagnostic::invalid(format!("invalid YAML: {msg}")).at(self.source, at..at)
+    }
+
+    fn digest(&mut self, ev: Ev<'_>) {
+        if self.capture.is_none() {
+            self.acc.push(self.key, ev);
+        }
+    }
+
+    /// Anchor id as numbered in the output, where the secrets block's anchors are gone.
+    fn out_id(&self, id: usize) -> usize {
+        if id == 0 {
+            0
+        } else {
+            id - self.removed_ids.partition_point(|&r| r < id)
+        }
+    }
+
+    /// Role of the node that starts now: (is a key, is inside a key).
+    fn role(&self) -> (bool, bool) {
+        match self.frames.last() {
+            None => (false, false),
+            Some(f) => {
+                let is_key = f.map && f.expect_key;
+                (is_key, f.in_key || is_key)
+            }
+        }
+    }
+
+    fn node_done(&mut self) {
+        if let Some(f) = self.frames.last_mut() {
+            if f.map {
+                f.expect_key = !f.expect_key;
+            } else {
+                f.index += 1;
+            }
+        }
+        // A captured value ends when the frame depth returns to where it began.
+        if let Some(c) = &self.capture {
+            if self.frames.len() == c.depth && c.stack.is_empty() {
+                self.end_capture();
+            }
+        }
+    }
+
+    fn at_root_key(&self, is_key: bool) -> bool {
+        self.doc == 0 && is_key && self.frames.len() == 1 && self.frames[0].map
+    }
+
+    fn note_root_key(&mut self, is_key: bool, start: usize) {
+        if self.at_root_key(is_key) {
+            if let Some(prev) = self.root_entries.last_mut() {
+                prev.value_end = self.max_end;
+            }
+            self.root_entries.push(RootEntry {
+                key_start: start,
+                value_end: start,
+            });
+        }
+    }
+
+    /// Starts capturing if this node is the value of the root `secrets` key.
+    fn maybe_begin_capture(&mut self) {
+        if self.capture.is_none() && self.pending_secrets.is_some() && self.frames.len() == 1 {
+            self.capture = Some(Capture {
+                depth: 1,
+                ..Capture::default()
+            });
+        }
+    }
+
+    fn end_capture(&mut self) {
+        let Some(mut c) = self.capture.take() else {
+            return;
+        };
+        debug_assert!(c.stack.is_empty());
+        let Some(key_span) = self.pending_secrets.take() else {
+            return;
+        };
+        let value = c.done.take().unwrap_or(Node {
+            kind: NodeKind::Scalar {
+                value: String::new(),
+                style: ScalarStyle::Plain,
+            },
+            span: key_span.end..key_span.end,
+        });
+        self.secrets_entry = Some(self.root_entries.len().saturating_sub(1));
+        self.out.secrets = Some(SecretsBlock {
+            key_span,
+            value,
+            removal: 0..0,
+            replacement: String::new(),
+        });
+    }
+
+    fn event(
+        &mut self,
+        ev: Event<'a>,
+        r: Range<usize>,
+        indent: Option<usize>,
+    ) -> Result<(), Diagnostic> {
+        match ev {
+            Event::DocumentStart(..) => {
+                if self.started {
+                    self.doc += 1;
+                }
+                self.started = true;
+                self.out.docs += 1;
+                self.digest(Ev::DocStart);
+            }
+            Event::DocumentEnd => self.digest(Ev::DocEnd),
+            Event::Scalar(value, style, anchor, tag) => {
+                let tag = tag.map(|t| t.to_string());
+                self.scalar(value, style, anchor, tag, r, indent);
+            }
+            Event::MappingStart(style, anchor, tag) => {
+                self.start(true, style, anchor, tag.map(|t| t.to_string()), r)?;
+            }
+            Event::SequenceStart(style, anchor, tag) => {
+                self.start(false, style, anchor, tag.map(|t| t.to_string()), r)?;
+            }
+            Event::MappingEnd | Event::SequenceEnd => self.end(r),
+            Event::Alias(id) => self.alias(id, r)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        map: bool,
+        style: StructureStyle,
+        anchor: usize,
+        tag: Option<String>,
+        r: Range<usize>,
+    ) -> Result<(), Diagnostic> {
+        let (is_key, in_key) = self.role();
+        self.note_root_key(is_key, r.start);
+        if let Some(f) = self.frames.last_mut() {
+            if is_key {
+                f.key = None;
+            }
+        }
+        self.maybe_begin_capture();
+        let flow = style == StructureStyle::Flow;
+        if self.frames.len() >= self.limits.max_depth {
+            return Err(Diagnostic::invalid(format!(
+                "nesting deeper than {} levels (raise with --max-depth)",
+                self.limits.max_depth
+            ))
+            .at(self.source, r.start..r.start));
+        }
+        if self.frames.is_empty() && self.doc == 0 {
+            self.root_flow = flow;
+        }
+        if let Some(c) = self.capture.as_mut() {
+            if anchor != 0 {
+                self.removed_ids.push(anchor);
+            }
+            c.stack.push(if map {
+                Partial::Map(Vec::new(), None, r.start)
+            } else {
+                Partial::Seq(Vec::new(), r.start)
+            });
+        } else {
+            let id = self.out_id(anchor);
+            self.acc.push(
+                self.key,
+                if map {
+                    Ev::MapStart(id, tag.as_deref())
+                } else {
+                    Ev::SeqStart(id, tag.as_deref())
+                },
+            );
+        }
+        self.frames.push(Frame {
+            map,
+            flow,
+            expect_key: true,
+            in_key,
+            key: None,
+            index: 0,
+        });
+        Ok(())
+    }
+
+    fn end(&mut self, r: Range<usize>) {
+        let Some(frame) = self.frames.pop() else {
+            return;
+        };
+        if self.frames.is_empty() && self.doc == 0 && frame.map {
+            if let Some(last) = self.root_entries.last_mut() {
+                last.value_end = self.max_end;
+            }
+        }
+        if let Some(c) = self.capture.as_mut() {
+            let end = self.max_end.max(r.end);
+            if let Some(p) = c.stack.pop() {
+                let node = match p {
+                    Partial::Map(entries, _, start) => Node {
+                        kind: NodeKind::Map(entries),
+                        span: start..end,
+                    },
+                    Partial::Seq(items, start) => Node {
+                        kind: NodeKind::Seq(items),
+                        span: start..end,
+                    },
+                };
+                c.add(node);
+            }
+        } else {
+            self.acc
+                .push(self.key, if frame.map { Ev::MapEnd } else { Ev::SeqEnd });
+        }
+        self.node_done();
+    }
+
+    fn alias(&mut self, id: usize, r: Range<usize>) -> Result<(), Diagnostic> {
+        self.aliases += 1;
+        if self.aliases > self.limits.max_aliases {
+            return Err(Diagnostic::invalid(format!(
+                "more than {} aliases (raise with --max-aliases)",
+                self.limits.max_aliases
+            ))
+            .at(self.source, r));
+        }
+        let (is_key, _) = self.role();
+        self.note_root_key(is_key, r.start);
+        self.maybe_begin_capture();
+        if let Some(c) = self.capture.as_mut() {
+            let kind = match self.anchored.get(&id) {
+                Some(v) => NodeKind::Scalar {
+                    value: v.clone(),
+                    style: ScalarStyle::DoubleQuoted,
+                },
+                None => NodeKind::Alias,
+            };
+            c.add(Node { kind, span: r });
+        } else {
+            if self.removed_ids.binary_search(&id).is_ok() {
+                self.out.errors.push(
+                    Diagnostic::invalid("alias to an anchor inside the `secrets:` block, which is removed from the output")
+                        .at(self.source, r.clone())
+                        .note("move the anchored value out of the `secrets:` block"),
+                );
+            }
+            let id = self.out_id(id);
+            self.acc.push(self.key, Ev::Alias(id));
+        }
+        self.node_done();
+        Ok(())
+    }
+
+    fn scalar(
+        &mut self,
+        value: Cow<'a, str>,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<String>,
+        r: Range<usize>,
+        indent: Option<usize>,
+    ) {
+        let (is_key, in_key) = self.role();
+        self.note_root_key(is_key, r.start);
+        // The root `secrets` key of the first document opens the declarations block.
+        if self.at_root_key(is_key) && value == "secrets" && self.capture.is_none() {
+            if self.out.secrets.is_some() || self.pending_secrets.is_some() {
+                self.out.errors.push(
+                    Diagnostic::invalid("duplicate `secrets:` block").at(self.source, r.clone()),
+                );
+            } else {
+                self.pending_secrets = Some(r.clone());
+                if let Some(f) = self.frames.last_mut() {
+                    f.key = Some(value);
+                }
+                self.node_done();
+                return;
+            }
+        }
+        self.maybe_begin_capture();
+        if self.doc == 0 && anchor != 0 && self.out.secrets.is_none() {
+            self.anchored.insert(anchor, value.to_string());
+        }
+        if let Some(c) = self.capture.as_mut() {
+            if anchor != 0 {
+                self.removed_ids.push(anchor);
+            }
+            c.add(Node {
+                kind: NodeKind::Scalar {
+                    value: value.into_owned(),
+                    style,
+                },
+                span: r,
+            });
+            self.node_done();
+            return;
+        }
+        if self.want_sites && reference::may_contain_reference(&value) {
+            let (template, errors) = reference::parse(&value);
+            for e in &errors {
+                let at = locate(self.src, &r, &value, e.range.clone());
+                let mut d = Diagnostic::invalid(e.message.clone()).at(self.source, at);
+                if let Some(n) = &e.note {
+                    d = d.note(n.clone());
+                }
+                self.out.errors.push(d);
+            }
+            let unchanged = match template.parts.as_slice() {
+                [reference::Part::Literal(l)] => *l == *value,
+                [] => value.is_empty(),
+                _ => false,
+            };
+            if in_key && template.has_refs() {
+                for p in &template.parts {
+                    if let reference::Part::Secret(reference::SecretRef { range, .. })
+                    | reference::Part::Direct(reference::DirectRef { range, .. }) = p
+                    {
+                        let at = locate(self.src, &r, &value, range.clone());
+                        self.out.errors.push(
+                            Diagnostic::invalid("reference in a mapping key")
+                                .at(self.source, at)
+                                .label("a key must not depend on a secret"),
+                        );
+                    }
+                }
+            } else if !unchanged && errors.is_empty() {
+                self.site(value, template, style, anchor, tag, r, indent, is_key);
+                if let Some(f) = self.frames.last_mut() {
+                    if is_key {
+                        f.key = None;
+                    }
+                }
+                self.node_done();
+                return;
+            }
+        }
+        let id = self.out_id(anchor);
+        let kind: &str = match (&tag, style) {
+            (Some(t), _) => t,
+            (None, ScalarStyle::Plain) => kind_name(resolve_core(&value)),
+            (None, _) => "str",
+        };
+        self.acc.push(self.key, Ev::Scalar(id, kind, &value));
+        if is_key {
+            if let Some(f) = self.frames.last_mut() {
+                f.key = Some(value);
+            }
+        }
+        self.node_done();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn site(
+        &mut self,
+        value: Cow<'a, str>,
+        template: Template,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<String>,
+        r: Range<usize>,
+        indent: Option<usize>,
+        is_key: bool,
+    ) {
+        // Close the digest segment: the site's events are added after resolution.
+        self.out.segments.push(std::mem::take(&mut self.acc));
+        let mut region = r.clone();
+        let mut block = None;
+        if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+            let (reg, b) = block_layout(self.src, self.last_end.min(r.start), &r, style, indent);
+            region = reg;
+            block = Some(b);
+        }
+        let ctx = if self.frames.iter().any(|f| f.flow) {
+            Ctx::Flow
+        } else {
+            Ctx::Block
+        };
+        let path = self
+            .frames
+            .iter()
+            .map(|f| {
+                if f.map {
+                    f.key.as_deref().unwrap_or("?").to_owned()
+                } else {
+                    f.index.to_string()
+                }
+            })
+            .collect();
+        let anchor = self.out_id(anchor);
+        self.out.sites.push(Site {
+            region,
+            span: r,
+            value: value.into_owned(),
+            template,
+            style,
+            ctx,
+            block,
+            tag,
+            anchor,
+            is_key,
+            path,
+            doc: self.doc,
+        });
+    }
+
+    /// Works out the bytes to cut for the secrets block, now that the document is known.
+    fn finish_secrets(&mut self) {
+        let Some(idx) = self.secrets_entry else {
+            return;
+        };
+        let Some(block) = self.out.secrets.as_mut() else {
+            return;
+        };
+        let src = self.src;
+        let entries = &self.root_entries;
+        let Some(entry) = entries.get(idx) else {
+            return;
+        };
+        if self.root_flow {
+            block.removal = if idx + 1 < entries.len() {
+                entry.key_start..entries[idx + 1].key_start
+            } else if idx > 0 {
+                entries[idx - 1].value_end..entry.value_end
+            } else {
+                entry.key_start..entry.value_end
+            };
+            return;
+        }
+        let b = src.as_bytes();
+        let mut start = entry.key_start;
+        let line_start = src[..start].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+        if src[line_start..start]
+            .bytes()
+            .all(|c| c == b' ' || c == b'?')
+        {
+            start = line_start;
+        }
+        let mut end = entry.value_end.max(block.key_span.end);
+        while end > entry.key_start && matches!(b[end - 1], b' ' | b'\t' | b'\n' | b'\r') {
+            end -= 1;
+        }
+        end = end_of_line(src, end);
+        block.removal = start..end;
+        if entries.len() == 1 {
+            let lb = if src.contains("\r\n") { "\r\n" } else { "\n" };
+            block.replacement = format!("{{}}{lb}");
+        }
+    }
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Null => "null",
+        Kind::Bool => "bool",
+        Kind::Int => "int",
+        Kind::Float => "float",
+        Kind::Str => "str",
+    }
+}
+
+/// The digest kind of a plain scalar's text (shared with verification).
+pub fn plain_kind(value: &str) -> &'static str {
+    kind_name(resolve_core(value))
+}
+
+/// From `at` (just after some content), past spaces and a trailing comment, to
+/// just after the line break — when nothing else stands on the line.
+fn end_of_line(src: &str, at: usize) -> usize {
+    let b = src.as_bytes();
+    let mut i = at;
+    while i < b.len() && matches!(b[i], b' ' | b'\t') {
+        i += 1;
+    }
+    if i < b.len() && b[i] == b'#' {
+        while i < b.len() && !matches!(b[i], b'\n' | b'\r') {
+            i += 1;
+        }
+    }
+    match b.get(i) {
+        Some(b'\r') if b.get(i + 1) == Some(&b'\n') => i + 2,
+        Some(b'\n' | b'\r') => i + 1,
+        None => i,
+        Some(_) => at,
+    }
+}
+
+/// Finds the `|`/`>` indicator of a block scalar between the previous event and
+/// its content, skipping tags, anchors and comments that may stand in between.
+fn find_indicator(src: &str, from: usize, to: usize) -> Option<usize> {
+    let b = src.as_bytes();
+    let mut i = from;
+    while i < to {
+        match b[i] {
+            b'|' | b'>' => return Some(i),
+            b'#' => {
+                while i < to && !matches!(b[i], b'\n' | b'\r') {
+                    i += 1;
+                }
+            }
+            b'!' | b'&' => {
+                while i < to && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The region to replace for a block scalar and what the emitter needs to know.
+fn block_layout(
+    src: &str,
+    from: usize,
+    r: &Range<usize>,
+    style: ScalarStyle,
+    indent: Option<usize>,
+) -> (Range<usize>, BlockSite) {
+    let b = src.as_bytes();
+    let p = find_indicator(src, from, r.start).unwrap_or(r.start);
+    // Header: indicator, up to two of [1-9] and [+-], then spaces/comment, then a break.
+    let mut i = p + 1;
+    let mut keep = false;
+    while i < b.len() && i < p + 3 && matches!(b[i], b'1'..=b'9' | b'+' | b'-') {
+        keep |= b[i] == b'+';
+        i += 1;
+    }
+    let tail_start = i;
+    while i < b.len() && !matches!(b[i], b'\n' | b'\r') {
+        i += 1;
+    }
+    let tail = tail_start..i;
+    let line_break = if b.get(i) == Some(&b'\r') && b.get(i + 1) == Some(&b'\n') {
+        "\r\n"
+    } else if b.get(i) == Some(&b'\r') {
+        "\r"
+    } else {
+        "\n"
+    };
+    let header_end = (i + line_break.len()).min(b.len());
+    let end = if keep {
+        r.end
+    } else {
+        let mut j = r.end;
+        while j > r.start && matches!(b[j - 1], b' ' | b'\t' | b'\n' | b'\r') {
+            j -= 1;
+        }
+        if j == r.start {
+            header_end.max(r.start.min(header_end))
+        } else {
+            let mut k = j;
+            while k < r.end && !matches!(b[k], b'\n' | b'\r') {
+                k += 1;
+            }
+            if b.get(k) == Some(&b'\r') && b.get(k + 1) == Some(&b'\n') {
+                k + 2
+            } else if k < b.len() {
+                k + 1
+            } else {
+                k
+            }
+        }
+    };
+    let end = end.max(header_end).min(b.len().max(end));
+    let blank_follows = {
+        let mut k = end;
+        while k < b.len() && matches!(b[k], b' ' | b'\t') {
+            k += 1;
+        }
+        k < b.len() && matches!(b[k], b'\n' | b'\r')
+    };
+    let line_start = src[..r.start].rfind(['\n', '\r']).map_or(0, |x| x + 1);
+    let indent = indent.unwrap_or(r.start - line_start);
+    (
+        p..end,
+        BlockSite {
+            folded: style == ScalarStyle::Folded,
+            indent,
+            tail,
+            line_break,
+            blank_follows,
+        },
+    )
+}
+
+/// Maps a byte range of a scalar's parsed value back to the source. Exact when the
+/// source spells the value verbatim; otherwise finds the same reference text in
+/// the scalar's source; otherwise the whole scalar.
+pub fn locate(src: &str, span: &Range<usize>, value: &str, range: Range<usize>) -> Range<usize> {
+    let raw = src.get(span.clone()).unwrap_or("");
+    let inner_start = if raw.starts_with(['"', '\'']) {
+        span.start + 1
+    } else {
+        span.start
+    };
+    if let Some(inner) = src.get(inner_start..inner_start + value.len()) {
+        if inner == value {
+            return inner_start + range.start..inner_start + range.end;
+        }
+    }
+    let Some(needle) = value.get(range.clone()) else {
+        return span.clone();
+    };
+    if needle.is_empty() {
+        return span.clone();
+    }
+    let nth = value[..range.start].matches(needle).count();
+    raw.match_indices(needle)
+        .nth(nth)
+        .map_or(span.clone(), |(i, _)| {
+            span.start + i..span.start + i + needle.len()
+        })
+}
