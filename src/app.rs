@@ -46,7 +46,15 @@ fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
     }
 }
 
-fn finish(session: &Session, reporter: &Reporter) -> Exit {
+fn finish(session: &mut Session, reporter: &Reporter) -> Exit {
+    // Errors first, then warnings; each in source order.
+    session.diags.sort_by_key(|d| {
+        let loc = d
+            .location
+            .as_ref()
+            .map_or((usize::MAX, 0), |l| (l.source, l.span.start));
+        (!d.is_error(), loc)
+    });
     reporter.emit(&session.diags, &session.sources);
     session.exit()
 }
@@ -55,9 +63,9 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
     let opts = options(&args.input, args.redact, args.format == OutputFormat::Json);
     let mut session = Session::default();
     let Some(bytes) = session.render(&args.input.files, &args.input.secrets, &opts) else {
-        return finish(&session, reporter);
+        return finish(&mut session, reporter);
     };
-    let status = finish(&session, reporter);
+    let status = finish(&mut session, reporter);
     match &args.output {
         None => {
             let mut out = std::io::stdout().lock();
@@ -188,5 +196,5 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
         }
     }
     let _ = std::io::stdout().lock().write_all(listing.as_bytes());
-    finish(&session, reporter)
+    finish(&mut session, reporter)
 }

@@ -278,20 +278,32 @@ impl Ctx<'_> {
             }
             self.p.errors.push(d);
         }
-        // Mask the literal text between references.
-        let mut cursor = node.span.start;
+        // Mask the literal text between references (inside the quotes, if any).
+        let quoted_style = matches!(
+            &node.kind,
+            NodeKind::Scalar {
+                style: ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted,
+                ..
+            }
+        );
+        let inner = if quoted_style && node.span.len() >= 2 {
+            node.span.start + 1..node.span.end - 1
+        } else {
+            node.span.clone()
+        };
+        let mut cursor = inner.start;
         for part in &template.parts {
             if let Part::Secret(reference::SecretRef { range, .. })
             | Part::Direct(reference::DirectRef { range, .. }) = part
             {
                 let at = locate(self.src, &node.span, value, range.clone());
-                if at.start >= cursor && at.end <= node.span.end && at != node.span {
+                if at.start >= cursor && at.end <= inner.end && at != node.span {
                     self.p.sensitive.push(cursor..at.start);
                     cursor = at.end;
                 }
             }
         }
-        self.p.sensitive.push(cursor..node.span.end);
+        self.p.sensitive.push(cursor..inner.end);
         ok.then(|| Origin::Template {
             template,
             span: node.span.clone(),

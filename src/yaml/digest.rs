@@ -99,7 +99,6 @@ impl Acc {
             n: self.n + other.n,
         }
     }
-
 }
 
 fn pow(mut b: u64, mut e: u64) -> u64 {
