@@ -645,6 +645,17 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             }
             v => v,
         };
+        if let Rendered::Json(v) = &value {
+            if depth(v) > MAX_JSON_DEPTH {
+                self.diags.push(
+                    Diagnostic::invalid(format!(
+                        "a `type: json` value is nested deeper than {MAX_JSON_DEPTH} levels"
+                    ))
+                    .at(self.unit.source, site.span.clone()),
+                );
+                return None;
+            }
+        }
         if matches!(value, Rendered::Json(_)) && site.tag.is_some() {
             self.diags.push(
                 Diagnostic::invalid("a `type: json` secret cannot replace a tagged scalar")
@@ -653,6 +664,14 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             return None;
         }
         Some(emit_site(site, &value, &src.text, key))
+    }
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        _ => 1,
     }
 }
 
@@ -722,15 +741,10 @@ fn emit_site(site: &Site, value: &Rendered, src: &str, key: &DigestKey) -> Emitt
             );
         }
         Rendered::Json(v) => {
-            // Depth was bounded when the value was parsed; a failure here falls back to a string.
-            if emit::json_flow(v, MAX_JSON_DEPTH, &mut text).is_err() {
-                text.clear();
-                let s = v.to_string();
-                emit::double_quoted(&s, &mut text);
-                digest.push(key, Ev::Scalar(site.anchor, "str", &s));
-            } else {
-                json_digest(v, site.anchor, key, &mut digest);
-            }
+            // Depth was checked by the caller, so this cannot fail; if it did,
+            // verification would refuse the output.
+            let _ = emit::json_flow(v, MAX_JSON_DEPTH + 1, &mut text);
+            json_digest(v, site.anchor, key, &mut digest);
             text.push_str(tail);
             text.push_str(line_break);
         }

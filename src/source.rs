@@ -15,7 +15,8 @@ pub struct Source {
     pub base_dir: PathBuf,
     /// The whole text, validated UTF-8.
     pub text: String,
-    line_starts: Vec<usize>,
+    // Built on the first diagnostic: a large input that renders cleanly never pays for it.
+    line_starts: std::sync::OnceLock<Vec<usize>>,
     sensitive: Vec<Range<usize>>,
 }
 
@@ -46,31 +47,38 @@ impl Source {
             .map(Path::to_path_buf)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
-        let mut line_starts = vec![0];
-        let bytes = text.as_bytes();
-        for (i, &b) in bytes.iter().enumerate() {
-            // A lone CR is a line break in YAML as well.
-            if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
-                line_starts.push(i + 1);
-            }
-        }
         Source {
             name,
             base_dir,
             text,
-            line_starts,
+            line_starts: std::sync::OnceLock::new(),
             sensitive: Vec::new(),
         }
+    }
+
+    fn starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            let mut starts = vec![0];
+            let bytes = self.text.as_bytes();
+            for (i, &b) in bytes.iter().enumerate() {
+                // A lone CR is a line break in YAML as well.
+                if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+                    starts.push(i + 1);
+                }
+            }
+            starts
+        })
     }
 
     /// Line and column of a byte offset (clamped to the text).
     pub fn line_col(&self, offset: usize) -> LineCol {
         let offset = offset.min(self.text.len());
-        let line = match self.line_starts.binary_search(&offset) {
+        let starts = self.starts();
+        let line = match starts.binary_search(&offset) {
             Ok(i) => i,
             Err(i) => i - 1,
         };
-        let start = self.line_starts[line];
+        let start = starts[line];
         let col = self
             .text
             .get(start..offset)
@@ -84,13 +92,14 @@ impl Source {
     /// Byte range of the line holding `offset`, without its line break.
     pub fn line_range(&self, offset: usize) -> Range<usize> {
         let offset = offset.min(self.text.len());
-        let line = match self.line_starts.binary_search(&offset) {
+        let starts = self.starts();
+        let line = match starts.binary_search(&offset) {
             Ok(i) => i,
             Err(i) => i - 1,
         };
-        let start = self.line_starts[line];
+        let start = starts[line];
         let mut end = self
-            .line_starts
+            .starts()
             .get(line + 1)
             .copied()
             .unwrap_or(self.text.len());
