@@ -266,7 +266,12 @@ impl Session {
                     });
                 }
             }
-            out.extend_from_slice(text.as_bytes());
+            if out.is_empty() {
+                // The common single-input case: hand the buffer over instead of copying it.
+                out = text.into_bytes();
+            } else {
+                out.extend_from_slice(text.as_bytes());
+            }
         }
         if self.failed() {
             return None;
