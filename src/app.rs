@@ -115,14 +115,40 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
     let mut session = Session::default();
     let key = DigestKey::default();
     let prepared = session.prepare(&args.input.files, &args.input.secrets, &opts, &key);
-    let (units, fetches, plans) = session.plan(&prepared, opts.strict);
+    let (units, mut fetches, plans) = session.plan(&prepared, opts.strict);
+    if args.resolve {
+        // --resolve reports every declared secret, used or not.
+        for unit in &units {
+            for d in unit.ns.all() {
+                resolve::collect_fetches(d, &session.sources[d.source], &mut fetches);
+            }
+        }
+    }
     let fetched = if args.resolve && !session.failed() {
         Some(resolve::fetch_all(&fetches, &mut session.registry))
     } else {
         None
     };
+    // With --resolve, compute every value as a render would: types, JSON keys,
+    // encodings and compositions are checked too, not just the fetches.
+    let mut computed: Vec<std::collections::HashMap<String, bool>> = Vec::new();
+    if let Some(f) = &fetched {
+        let key = DigestKey::default();
+        for unit in &units {
+            let mut ev = resolve::Evaluator::new(unit, &session.sources, f, true);
+            let mut ok = std::collections::HashMap::new();
+            for d in unit.ns.all() {
+                ok.insert(d.name.clone(), ev.resolves(&d.name));
+            }
+            for site in unit.sites {
+                let _ = ev.emit(site, &key);
+            }
+            session.diags.append(&mut ev.diags);
+            computed.push(ok);
+        }
+    }
     let mut listing = String::new();
-    for (unit, plan) in units.iter().zip(&plans) {
+    for (i, (unit, plan)) in units.iter().zip(&plans).enumerate() {
         let name = &session.sources[unit.source].name;
         listing.push_str(&format!("{name}\n"));
         let decls = unit.ns.all();
@@ -137,30 +163,8 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
                 "unused"
             };
             let mut line = format!("  {:<width$}  {:<6}  {}", d.name, used, d.source_text());
-            if let (Some(f), crate::secrets::Origin::Provider { locator, default }) =
-                (&fetched, &d.origin)
-            {
-                let status = match f.get(&locator.fetch_key()) {
-                    Some(Ok(_)) => "ok".to_owned(),
-                    Some(Err(e))
-                        if default.is_some()
-                            && e.class == crate::provider::FetchClass::NotFound =>
-                    {
-                        "ok (default)".to_owned()
-                    }
-                    Some(Err(e)) => {
-                        session.diags.push(
-                            Diagnostic::error(
-                                e.class.exit(),
-                                format!("secret `{}`: {}", d.name, e.message),
-                            )
-                            .at(d.source, d.name_span.clone()),
-                        );
-                        e.class.word().to_owned()
-                    }
-                    None => "not fetched (unused)".to_owned(),
-                };
-                line.push_str(&format!("  [{status}]"));
+            if let Some(ok) = computed.get(i).and_then(|c| c.get(&d.name)) {
+                line.push_str(if *ok { "  [ok]" } else { "  [failed]" });
             }
             listing.push_str(&line);
             listing.push('\n');

@@ -79,6 +79,9 @@ pub struct Diagnostic {
     pub label: Option<String>,
     /// Extra lines: hints, "did you mean", the cycle.
     pub notes: Vec<String>,
+    /// Whether the source line may be quoted. Off for syntax errors: before the
+    /// document parses, keyfill cannot know which bytes are inline secrets.
+    pub snippet: bool,
 }
 
 impl Diagnostic {
@@ -91,6 +94,7 @@ impl Diagnostic {
             location: None,
             label: None,
             notes: Vec::new(),
+            snippet: true,
         }
     }
 
@@ -118,6 +122,12 @@ impl Diagnostic {
         if location.is_some() {
             self.location = location;
         }
+        self
+    }
+
+    /// Reports the location without quoting the source line.
+    pub fn without_snippet(mut self) -> Self {
+        self.snippet = false;
         self
     }
 

@@ -41,13 +41,78 @@ fn fail(path: &Path, what: &str, e: &std::io::Error) -> Diagnostic {
     )
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> Result<Outcome, Diagnostic> {
-    if let Ok(existing) = fs::read(path) {
-        if existing == bytes {
-            return Ok(Outcome::Unchanged);
+/// Termination signals deferred while a temporary file exists.
+const DEFERRED: [i32; 3] = [
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGHUP,
+];
+
+/// While alive, records termination signals instead of dying of them, so the
+/// temporary file is always removed (or renamed) first. On drop, a recorded
+/// signal is re-delivered with its default action: the process still dies of it,
+/// as its parent expects (exit status 128+n).
+struct SignalWindow {
+    ids: Vec<signal_hook::SigId>,
+    flags: Vec<(i32, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
+}
+
+impl SignalWindow {
+    fn open() -> Self {
+        let mut w = SignalWindow {
+            ids: Vec::new(),
+            flags: Vec::new(),
+        };
+        for sig in DEFERRED {
+            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            if let Ok(id) = signal_hook::flag::register(sig, std::sync::Arc::clone(&flag)) {
+                w.ids.push(id);
+                w.flags.push((sig, flag));
+            }
+        }
+        w
+    }
+}
+
+impl Drop for SignalWindow {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+        for (sig, flag) in &self.flags {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = signal_hook::low_level::emulate_default_handler(*sig);
+            }
         }
     }
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> Result<Outcome, Diagnostic> {
+    match fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return Err(Diagnostic::error(
+                Exit::Output,
+                format!(
+                    "cannot write `{}`: it exists and is not a regular file",
+                    path.display()
+                ),
+            ));
+        }
+        // Only a file of the same length can hold the same bytes.
+        Ok(m)
+            if m.len() == bytes.len() as u64
+                && fs::read(path).is_ok_and(|existing| existing == bytes) =>
+        {
+            return Ok(Outcome::Unchanged);
+        }
+        _ => {}
+    }
+    let _window = SignalWindow::open();
+    write_new(path, bytes, opts)
+}
+
+fn write_new(path: &Path, bytes: &[u8], opts: WriteOptions) -> Result<Outcome, Diagnostic> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

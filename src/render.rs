@@ -50,6 +50,8 @@ pub struct Loaded {
     pub scan: Scan,
     /// Declarations of its `secrets:` block.
     pub decls: Vec<Declaration>,
+    /// Names whose declaration is invalid.
+    pub broken: Vec<String>,
 }
 
 /// Inputs ready for planning.
@@ -59,6 +61,8 @@ pub struct Prepared {
     pub inputs: Vec<Loaded>,
     /// Declarations from `--secrets` files.
     pub catalogue: Vec<Declaration>,
+    /// Invalid catalogue names.
+    pub catalogue_broken: Vec<String>,
 }
 
 impl Session {
@@ -133,8 +137,9 @@ impl Session {
         for path in catalogues {
             if let Some((source, scan)) = self.load(path, opts, key, false) {
                 if let Some(block) = &scan.secrets {
-                    let decls = self.declare(source, &block.value, true);
+                    let (decls, broken) = self.declare(source, &block.value, true);
                     prepared.catalogue.extend(decls);
+                    prepared.catalogue_broken.extend(broken);
                 } else {
                     self.diags.push(
                         Diagnostic::invalid(format!("`{path}` has no top-level `secrets:` block"))
@@ -145,14 +150,15 @@ impl Session {
         }
         for path in inputs {
             if let Some((source, scan)) = self.load(path, opts, key, true) {
-                let decls = match &scan.secrets {
+                let (decls, broken) = match &scan.secrets {
                     Some(block) => self.declare(source, &block.value, false),
-                    None => Vec::new(),
+                    None => (Vec::new(), Vec::new()),
                 };
                 prepared.inputs.push(Loaded {
                     source,
                     scan,
                     decls,
+                    broken,
                 });
             }
         }
@@ -184,7 +190,7 @@ impl Session {
         source: SourceId,
         value: &scan::Node,
         catalogue: bool,
-    ) -> Vec<Declaration> {
+    ) -> (Vec<Declaration>, Vec<String>) {
         let src = &self.sources[source];
         let parsed =
             secrets::parse_block(value, &src.text, source, &src.base_dir.clone(), catalogue);
@@ -192,7 +198,7 @@ impl Session {
             self.sources[source].mark_sensitive(r);
         }
         self.diags.extend(parsed.errors);
-        parsed.decls
+        (parsed.decls, parsed.broken)
     }
 
     /// Whether any error was reported.
@@ -215,7 +221,18 @@ impl Session {
         let mut fetches = HashSet::new();
         let mut plans = Vec::new();
         for input in &prepared.inputs {
-            let ns = Namespace::new(&input.decls, &prepared.catalogue, &mut self.diags);
+            let broken = input
+                .broken
+                .iter()
+                .chain(&prepared.catalogue_broken)
+                .map(String::as_str);
+            let ns = Namespace::new(
+                &input.decls,
+                &prepared.catalogue,
+                broken,
+                &self.sources,
+                &mut self.diags,
+            );
             let unit = Unit {
                 source: input.source,
                 sites: &input.scan.sites,

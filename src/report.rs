@@ -67,7 +67,15 @@ impl Reporter {
         let title = level.primary_title(d.message.as_str());
         let mut group: Group<'_> = Group::with_title(title);
         let masked;
-        if let Some(loc) = &d.location {
+        if let Some(loc) = d.location.as_ref().filter(|_| !d.snippet) {
+            if let Some(src) = sources.get(loc.source) {
+                let lc = src.line_col(loc.span.start);
+                group = group.element(
+                    Level::NOTE.message(format!("at {}:{}:{}", src.name, lc.line, lc.col)),
+                );
+            }
+        }
+        if let Some(loc) = d.location.as_ref().filter(|_| d.snippet) {
             if let Some(src) = sources.get(loc.source) {
                 let line = src.line_range(loc.span.start);
                 let lc = src.line_col(loc.span.start);

@@ -35,6 +35,7 @@ const MAX_JSON_DEPTH: usize = 64;
 pub struct Namespace<'d> {
     by_name: HashMap<&'d str, &'d Declaration>,
     own: Vec<&'d Declaration>,
+    broken: HashSet<&'d str>,
 }
 
 impl<'d> Namespace<'d> {
@@ -42,6 +43,8 @@ impl<'d> Namespace<'d> {
     pub fn new(
         own: &'d [Declaration],
         catalogue: &'d [Declaration],
+        broken: impl IntoIterator<Item = &'d str>,
+        sources: &[Source],
         diags: &mut Vec<Diagnostic>,
     ) -> Self {
         let mut by_name: HashMap<&str, &Declaration> = HashMap::new();
@@ -51,8 +54,8 @@ impl<'d> Namespace<'d> {
                     Diagnostic::invalid(format!("secret `{}` is declared twice", d.name))
                         .at(d.source, d.name_span.clone())
                         .note(format!(
-                            "first declared in source #{} (see the other diagnostic)",
-                            prev.source
+                            "first declared in `{}`",
+                            sources.get(prev.source).map_or("?", |s| s.name.as_str())
                         ))
                         .label("declared again here"),
                 );
@@ -67,6 +70,7 @@ impl<'d> Namespace<'d> {
         Namespace {
             by_name,
             own: own.iter().collect(),
+            broken: broken.into_iter().collect(),
         }
     }
 
@@ -128,7 +132,7 @@ pub fn plan(
             for part in &template.parts {
                 match part {
                     Part::Secret(r) if unit.ns.get(&r.name).is_none() => {
-                        diags.push(undeclared(
+                        diags.extend(undeclared(
                             &unit.ns,
                             r,
                             d.source,
@@ -157,7 +161,7 @@ pub fn plan(
             let at = || locate(&src.text, &site.span, &site.value, part_range(part));
             match part {
                 Part::Secret(r) => match unit.ns.get(&r.name) {
-                    None => diags.push(undeclared(&unit.ns, r, unit.source, at())),
+                    None => diags.extend(undeclared(&unit.ns, r, unit.source, at())),
                     Some(_) => {
                         let mut seen = HashSet::new();
                         closure(&unit.ns, &r.name, &mut seen);
@@ -222,14 +226,23 @@ fn part_range(p: &Part) -> Range<usize> {
     }
 }
 
-fn undeclared(ns: &Namespace<'_>, r: &SecretRef, source: SourceId, at: Range<usize>) -> Diagnostic {
+fn undeclared(
+    ns: &Namespace<'_>,
+    r: &SecretRef,
+    source: SourceId,
+    at: Range<usize>,
+) -> Option<Diagnostic> {
+    // An invalid declaration was reported already; its uses are not "undeclared".
+    if ns.broken.contains(r.name.as_str()) {
+        return None;
+    }
     let mut d = Diagnostic::invalid(format!("secret `{}` is not declared", r.name))
         .at(source, at)
         .label("not declared in `secrets:` or a --secrets file");
     if let Some(s) = ns.suggest(&r.name) {
         d = d.note(format!("did you mean `{s}`?"));
     }
-    d
+    Some(d)
 }
 
 fn template_refs(d: &Declaration) -> Vec<&str> {
@@ -259,7 +272,8 @@ fn closure(ns: &Namespace<'_>, name: &str, seen: &mut HashSet<String>) {
     }
 }
 
-fn collect_fetches(d: &Declaration, src: &Source, out: &mut HashSet<Locator>) {
+/// Adds the fetch a declaration needs.
+pub fn collect_fetches(d: &Declaration, src: &Source, out: &mut HashSet<Locator>) {
     match &d.origin {
         Origin::Provider { locator, .. } => {
             out.insert(locator.fetch_key());
@@ -592,6 +606,11 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 None
             }
         }
+    }
+
+    /// Computes a declared secret (for `check --resolve`); `false` after reporting why not.
+    pub fn resolves(&mut self, name: &str) -> bool {
+        self.compute(name).is_some()
     }
 
     /// New text for one site, or `None` after reporting why not.

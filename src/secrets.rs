@@ -159,6 +159,21 @@ const LONG_KEYS: [&str; 13] = [
     "scope",
     "description",
 ];
+/// Long-form fields that hold addresses or options, never secret text; every
+/// other field's value is masked in diagnostics, misspelled ones included.
+const PUBLIC_KEYS: [&str; 11] = [
+    "aws",
+    "vault",
+    "onepassword",
+    "op",
+    "env",
+    "file",
+    "type",
+    "totp",
+    "encoding",
+    "scope",
+    "description",
+];
 const SOURCE_KEYS: [&str; 7] = ["aws", "vault", "onepassword", "op", "env", "file", "value"];
 
 /// Declarations and problems from one `secrets:` block.
@@ -170,6 +185,62 @@ pub struct Parsed {
     pub errors: Vec<Diagnostic>,
     /// Byte ranges of inline secret text, to be masked in diagnostics.
     pub sensitive: Vec<Range<usize>>,
+    /// Names whose definition is invalid (already reported), so their uses are
+    /// not reported again as undeclared.
+    pub broken: Vec<String>,
+}
+
+/// Marks the literal text of a template scalar sensitive, leaving its references
+/// visible (they are names and locators, and diagnostics point at them).
+fn mask_literals(
+    src: &str,
+    node: &Node,
+    value: &str,
+    template: &Template,
+    out: &mut Vec<Range<usize>>,
+) {
+    let quoted_style = matches!(
+        &node.kind,
+        NodeKind::Scalar {
+            style: ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted,
+            ..
+        }
+    );
+    let inner = if quoted_style && node.span.len() >= 2 {
+        node.span.start + 1..node.span.end - 1
+    } else {
+        node.span.clone()
+    };
+    let mut cursor = inner.start;
+    for part in &template.parts {
+        if let Part::Secret(reference::SecretRef { range, .. })
+        | Part::Direct(reference::DirectRef { range, .. }) = part
+        {
+            let at = locate(src, &node.span, value, range.clone());
+            if at.start >= cursor && at.end <= inner.end && at != node.span {
+                out.push(cursor..at.start);
+                cursor = at.end;
+            }
+        }
+    }
+    out.push(cursor..inner.end);
+}
+
+/// Marks every scalar under `node` sensitive (inside the quotes).
+fn mask_all(node: &Node, out: &mut Vec<Range<usize>>) {
+    match &node.kind {
+        NodeKind::Scalar { style, .. } => {
+            let quoted = matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted);
+            if quoted && node.span.len() >= 2 {
+                out.push(node.span.start + 1..node.span.end - 1);
+            } else {
+                out.push(node.span.clone());
+            }
+        }
+        NodeKind::Map(entries) => entries.iter().for_each(|(_, v)| mask_all(v, out)),
+        NodeKind::Seq(items) => items.iter().for_each(|v| mask_all(v, out)),
+        NodeKind::Alias => {}
+    }
 }
 
 /// Reads a captured `secrets:` value.
@@ -185,6 +256,7 @@ pub fn parse_block(
         NodeKind::Map(entries) => entries.as_slice(),
         _ if value.is_null() => &[],
         _ => {
+            mask_all(value, &mut p.sensitive);
             p.errors.push(
                 Diagnostic::invalid("`secrets:` must be a mapping of NAME: definition")
                     .at(source, value.span.clone()),
@@ -194,6 +266,7 @@ pub fn parse_block(
     };
     for (k, v) in entries {
         let Some(name) = k.as_str() else {
+            mask_all(v, &mut p.sensitive);
             p.errors.push(
                 Diagnostic::invalid("a secret name must be a plain word")
                     .at(source, k.span.clone()),
@@ -201,6 +274,7 @@ pub fn parse_block(
             continue;
         };
         if !reference::is_valid_name(name) {
+            mask_all(v, &mut p.sensitive);
             p.errors.push(
                 Diagnostic::invalid(format!("invalid secret name {}", quoted(name)))
                     .at(source, k.span.clone())
@@ -215,14 +289,15 @@ pub fn parse_block(
             p: &mut p,
             name,
         };
-        if let Some(decl) = ctx.definition(v) {
-            p.decls.push(Declaration {
+        match ctx.definition(v) {
+            Some(decl) => p.decls.push(Declaration {
                 name: name.to_owned(),
                 source,
                 name_span: k.span.clone(),
                 catalogue,
                 ..decl
-            });
+            }),
+            None => p.broken.push(name.to_owned()),
         }
     }
     p
@@ -278,32 +353,7 @@ impl Ctx<'_> {
             }
             self.p.errors.push(d);
         }
-        // Mask the literal text between references (inside the quotes, if any).
-        let quoted_style = matches!(
-            &node.kind,
-            NodeKind::Scalar {
-                style: ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted,
-                ..
-            }
-        );
-        let inner = if quoted_style && node.span.len() >= 2 {
-            node.span.start + 1..node.span.end - 1
-        } else {
-            node.span.clone()
-        };
-        let mut cursor = inner.start;
-        for part in &template.parts {
-            if let Part::Secret(reference::SecretRef { range, .. })
-            | Part::Direct(reference::DirectRef { range, .. }) = part
-            {
-                let at = locate(self.src, &node.span, value, range.clone());
-                if at.start >= cursor && at.end <= inner.end && at != node.span {
-                    self.p.sensitive.push(cursor..at.start);
-                    cursor = at.end;
-                }
-            }
-        }
-        self.p.sensitive.push(cursor..inner.end);
+        mask_literals(self.src, node, value, &template, &mut self.p.sensitive);
         ok.then(|| Origin::Template {
             template,
             span: node.span.clone(),
@@ -320,6 +370,7 @@ impl Ctx<'_> {
             NodeKind::Scalar { .. } => self.template(v).map(|o| self.blank(o)),
             NodeKind::Map(fields) => self.long_form(v, fields),
             NodeKind::Seq(_) | NodeKind::Alias => {
+                mask_all(v, &mut self.p.sensitive);
                 self.err(
                     &v.span,
                     format!(
@@ -346,6 +397,18 @@ impl Ctx<'_> {
     }
 
     fn long_form(&mut self, whole: &Node, fields: &[(Node, Node)]) -> Option<Declaration> {
+        // Mask first, so every diagnostic below (and any later one) sees it.
+        for (k, v) in fields {
+            let public = k.as_str().is_some_and(|key| PUBLIC_KEYS.contains(&key));
+            match (&v.kind, k.as_str()) {
+                (NodeKind::Scalar { value, .. }, Some("value")) => {
+                    let (template, _) = reference::parse(value);
+                    mask_literals(self.src, v, value, &template, &mut self.p.sensitive);
+                }
+                _ if !public => mask_all(v, &mut self.p.sensitive),
+                _ => {}
+            }
+        }
         let mut ok = true;
         let mut sources: Vec<(&str, &Node, &Node)> = Vec::new();
         let get = |k: &str| {

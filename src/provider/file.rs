@@ -27,10 +27,10 @@ impl FileLocator {
             return Err("file path contains a NUL character".into());
         }
         let p = Path::new(text);
-        let path = if p.is_absolute() {
+        let path = if p.is_absolute() || base_dir == Path::new(".") {
             p.to_path_buf()
         } else {
-            base_dir.join(p)
+            base_dir.join(p.strip_prefix("./").unwrap_or(p))
         };
         Ok(FileLocator { path })
     }

@@ -277,7 +277,9 @@ impl<'a, 'k> Walker<'a, 'k> {
                 self.limits.max_depth
             );
         }
-        Diagnostic::invalid(format!("invalid YAML: {msg}")).at(self.source, at..at)
+        Diagnostic::invalid(format!("invalid YAML: {msg}"))
+            .at(self.source, at..at)
+            .without_snippet()
     }
 
     fn digest(&mut self, ev: Ev<'_>) {
@@ -427,7 +429,8 @@ impl<'a, 'k> Walker<'a, 'k> {
                 "nesting deeper than {} levels (raise with --max-depth)",
                 self.limits.max_depth
             ))
-            .at(self.source, r.start..r.start));
+            .at(self.source, r.start..r.start)
+            .without_snippet());
         }
         if self.frames.is_empty() && self.doc == 0 {
             self.root_flow = flow;
@@ -501,7 +504,8 @@ impl<'a, 'k> Walker<'a, 'k> {
                 "more than {} aliases (raise with --max-aliases)",
                 self.limits.max_aliases
             ))
-            .at(self.source, r));
+            .at(self.source, r)
+            .without_snippet());
         }
         let (is_key, _) = self.role();
         self.note_root_key(is_key, r.start);

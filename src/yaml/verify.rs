@@ -208,12 +208,13 @@ fn scalar_json(value: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Val
         Kind::Null => Value::Null,
         Kind::Bool => Value::Bool(value.eq_ignore_ascii_case("true")),
         Kind::Int => int_json(value)
-            .ok_or_else(|| VerifyError::Json(format!("`{value}` is not an integer")))?,
+            .ok_or_else(|| VerifyError::Json("a scalar tagged `!!int` is not an integer".into()))?,
         Kind::Float => {
-            let f = float_value(value)
-                .ok_or_else(|| VerifyError::Json(format!("`{value}` is not a number")))?;
+            let f = float_value(value).ok_or_else(|| {
+                VerifyError::Json("a scalar tagged `!!float` is not a number".into())
+            })?;
             Number::from_f64(f).map(Value::Number).ok_or_else(|| {
-                VerifyError::Json(format!("`{value}` (infinity or NaN) has no JSON form"))
+                VerifyError::Json("an infinite or NaN float has no JSON form".into())
             })?
         }
         Kind::Str => Value::String(value.to_owned()),
