@@ -249,6 +249,7 @@ impl<'a, 'k> Walker<'a, 'k> {
 
     fn run(mut self) -> Result<Scan, Diagnostic> {
         let options = granit_parser::options! {
+            strict_indentation: true,
             flow_nesting_limit: self.limits.max_depth,
             block_nesting_limit: self.limits.max_depth,
         };

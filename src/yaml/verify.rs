@@ -33,6 +33,7 @@ pub fn verify(
     json: bool,
 ) -> Result<(Acc, Vec<Value>), VerifyError> {
     let options = granit_parser::options! {
+        strict_indentation: true,
         flow_nesting_limit: limits.max_depth + 64,
         block_nesting_limit: limits.max_depth + 64,
     };
