@@ -24,6 +24,9 @@
 //! that never print; diagnostics carry names and locators only, and quoted source
 //! lines have inline values masked.
 
+// All output goes through the reporter or the caller; the library never prints.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod app;
 pub mod cli;
 pub mod error;

@@ -29,6 +29,7 @@
 //! - success paths: render contains it (stdout, and `-o` file with no `.keyfill-*`
 //!   leftovers and a canary-free `-v` info line); `--redact` (yaml and json) has none;
 //!   unused-secret warning on success.
+//!
 //! Not reachable from the CLI: the render verification failure ("rendered text does
 //! not parse to the substituted document") needs a keyfill emitter bug to trigger.
 
