@@ -160,20 +160,10 @@ const LONG_KEYS: [&str; 13] = [
     "description",
 ];
 /// Long-form fields that hold addresses or options, never secret text; every
-/// other field's value is masked in diagnostics, misspelled ones included.
-const PUBLIC_KEYS: [&str; 11] = [
-    "aws",
-    "vault",
-    "onepassword",
-    "op",
-    "env",
-    "file",
-    "type",
-    "totp",
-    "encoding",
-    "scope",
-    "description",
-];
+/// other field's value (`value`, `default`, misspellings) is masked in diagnostics.
+fn is_public_key(key: &str) -> bool {
+    LONG_KEYS.contains(&key) && !matches!(key, "value" | "default")
+}
 const SOURCE_KEYS: [&str; 7] = ["aws", "vault", "onepassword", "op", "env", "file", "value"];
 
 /// Declarations and problems from one `secrets:` block.
@@ -399,7 +389,7 @@ impl Ctx<'_> {
     fn long_form(&mut self, whole: &Node, fields: &[(Node, Node)]) -> Option<Declaration> {
         // Mask first, so every diagnostic below (and any later one) sees it.
         for (k, v) in fields {
-            let public = k.as_str().is_some_and(|key| PUBLIC_KEYS.contains(&key));
+            let public = k.as_str().is_some_and(is_public_key);
             match (&v.kind, k.as_str()) {
                 (NodeKind::Scalar { value, .. }, Some("value")) => {
                     let (template, _) = reference::parse(value);

@@ -70,15 +70,20 @@ impl Source {
         })
     }
 
-    /// Line and column of a byte offset (clamped to the text).
-    pub fn line_col(&self, offset: usize) -> LineCol {
+    /// The clamped offset, its 0-based line and that line's start.
+    fn locate(&self, offset: usize) -> (usize, usize, usize) {
         let offset = offset.min(self.text.len());
         let starts = self.starts();
         let line = match starts.binary_search(&offset) {
             Ok(i) => i,
             Err(i) => i - 1,
         };
-        let start = starts[line];
+        (offset, line, starts[line])
+    }
+
+    /// Line and column of a byte offset (clamped to the text).
+    pub fn line_col(&self, offset: usize) -> LineCol {
+        let (offset, line, start) = self.locate(offset);
         let col = self
             .text
             .get(start..offset)
@@ -91,13 +96,7 @@ impl Source {
 
     /// Byte range of the line holding `offset`, without its line break.
     pub fn line_range(&self, offset: usize) -> Range<usize> {
-        let offset = offset.min(self.text.len());
-        let starts = self.starts();
-        let line = match starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i - 1,
-        };
-        let start = starts[line];
+        let (_, line, start) = self.locate(offset);
         let mut end = self
             .starts()
             .get(line + 1)
