@@ -284,6 +284,26 @@ fn parse_direct(s: &str, at: usize) -> DirectAttempt {
 }
 
 /// Splits a value into literal text and references, applying escapes.
+///
+/// ```
+/// use keyfill::reference::{parse, Part};
+///
+/// let (template, errors) = parse("pg://$<USER>:$<PW>@db costs $$<NOT_A_REF>");
+/// assert!(errors.is_empty());
+/// let names: Vec<&str> = template
+///     .parts
+///     .iter()
+///     .filter_map(|p| match p {
+///         Part::Secret(r) => Some(r.name.as_str()),
+///         _ => None,
+///     })
+///     .collect();
+/// assert_eq!(names, ["USER", "PW"]);
+/// assert_eq!(template.parts.last(), Some(&Part::Literal("@db costs $<NOT_A_REF>".into())));
+///
+/// // A typo is an error, not silence.
+/// assert_eq!(parse("<<awz|prod/db>>").1.len(), 1);
+/// ```
 pub fn parse(s: &str) -> (Template, Vec<RefError>) {
     let mut t = Template::default();
     let mut errors = Vec::new();

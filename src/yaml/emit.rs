@@ -104,6 +104,19 @@ pub fn double_quoted(s: &str, out: &mut String) {
 }
 
 /// Writes a string scalar in the preferred style when exact, else a safer one.
+///
+/// ```
+/// use keyfill::yaml::emit::{string_scalar, Ctx, Prefer};
+///
+/// let emit = |s: &str| {
+///     let mut out = String::new();
+///     string_scalar(s, Prefer::Plain, Ctx::Block, &mut out);
+///     out
+/// };
+/// assert_eq!(emit("s3cr3t"), "s3cr3t");
+/// assert_eq!(emit("yes"), "'yes'"); // a YAML 1.1 boolean
+/// assert_eq!(emit("a\nkey: b"), "\"a\\nkey: b\""); // cannot open a new key
+/// ```
 pub fn string_scalar(s: &str, prefer: Prefer, ctx: Ctx, out: &mut String) {
     if prefer == Prefer::Plain && plain_ok(s, ctx) {
         out.push_str(s);
