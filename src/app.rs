@@ -183,21 +183,6 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
         if !direct.is_empty() {
             listing.push_str(&format!("  direct references: {}\n", direct.join(", ")));
         }
-        if let Some(f) = &fetched {
-            for r in unit.sites.iter().flat_map(|s| s.template.parts.iter()) {
-                if let crate::reference::Part::Direct(r) = r {
-                    let base = &session.sources[unit.source].base_dir;
-                    if let Ok(loc) = crate::provider::Locator::parse(r.provider, &r.locator, base) {
-                        if let Some(Err(e)) = f.get(&loc.fetch_key()) {
-                            session.diags.push(Diagnostic::error(
-                                e.class.exit(),
-                                format!("{loc}: {}", e.message),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
     }
     let _ = std::io::stdout().lock().write_all(listing.as_bytes());
     finish(&mut session, reporter)

@@ -22,7 +22,7 @@ use crate::secret::{SecretBytes, SecretText};
 use crate::secrets::{closest, in_scope, Declaration, Origin, SecretType};
 use crate::source::Source;
 use crate::yaml::digest::{Acc, DigestKey, Ev};
-use crate::yaml::emit::{self, BlockShape, Ctx, Prefer};
+use crate::yaml::emit::{self, BlockShape, Prefer};
 use crate::yaml::scan::{locate, plain_kind, Site};
 
 /// The fixed mask of `--redact`; it does not reveal a value's length.
@@ -642,17 +642,8 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 let who = format!("reference <<{}|{}>>", r.provider, r.locator);
                 Rendered::Str(self.fetch_value(&loc, &who, Some(at(r.range.clone())))?)
             }
-            _ => {
-                if self.redact && site.template.has_refs() {
-                    Rendered::Str(redacted(&site.template))
-                } else {
-                    Rendered::Str(self.interpolate(
-                        &site.template,
-                        self.unit.source,
-                        "reference",
-                    )?)
-                }
-            }
+            // Computed even when redacting: a missing secret must fail the render.
+            _ => Rendered::Str(self.interpolate(&site.template, self.unit.source, "reference")?),
         };
         let value = match value {
             _ if self.redact && site.template.has_refs() => {
@@ -768,7 +759,6 @@ fn emit_site(site: &Site, value: &Rendered, src: &str, key: &DigestKey) -> Emitt
             text.push_str(line_break);
         }
     }
-    let _ = Ctx::Block;
     Emitted { text, digest }
 }
 

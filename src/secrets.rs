@@ -446,7 +446,7 @@ impl Ctx<'_> {
                 sources.push((key, k, v));
             }
         }
-        let (skey, sknode, snode) = match sources.as_slice() {
+        let (skey, _, snode) = match sources.as_slice() {
             [one] => *one,
             [] => {
                 self.err(&whole.span, format!(
@@ -463,7 +463,6 @@ impl Ctx<'_> {
                 return None;
             }
         };
-        let _ = sknode;
         let default = get("default");
         if default.is_some() && skey != "env" {
             if let Some(d) = default {
@@ -832,17 +831,6 @@ pub fn in_scope(scope: &[Vec<String>], path: &[String]) -> bool {
     scope
         .iter()
         .any(|s| s.len() <= path.len() && s.iter().zip(path).all(|(a, b)| a == b))
-}
-
-/// Whether this scalar style can hold a template (every style can).
-pub fn style_name(style: ScalarStyle) -> &'static str {
-    match style {
-        ScalarStyle::Plain => "plain",
-        ScalarStyle::SingleQuoted => "single-quoted",
-        ScalarStyle::DoubleQuoted => "double-quoted",
-        ScalarStyle::Literal => "literal",
-        ScalarStyle::Folded => "folded",
-    }
 }
 
 #[cfg(test)]

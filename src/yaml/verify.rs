@@ -68,7 +68,7 @@ pub fn verify(
                     if anchor != 0 {
                         anchors.insert(anchor, v.clone());
                     }
-                    add(&mut stack, &mut root, v, &mut anchors)?;
+                    add(&mut stack, &mut root, v)?;
                 }
             }
             Event::MappingStart(_, anchor, tag) => {
@@ -113,7 +113,7 @@ pub fn verify(
                     if anchor != 0 {
                         anchors.insert(anchor, v.clone());
                     }
-                    add(&mut stack, &mut root, v, &mut anchors)?;
+                    add(&mut stack, &mut root, v)?;
                 }
             }
             Event::Alias(id) => {
@@ -124,7 +124,7 @@ pub fn verify(
                     budget = budget.checked_sub(size).ok_or_else(|| {
                         VerifyError::Json("aliases expand to more than the JSON size limit".into())
                     })?;
-                    add(&mut stack, &mut root, v, &mut anchors)?;
+                    add(&mut stack, &mut root, v)?;
                 }
             }
             _ => {}
@@ -162,12 +162,7 @@ fn merge_into(m: &mut Map<String, Value>, src: Value) -> Result<(), VerifyError>
     }
 }
 
-fn add(
-    stack: &mut [Build],
-    root: &mut Option<Value>,
-    v: Value,
-    _anchors: &mut HashMap<usize, Value>,
-) -> Result<(), VerifyError> {
+fn add(stack: &mut [Build], root: &mut Option<Value>, v: Value) -> Result<(), VerifyError> {
     match stack.last_mut() {
         None => *root = Some(v),
         Some(Build::Seq(items, _)) => items.push(v),
