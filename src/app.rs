@@ -6,6 +6,7 @@ use std::io::{IsTerminal as _, Write as _};
 use crate::cli::{CheckArgs, Cli, Color, Command, InputArgs, LogFormat, OutputFormat, RenderArgs};
 use crate::error::{Diagnostic, Exit};
 use crate::output::{self, Outcome, WriteOptions};
+use crate::provider::{Registry, Settings};
 use crate::render::{Options, Session};
 use crate::report::{Format, Reporter};
 use crate::resolve;
@@ -46,6 +47,16 @@ fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
     }
 }
 
+fn session(input: &InputArgs) -> Session {
+    Session {
+        registry: Registry::new(Settings {
+            concurrency: usize::from(input.concurrency),
+            timeout: input.timeout,
+        }),
+        ..Session::default()
+    }
+}
+
 fn finish(session: &mut Session, reporter: &Reporter) -> Exit {
     // Errors first, then warnings; each in source order.
     session.diags.sort_by_key(|d| {
@@ -61,7 +72,7 @@ fn finish(session: &mut Session, reporter: &Reporter) -> Exit {
 
 fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
     let opts = options(&args.input, args.redact, args.format == OutputFormat::Json);
-    let mut session = Session::default();
+    let mut session = session(&args.input);
     let Some(bytes) = session.render(&args.input.files, &args.input.secrets, &opts) else {
         return finish(&mut session, reporter);
     };
@@ -110,9 +121,41 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
     }
 }
 
+/// One word for a declared secret's outcome under `check --resolve`.
+fn status(
+    d: &crate::secrets::Declaration,
+    sources: &[crate::source::Source],
+    fetched: &resolve::Fetched,
+    computed: Result<(), Exit>,
+) -> &'static str {
+    use crate::secrets::Origin;
+    let locator = match &d.origin {
+        Origin::Provider { locator, .. } => Some(locator.clone()),
+        // `NAME: <<aws|…>>` is a template made of one direct reference.
+        Origin::Template { template, .. } => match template.whole() {
+            Some(crate::reference::Part::Direct(r)) => {
+                let base = &sources[d.source].base_dir;
+                crate::provider::Locator::parse(r.provider, &r.locator, base).ok()
+            }
+            _ => None,
+        },
+    };
+    let fetch = locator.and_then(|l| fetched.get(&l.fetch_key()));
+    match (fetch, computed) {
+        (Some(Err(_)), Ok(())) => "default",
+        (Some(Err(e)), _) => e.class.word(),
+        (Some(Ok(_)), Ok(())) => "found",
+        (None, Ok(())) => "ok",
+        (_, Err(Exit::NotFound)) => "not found",
+        (_, Err(Exit::Invalid)) => "invalid",
+        (_, Err(Exit::Provider)) => "unreachable",
+        (_, Err(_)) => "failed",
+    }
+}
+
 fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
     let opts = options(&args.input, false, false);
-    let mut session = Session::default();
+    let mut session = session(&args.input);
     let key = DigestKey::default();
     let prepared = session.prepare(&args.input.files, &args.input.secrets, &opts, &key);
     let (units, mut fetches, plans) = session.plan(&prepared, opts.strict);
@@ -131,14 +174,17 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
     };
     // With --resolve, compute every value as a render would: types, JSON keys,
     // encodings and compositions are checked too, not just the fetches.
-    let mut computed: Vec<std::collections::HashMap<String, bool>> = Vec::new();
+    let mut computed: Vec<std::collections::HashMap<String, &'static str>> = Vec::new();
     if let Some(f) = &fetched {
         let key = DigestKey::default();
         for unit in &units {
             let mut ev = resolve::Evaluator::new(unit, &session.sources, f, true);
             let mut ok = std::collections::HashMap::new();
             for d in unit.ns.all() {
-                ok.insert(d.name.clone(), ev.resolves(&d.name));
+                ok.insert(
+                    d.name.clone(),
+                    status(d, &session.sources, f, ev.resolves(&d.name)),
+                );
             }
             for site in unit.sites {
                 let _ = ev.emit(site, &key);
@@ -163,8 +209,8 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
                 "unused"
             };
             let mut line = format!("  {:<width$}  {:<6}  {}", d.name, used, d.source_text());
-            if let Some(ok) = computed.get(i).and_then(|c| c.get(&d.name)) {
-                line.push_str(if *ok { "  [ok]" } else { "  [failed]" });
+            if let Some(status) = computed.get(i).and_then(|c| c.get(&d.name)) {
+                line.push_str(&format!("  [{status}]"));
             }
             listing.push_str(&line);
             listing.push('\n');

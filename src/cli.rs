@@ -1,6 +1,7 @@
 //! Command-line definitions only: parsing into plain data, no I/O.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -92,6 +93,12 @@ pub struct InputArgs {
     /// Most alias nodes in one input.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_aliases: usize,
+    /// Most requests in flight at once, per secret manager.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Deadline for fetching secrets, retries included (e.g. 30s, 2m, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// `keyfill render`.
@@ -128,6 +135,25 @@ pub struct CheckArgs {
     pub resolve: bool,
 }
 
+/// Parses `500ms`, `30s`, `5m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration such as 500ms, 30s, 5m or 1h");
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(bad()),
+    };
+    if d.is_zero() {
+        return Err(format!("`{s}` is zero; give a positive duration"));
+    }
+    Ok(d)
+}
+
 fn parse_mode(s: &str) -> Result<u32, String> {
     match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
         Ok(m) if m <= 0o7777 => Ok(m),
@@ -143,6 +169,18 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 m").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod resolve;
 pub mod secret;
 pub mod secrets;
 pub mod source;
+pub mod totp;
 pub mod yaml;
 
 pub use error::{Diagnostic, Exit};

@@ -346,23 +346,64 @@ fn cycles(ns: &Namespace<'_>, diags: &mut Vec<Diagnostic>) {
 /// Results of every fetch of a run, by fetch key.
 pub type Fetched = HashMap<Locator, Result<SecretBytes, FetchError>>;
 
-/// Fetches each distinct locator once; each provider gets its whole batch.
+/// Fetches each distinct locator once; each provider gets its whole batch, and
+/// remote providers fetch at the same time, each on its own thread.
 pub fn fetch_all(requests: &HashSet<Locator>, registry: &mut Registry) -> Fetched {
     let mut by_kind: HashMap<ProviderKind, Vec<&Locator>> = HashMap::new();
     for r in requests {
         by_kind.entry(r.kind()).or_default().push(r);
     }
-    let mut out = HashMap::new();
     let mut kinds: Vec<_> = by_kind.keys().copied().collect();
     kinds.sort();
-    for kind in kinds {
+    for kind in &kinds {
+        registry.start(*kind);
+    }
+    let registry = &*registry;
+    let fetch_one = |kind: ProviderKind| {
         let reqs = &by_kind[&kind];
-        let results = registry.get(kind).fetch(reqs);
-        for (r, res) in reqs.iter().zip(results) {
-            out.insert((*r).clone(), res);
+        let results = match registry.started_provider(kind) {
+            Some(p) => p.fetch(reqs),
+            None => Vec::new(),
+        };
+        (kind, results)
+    };
+    let remote = kinds.iter().filter(|k| k.is_remote()).count();
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let mut done = Vec::new();
+        for kind in &kinds {
+            if kind.is_remote() && remote > 1 {
+                handles.push(scope.spawn(move || fetch_one(*kind)));
+            } else {
+                done.push(fetch_one(*kind));
+            }
+        }
+        done.extend(handles.into_iter().filter_map(|h| h.join().ok()));
+        done
+    });
+    let mut out = HashMap::new();
+    for (kind, res) in results {
+        let reqs = &by_kind[&kind];
+        let mut res = res.into_iter();
+        for r in reqs {
+            let one = res.next().unwrap_or_else(|| {
+                Err(FetchError::new(
+                    crate::provider::FetchClass::Unreachable,
+                    format!("the {kind} provider gave no answer"),
+                ))
+            });
+            out.insert((*r).clone(), one);
         }
     }
     out
+}
+
+/// A fetched value before decoding.
+enum Raw {
+    /// Text as fetched (or a JSON field of it).
+    Text(String),
+    /// A binary value, already shown as base64.
+    Base64(String),
 }
 
 /// A computed secret.
@@ -391,6 +432,7 @@ pub struct Evaluator<'a, 'd> {
     fetched: &'a Fetched,
     redact: bool,
     memo: HashMap<String, Option<Rc<Computed>>>,
+    failures: HashMap<String, Exit>,
     /// Problems found while computing.
     pub diags: Vec<Diagnostic>,
 }
@@ -417,6 +459,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             fetched,
             redact,
             memo: HashMap::new(),
+            failures: HashMap::new(),
             diags: Vec::new(),
         }
     }
@@ -427,12 +470,16 @@ impl<'a, 'd> Evaluator<'a, 'd> {
     }
 
     /// The value of a fetch (with its JSON key applied), or a reported error.
+    /// Binary values (not UTF-8, or marked binary by the provider) come back as
+    /// base64 text when `binary_as_base64`, and are an error otherwise: YAML text
+    /// cannot carry them.
     fn fetch_value(
         &mut self,
         loc: &Locator,
         who: &str,
         at: Option<(SourceId, Range<usize>)>,
-    ) -> Option<String> {
+        binary_as_base64: bool,
+    ) -> Option<Raw> {
         let res = self.fetched.get(&loc.fetch_key());
         let bytes = match res {
             Some(Ok(b)) => b,
@@ -450,24 +497,43 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 return None;
             }
         };
-        let Ok(text) = std::str::from_utf8(bytes.expose()) else {
-            let d = Diagnostic::invalid(format!("{who}: the value of {loc} is not UTF-8 text"))
-                .note("binary secrets need `encoding: base64` on a long-form declaration");
-            self.diags.push(attach(d, at));
-            return None;
+        let text = std::str::from_utf8(bytes.expose())
+            .ok()
+            .filter(|_| !bytes.is_binary());
+        let what = if bytes.is_binary() {
+            "is a binary secret"
+        } else {
+            "is binary (not UTF-8 text)"
         };
-        match loc.json_key() {
-            None => Some(text.to_owned()),
-            Some(key) => {
+        match (loc.json_key(), text) {
+            (Some(key), Some(text)) => {
                 let path: Vec<String> = key.split('.').map(str::to_owned).collect();
                 match json_field_text(text, &path) {
-                    Ok(v) => Some(v),
+                    Ok(v) => Some(Raw::Text(v)),
                     Err(e) => {
                         self.diags
                             .push(attach(e.diagnostic(who, &loc.to_string()), at));
                         None
                     }
                 }
+            }
+            (Some(key), None) => {
+                let d = Diagnostic::invalid(format!(
+                    "{who}: {loc} {what}, so it has no JSON key `{key}`"
+                ));
+                self.diags.push(attach(d, at));
+                None
+            }
+            (None, Some(text)) => Some(Raw::Text(text.to_owned())),
+            (None, None) if binary_as_base64 => Some(Raw::Base64(
+                base64::engine::general_purpose::STANDARD.encode(bytes.expose()),
+            )),
+            (None, None) => {
+                let d = Diagnostic::invalid(format!("{who}: {loc} {what}")).note(
+                    "declare it in long form with `encoding: base64` to render it as base64 text",
+                );
+                self.diags.push(attach(d, at));
+                None
             }
         }
     }
@@ -478,7 +544,13 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         }
         // Marks the name while computing; cycles were reported during planning.
         self.memo.insert(name.to_owned(), None);
+        let before = self.diags.len();
         let result = self.compute_uncached(name);
+        if result.is_none() {
+            let failed = self.diags[before..].iter().filter(|d| d.is_error());
+            let exit = Exit::worst(failed.map(|d| d.class));
+            self.failures.insert(name.to_owned(), exit);
+        }
         self.memo.insert(name.to_owned(), result.clone());
         result
     }
@@ -491,44 +563,53 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             Origin::Provider { locator, default } => {
                 let missing = matches!(self.fetched.get(&locator.fetch_key()), Some(Err(e)) if e.class == crate::provider::FetchClass::NotFound);
                 match default {
-                    Some((text, _)) if missing => text.clone(),
-                    _ => self.fetch_value(locator, &who, at.clone())?,
+                    Some((text, _)) if missing => Raw::Text(text.clone()),
+                    _ => self.fetch_value(locator, &who, at.clone(), d.base64)?,
                 }
             }
-            Origin::Template { template, .. } => self.interpolate(template, d.source, &who)?,
+            Origin::Template { template, .. } => {
+                Raw::Text(self.interpolate(template, d.source, &who, at.clone())?)
+            }
         };
-        let raw = if d.base64 {
-            let cleaned: Vec<u8> = raw.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-            match base64::engine::general_purpose::STANDARD.decode(cleaned) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(s) => s,
+        let raw = match raw {
+            // A binary value shown as base64 is already what `encoding: base64` asks.
+            Raw::Base64(text) => text,
+            Raw::Text(text) if d.base64 => {
+                let cleaned: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+                match base64::engine::general_purpose::STANDARD.decode(cleaned) {
+                    Ok(bytes) => match String::from_utf8(bytes) {
+                        Ok(s) => s,
+                        Err(_) => {
+                            return self.fail(attach(
+                                Diagnostic::invalid(format!(
+                                    "{who}: the base64-decoded value is not UTF-8 text"
+                                )),
+                                at,
+                            ))
+                        }
+                    },
                     Err(_) => {
                         return self.fail(attach(
-                            Diagnostic::invalid(format!(
-                                "{who}: the base64-decoded value is not UTF-8 text"
-                            )),
+                            Diagnostic::invalid(format!("{who}: the value is not valid base64")),
                             at,
                         ))
                     }
-                },
-                Err(_) => {
+                }
+            }
+            Raw::Text(text) => text,
+        };
+        let raw = match &d.totp {
+            None => raw,
+            Some(params) => match crate::totp::code_now(&raw, params) {
+                Ok(code) => code,
+                Err(e) => {
                     return self.fail(attach(
-                        Diagnostic::invalid(format!("{who}: the value is not valid base64")),
+                        Diagnostic::invalid(format!("{who}: {}", e.describe())),
                         at,
                     ))
                 }
-            }
-        } else {
-            raw
+            },
         };
-        if d.totp.is_some() {
-            return self.fail(attach(
-                Diagnostic::invalid(format!(
-                    "{who}: `totp` codes are not supported by this build of keyfill"
-                )),
-                at,
-            ));
-        }
         let text = match canonical(d.ty, &raw) {
             Ok(t) => t,
             Err(what) => {
@@ -544,7 +625,13 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         }))
     }
 
-    fn interpolate(&mut self, t: &Template, source: SourceId, who: &str) -> Option<String> {
+    fn interpolate(
+        &mut self,
+        t: &Template,
+        source: SourceId,
+        who: &str,
+        at: Option<(SourceId, Range<usize>)>,
+    ) -> Option<String> {
         let mut out = String::new();
         let mut ok = true;
         for p in &t.parts {
@@ -561,8 +648,8 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 Part::Direct(r) => {
                     let base = &self.sources[source].base_dir;
                     match Locator::parse(r.provider, &r.locator, base) {
-                        Ok(loc) => match self.fetch_value(&loc, who, None) {
-                            Some(v) => out.push_str(&v),
+                        Ok(loc) => match self.fetch_value(&loc, who, at.clone(), false) {
+                            Some(Raw::Text(v) | Raw::Base64(v)) => out.push_str(&v),
                             None => ok = false,
                         },
                         Err(_) => ok = false,
@@ -608,9 +695,13 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         }
     }
 
-    /// Computes a declared secret (for `check --resolve`); `false` after reporting why not.
-    pub fn resolves(&mut self, name: &str) -> bool {
-        self.compute(name).is_some()
+    /// Computes a declared secret (for `check --resolve`); after reporting why
+    /// not, the exit status of its first failure (`Ok` when only a dependency failed).
+    pub fn resolves(&mut self, name: &str) -> Result<(), Exit> {
+        match self.compute(name) {
+            Some(_) => Ok(()),
+            None => Err(self.failures.get(name).copied().unwrap_or(Exit::Ok)),
+        }
     }
 
     /// New text for one site, or `None` after reporting why not.
@@ -640,10 +731,17 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             Some(Part::Direct(r)) => {
                 let loc = Locator::parse(r.provider, &r.locator, &src.base_dir).ok()?;
                 let who = format!("reference <<{}|{}>>", r.provider, r.locator);
-                Rendered::Str(self.fetch_value(&loc, &who, Some(at(r.range.clone())))?)
+                match self.fetch_value(&loc, &who, Some(at(r.range.clone())), false)? {
+                    Raw::Text(t) | Raw::Base64(t) => Rendered::Str(t),
+                }
             }
             // Computed even when redacting: a missing secret must fail the render.
-            _ => Rendered::Str(self.interpolate(&site.template, self.unit.source, "reference")?),
+            _ => Rendered::Str(self.interpolate(
+                &site.template,
+                self.unit.source,
+                "reference",
+                None,
+            )?),
         };
         let value = match value {
             _ if self.redact && site.template.has_refs() => {

@@ -8,17 +8,46 @@
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 /// Raw bytes as a provider returned them.
-pub struct SecretBytes(SecretBox<[u8]>);
+pub struct SecretBytes {
+    bytes: SecretBox<[u8]>,
+    binary: bool,
+}
 
 impl SecretBytes {
     /// Takes ownership of fetched bytes.
     pub fn new(bytes: Vec<u8>) -> Self {
-        SecretBytes(SecretBox::new(bytes.into_boxed_slice()))
+        SecretBytes {
+            bytes: SecretBox::new(bytes.into_boxed_slice()),
+            binary: false,
+        }
+    }
+
+    /// Takes ownership of bytes the provider stores as binary (AWS `SecretBinary`),
+    /// which are never rendered as text, even when they happen to be UTF-8.
+    pub fn binary(bytes: Vec<u8>) -> Self {
+        SecretBytes {
+            binary: true,
+            ..SecretBytes::new(bytes)
+        }
     }
 
     /// The bytes, for decoding.
     pub fn expose(&self) -> &[u8] {
-        self.0.expose_secret()
+        self.bytes.expose_secret()
+    }
+
+    /// Whether the provider marked the value as binary.
+    pub fn is_binary(&self) -> bool {
+        self.binary
+    }
+}
+
+impl Clone for SecretBytes {
+    fn clone(&self) -> Self {
+        SecretBytes {
+            bytes: SecretBox::new(self.expose().into()),
+            binary: self.binary,
+        }
     }
 }
 

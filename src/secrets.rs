@@ -201,6 +201,10 @@ fn mask_literals(
     } else {
         node.span.clone()
     };
+    // A lone reference written as is (`DB: <<aws|prod/db>>`) has no literal text.
+    if template.whole().is_some() && src.get(inner.clone()) == Some(value) {
+        return;
+    }
     let mut cursor = inner.start;
     for part in &template.parts {
         if let Part::Secret(reference::SecretRef { range, .. })

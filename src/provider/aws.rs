@@ -10,10 +10,32 @@
 //! `SECRET_ID[:JSON_KEY][?region=R&version_stage=S&version_id=V&profile=P]`. In an
 //! ARN (`arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME`) the JSON key is what
 //! follows the seventh colon; in a name it is what follows the last colon.
+//!
+//! The client is configured as the AWS CLI is: the default credential chain (env,
+//! shared profiles, SSO, web identity, container and instance metadata),
+//! `AWS_REGION`/`AWS_PROFILE` and `AWS_ENDPOINT_URL`. Distinct current secrets are
+//! fetched with `BatchGetSecretValue`, at most 20 per call; pinned versions with
+//! `GetSecretValue`; every call runs under one concurrency bound and one deadline,
+//! with our own jittered retries (the SDK's are off, so that every provider retries
+//! alike). Errors are reported in our words from the error code alone: no SDK
+//! message, body or header is ever shown.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
-use super::parse_query;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_secretsmanager::config::Region;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::Client;
+use futures_util::stream::{self, StreamExt as _};
+
+use super::retry::{self, Failure, Policy, Verdict};
+use super::{parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings};
+use crate::secret::SecretBytes;
 
 /// One AWS secret (and optionally a JSON key inside it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -34,7 +56,28 @@ pub struct AwsLocator {
 
 const QUERY_KEYS: [&str; 4] = ["region", "version_stage", "version_id", "profile"];
 
+/// The stage a fetch without a stage or version id gets.
+const CURRENT: &str = "AWSCURRENT";
+
 impl AwsLocator {
+    /// The request this locator needs: no JSON key, and the default stage not
+    /// spelled out, so that `x` and `x?version_stage=AWSCURRENT` share one fetch.
+    pub fn fetch_key(&self) -> AwsLocator {
+        let mut k = AwsLocator {
+            key: None,
+            ..self.clone()
+        };
+        if k.version_id.is_none() && k.version_stage.as_deref() == Some(CURRENT) {
+            k.version_stage = None;
+        }
+        k
+    }
+
+    /// Whether this fetch names a version other than the current one.
+    fn is_pinned(&self) -> bool {
+        self.version_id.is_some() || self.version_stage.as_deref().is_some_and(|s| s != CURRENT)
+    }
+
     /// Parses the direct-reference form.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (main, query) = match text.split_once('?') {
@@ -159,6 +202,574 @@ impl fmt::Display for AwsLocator {
             }
         }
         Ok(())
+    }
+}
+
+/// Fetches from AWS Secrets Manager. Nothing of the SDK is built until `fetch`.
+pub(crate) struct AwsProvider {
+    settings: Settings,
+}
+
+impl AwsProvider {
+    /// A provider that will fetch with `settings`.
+    pub(crate) fn new(settings: Settings) -> Self {
+        AwsProvider { settings }
+    }
+}
+
+impl Provider for AwsProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Aws
+    }
+
+    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
+        let locators: Vec<Option<&AwsLocator>> = requests
+            .iter()
+            .map(|l| match l {
+                Locator::Aws(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match runtime {
+            Ok(rt) => rt.block_on(fetch(&locators, self.settings)),
+            Err(e) => requests
+                .iter()
+                .map(|_| {
+                    Err(FetchError::new(
+                        FetchClass::Unreachable,
+                        format!("cannot start the AWS client: {e}"),
+                    ))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One distinct secret version to fetch, and the requests that want it.
+#[derive(Clone)]
+struct Wanted {
+    locator: AwsLocator,
+    requests: Vec<usize>,
+}
+
+/// What a call found for one secret.
+enum Outcome {
+    /// Final result for these requests.
+    Done(Vec<usize>, Result<SecretBytes, FetchError>),
+    /// The batch call did not answer for it: fetch it on its own.
+    Single(Client, Wanted),
+}
+
+/// One API call to make.
+enum Call {
+    Batch(Client, Vec<Wanted>),
+    Single(Client, Wanted),
+}
+
+/// Most secret ids per `BatchGetSecretValue` call (an API limit the SDK does not
+/// enforce).
+const BATCH_LIMIT: usize = 20;
+
+async fn fetch(
+    locators: &[Option<&AwsLocator>],
+    settings: Settings,
+) -> Vec<Result<SecretBytes, FetchError>> {
+    let policy = Policy::within(settings.timeout);
+    let mut results: Vec<Option<Result<SecretBytes, FetchError>>> =
+        locators.iter().map(|_| None).collect();
+    let http = http_client();
+
+    // One SDK configuration (credentials, default region, endpoint) per profile.
+    let mut profiles: Vec<Option<&str>> = Vec::new();
+    for l in locators.iter().flatten() {
+        if !profiles.contains(&l.profile.as_deref()) {
+            profiles.push(l.profile.as_deref());
+        }
+    }
+    // Within a profile, one client per region; within a client, one entry per
+    // distinct (secret, version).
+    let mut groups: Vec<(Client, Vec<Wanted>)> = Vec::new();
+    for profile in profiles {
+        let sdk = load_config(profile, http.clone(), &policy).await;
+        let mut clients: HashMap<String, usize> = HashMap::new();
+        for (i, l) in locators.iter().enumerate() {
+            let Some(l) = l.filter(|l| l.profile.as_deref() == profile) else {
+                continue;
+            };
+            let region = l
+                .region
+                .clone()
+                .or_else(|| sdk.region().map(|r| r.as_ref().to_owned()));
+            let Some(region) = region else {
+                results[i] = Some(Err(no_region(profile)));
+                continue;
+            };
+            let g = *clients.entry(region.clone()).or_insert_with(|| {
+                let conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
+                    .region(Region::new(region))
+                    .build();
+                groups.push((Client::from_conf(conf), Vec::new()));
+                groups.len() - 1
+            });
+            let want = l.fetch_key();
+            let entries = &mut groups[g].1;
+            match entries.iter_mut().find(|w| w.locator == want) {
+                Some(w) => w.requests.push(i),
+                None => entries.push(Wanted {
+                    locator: want,
+                    requests: vec![i],
+                }),
+            }
+        }
+    }
+
+    let mut calls = Vec::new();
+    for (client, wanted) in groups {
+        let (pinned, current): (Vec<Wanted>, Vec<Wanted>) =
+            wanted.into_iter().partition(|w| w.locator.is_pinned());
+        for chunk in current.chunks(BATCH_LIMIT) {
+            calls.push(if chunk.len() == 1 {
+                Call::Single(client.clone(), chunk[0].clone())
+            } else {
+                Call::Batch(client.clone(), chunk.to_vec())
+            });
+        }
+        calls.extend(pinned.into_iter().map(|w| Call::Single(client.clone(), w)));
+    }
+
+    // Batch calls that could not answer for a secret leave a single call behind,
+    // run in a second round under the same bound and deadline.
+    let mut round = calls;
+    while !round.is_empty() {
+        let outcomes: Vec<Vec<Outcome>> = stream::iter(round)
+            .map(|call| run(call, &policy))
+            .buffer_unordered(settings.concurrency.max(1))
+            .collect()
+            .await;
+        round = Vec::new();
+        for outcome in outcomes.into_iter().flatten() {
+            match outcome {
+                Outcome::Done(requests, result) => {
+                    for i in requests {
+                        results[i] = Some(result.clone());
+                    }
+                }
+                Outcome::Single(client, w) => round.push(Call::Single(client, w)),
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| Err(FetchError::new(FetchClass::Invalid, "not an AWS locator")))
+        })
+        .collect()
+}
+
+fn no_region(profile: Option<&str>) -> FetchError {
+    let from = profile.map_or_else(String::new, |p| format!(" or profile `{p}`"));
+    FetchError::new(
+        FetchClass::Unconfigured,
+        format!(
+            "no AWS region is configured: set AWS_REGION, a region in the AWS config{from}, \
+             or `region=` on the reference"
+        ),
+    )
+}
+
+/// Loads credentials, region and endpoint settings as the AWS CLI does.
+async fn load_config(
+    profile: Option<&str>,
+    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    policy: &Policy,
+) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(policy.attempt_timeout.min(Duration::from_secs(5)))
+                .build(),
+        );
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    loader.load().await
+}
+
+/// One HTTP/TLS stack for the SDK: hyper and rustls with ring (the SDK's default
+/// would build aws-lc as a second crypto library).
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+async fn run(call: Call, policy: &Policy) -> Vec<Outcome> {
+    match call {
+        Call::Single(client, w) => vec![single(&client, w, policy).await],
+        Call::Batch(client, ws) => batch(client, ws, policy).await,
+    }
+}
+
+async fn single(client: &Client, w: Wanted, policy: &Policy) -> Outcome {
+    let l = &w.locator;
+    let result = retry::run(
+        policy,
+        || {
+            client
+                .get_secret_value()
+                .secret_id(&l.secret_id)
+                .set_version_stage(l.version_stage.clone())
+                .set_version_id(l.version_id.clone())
+                .send()
+        },
+        |e| sdk_error(e, l.is_pinned()).2,
+    )
+    .await;
+    let result = match result {
+        Ok(out) => value(out.secret_string, out.secret_binary),
+        Err(f) => Err(failure(f, l.is_pinned())),
+    };
+    Outcome::Done(w.requests, result)
+}
+
+async fn batch(client: Client, wanted: Vec<Wanted>, policy: &Policy) -> Vec<Outcome> {
+    let ids: Vec<String> = wanted.iter().map(|w| w.locator.secret_id.clone()).collect();
+    let result = retry::run(
+        policy,
+        || {
+            client
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(ids.clone()))
+                .send()
+        },
+        |e| sdk_error(e, false).2,
+    )
+    .await;
+    let out = match result {
+        Ok(out) => out,
+        Err(f) => {
+            let fall_back = match &f {
+                Failure::Error(e) => batch_unsupported(e),
+                Failure::TimedOut => false,
+            };
+            if fall_back {
+                // Policies often grant GetSecretValue but not BatchGetSecretValue.
+                return wanted
+                    .into_iter()
+                    .map(|w| Outcome::Single(client.clone(), w))
+                    .collect();
+            }
+            let err = failure(f, false);
+            return wanted
+                .into_iter()
+                .map(|w| Outcome::Done(w.requests, Err(err.clone())))
+                .collect();
+        }
+    };
+    let mut pending: Vec<Option<Wanted>> = wanted.into_iter().map(Some).collect();
+    let mut outcomes = Vec::new();
+    for entry in out.secret_values.unwrap_or_default() {
+        let hit = pending.iter_mut().find(|w| {
+            w.as_ref().is_some_and(|w| {
+                same_secret(
+                    &w.locator.secret_id,
+                    entry.name.as_deref(),
+                    entry.arn.as_deref(),
+                )
+            })
+        });
+        if let Some(w) = hit.and_then(Option::take) {
+            outcomes.push(Outcome::Done(
+                w.requests,
+                value(entry.secret_string, entry.secret_binary),
+            ));
+        }
+    }
+    for err in out.errors.unwrap_or_default() {
+        let hit = pending.iter_mut().find(|w| {
+            w.as_ref()
+                .is_some_and(|w| err.secret_id.as_deref() == Some(w.locator.secret_id.as_str()))
+        });
+        if let Some(w) = hit.and_then(Option::take) {
+            let (class, message, _) = classify(
+                err.error_code.as_deref(),
+                err.message.as_deref(),
+                None,
+                false,
+            );
+            outcomes.push(Outcome::Done(
+                w.requests,
+                Err(FetchError::new(class, message)),
+            ));
+        }
+    }
+    // Anything the batch did not answer for (ids that name one secret twice, a
+    // paginated answer) is fetched on its own rather than guessed.
+    outcomes.extend(
+        pending
+            .into_iter()
+            .flatten()
+            .map(|w| Outcome::Single(client.clone(), w)),
+    );
+    outcomes
+}
+
+/// Whether a requested id (name, full ARN or ARN without its random suffix) is
+/// the secret a batch entry describes.
+fn same_secret(id: &str, name: Option<&str>, arn: Option<&str>) -> bool {
+    if Some(id) == name || Some(id) == arn {
+        return true;
+    }
+    // A partial ARN lacks the "-" and six random characters AWS appends.
+    arn.is_some_and(|arn| {
+        id.starts_with("arn:")
+            && arn.len() == id.len() + 7
+            && arn.starts_with(id)
+            && arn.as_bytes()[id.len()] == b'-'
+    })
+}
+
+/// A secret's value; binary secrets stay marked as binary.
+fn value(
+    string: Option<String>,
+    binary: Option<aws_sdk_secretsmanager::primitives::Blob>,
+) -> Result<SecretBytes, FetchError> {
+    match (string, binary) {
+        (Some(s), _) => Ok(SecretBytes::new(s.into_bytes())),
+        (None, Some(b)) => Ok(SecretBytes::binary(b.into_inner())),
+        (None, None) => Err(FetchError::new(
+            FetchClass::NotFound,
+            "the secret version has no value",
+        )),
+    }
+}
+
+/// Whether a failed batch call means "this caller or endpoint cannot batch", so
+/// single calls may still work.
+fn batch_unsupported<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    match e.code() {
+        Some(
+            "AccessDeniedException"
+            | "AccessDenied"
+            | "UnknownOperationException"
+            | "InvalidAction"
+            | "NotImplemented",
+        ) => true,
+        Some(_) => false,
+        None => matches!(status, Some(404 | 501)),
+    }
+}
+
+type HttpResponse = aws_smithy_runtime_api::http::Response;
+
+fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    f: Failure<SdkError<E, HttpResponse>>,
+    pinned: bool,
+) -> FetchError {
+    match f {
+        Failure::Error(e) => {
+            let (class, message, _) = sdk_error(&e, pinned);
+            FetchError::new(class, message)
+        }
+        Failure::TimedOut => FetchError::new(
+            FetchClass::Unreachable,
+            "AWS Secrets Manager did not answer in time",
+        ),
+    }
+}
+
+/// Classifies an SDK error without showing anything the service or SDK wrote.
+fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: &SdkError<E, HttpResponse>,
+    pinned: bool,
+) -> (FetchClass, String, Verdict) {
+    match e {
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            let mut c = classify(e.code(), e.message(), status, pinned);
+            if let (Verdict::Retry(_), Some(r)) = (&c.2, e.raw_response()) {
+                c.2 = Verdict::Retry(retry::retry_after(r.headers().get("retry-after")));
+            }
+            c
+        }
+        SdkError::TimeoutError(_) => (
+            FetchClass::Unreachable,
+            "AWS Secrets Manager did not answer in time".into(),
+            Verdict::Retry(None),
+        ),
+        SdkError::DispatchFailure(d) => {
+            if let Some(c) = credentials_error(e) {
+                return c;
+            }
+            let what = if d.is_timeout() {
+                "timed out connecting to AWS Secrets Manager"
+            } else if d.is_io() {
+                "cannot connect to AWS Secrets Manager"
+            } else {
+                "the request to AWS Secrets Manager could not be sent"
+            };
+            let retry = if d.is_io() || d.is_timeout() {
+                Verdict::Retry(None)
+            } else {
+                Verdict::Fail
+            };
+            (
+                FetchClass::Unreachable,
+                format!("{what} (check AWS_ENDPOINT_URL, the region and the network)"),
+                retry,
+            )
+        }
+        _ => credentials_error(e).unwrap_or_else(|| {
+            (
+                FetchClass::Unreachable,
+                "the request to AWS Secrets Manager could not be built".into(),
+                Verdict::Fail,
+            )
+        }),
+    }
+}
+
+/// A failure to find or load credentials, found in the error's causes.
+fn credentials_error(
+    e: &(dyn std::error::Error + 'static),
+) -> Option<(FetchClass, String, Verdict)> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(ce) = c.downcast_ref::<CredentialsError>() {
+            return Some(match ce {
+                CredentialsError::CredentialsNotLoaded(_) => (
+                    FetchClass::Denied,
+                    "no AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY, run `aws sso login`, or run with a role"
+                        .into(),
+                    Verdict::Fail,
+                ),
+                CredentialsError::ProviderTimedOut(_) => (
+                    FetchClass::Unreachable,
+                    "loading AWS credentials timed out".into(),
+                    Verdict::Retry(None),
+                ),
+                CredentialsError::InvalidConfiguration(_) => (
+                    FetchClass::Unconfigured,
+                    "the AWS credential configuration is invalid (check the profile and \
+                     AWS_* variables)"
+                        .into(),
+                    Verdict::Fail,
+                ),
+                _ => (
+                    FetchClass::Denied,
+                    "AWS credentials could not be loaded: a source in the credential chain \
+                     (profile, SSO, web identity, container or instance metadata) failed; \
+                     check the profile, or run `aws sso login` if it uses SSO"
+                        .into(),
+                    Verdict::Fail,
+                ),
+            });
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// Classifies an AWS error code (the message is read only to tell a secret
+/// scheduled for deletion from other invalid requests; it is never shown).
+fn classify(
+    code: Option<&str>,
+    message: Option<&str>,
+    status: Option<u16>,
+    pinned: bool,
+) -> (FetchClass, String, Verdict) {
+    let code = code.filter(|c| {
+        c.len() <= 64
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+    });
+    let shown = match (code, status) {
+        (Some(c), _) => c.to_owned(),
+        (None, Some(s)) => format!("HTTP {s}"),
+        (None, None) => "no error code".to_owned(),
+    };
+    let fail = |class, text: &str| (class, format!("{text} ({shown})"), Verdict::Fail);
+    match code {
+        Some("ResourceNotFoundException") if pinned => fail(
+            FetchClass::NotFound,
+            "this version of the secret does not exist in AWS Secrets Manager",
+        ),
+        Some("ResourceNotFoundException") => fail(
+            FetchClass::NotFound,
+            "the secret does not exist in AWS Secrets Manager (or has no current value)",
+        ),
+        Some("InvalidRequestException")
+            if message.is_some_and(|m| m.contains("deletion") || m.contains("deleted")) =>
+        {
+            fail(FetchClass::NotFound, "the secret is scheduled for deletion")
+        }
+        Some("InvalidRequestException" | "InvalidParameterException") => fail(
+            FetchClass::Invalid,
+            "AWS Secrets Manager refused the request as invalid: check the secret id, \
+             version_stage and version_id",
+        ),
+        Some("DecryptionFailure") => fail(
+            FetchClass::Denied,
+            "AWS could not decrypt the secret with its KMS key: the credentials need \
+             kms:Decrypt on that key",
+        ),
+        Some("AccessDeniedException" | "AccessDenied") => fail(
+            FetchClass::Denied,
+            "access denied: the credentials need secretsmanager:GetSecretValue on this secret",
+        ),
+        Some("UnrecognizedClientException" | "InvalidClientTokenId") => fail(
+            FetchClass::Denied,
+            "AWS does not recognise the access key: check AWS_ACCESS_KEY_ID, AWS_PROFILE \
+             or the SSO session",
+        ),
+        Some("ExpiredTokenException" | "ExpiredToken" | "RequestExpired") => fail(
+            FetchClass::Denied,
+            "the AWS credentials have expired: refresh them (for SSO, `aws sso login`)",
+        ),
+        Some("InvalidSignatureException" | "SignatureDoesNotMatch" | "IncompleteSignature") => {
+            fail(
+                FetchClass::Denied,
+                "AWS rejected the request signature: the secret access key does not match \
+                 the key id, or the clock is wrong",
+            )
+        }
+        Some(
+            "ThrottlingException"
+            | "Throttling"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded",
+        ) => (
+            FetchClass::Throttled,
+            format!("AWS Secrets Manager kept throttling the requests ({shown})"),
+            Verdict::Retry(None),
+        ),
+        _ if status == Some(429) => (
+            FetchClass::Throttled,
+            format!("AWS Secrets Manager kept throttling the requests ({shown})"),
+            Verdict::Retry(None),
+        ),
+        Some("InternalServiceError" | "InternalFailure" | "ServiceUnavailable") => (
+            FetchClass::Unreachable,
+            format!("AWS Secrets Manager kept failing ({shown})"),
+            Verdict::Retry(None),
+        ),
+        _ if status.is_some_and(|s| s >= 500) => (
+            FetchClass::Unreachable,
+            format!("AWS Secrets Manager kept failing ({shown})"),
+            Verdict::Retry(None),
+        ),
+        _ => fail(
+            FetchClass::Unreachable,
+            "AWS Secrets Manager returned an unexpected error",
+        ),
     }
 }
 

@@ -12,11 +12,13 @@ pub mod aws;
 pub mod env;
 pub mod file;
 pub mod onepassword;
+pub(crate) mod retry;
 pub mod vault;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::secret::SecretBytes;
 
@@ -138,13 +140,11 @@ impl Locator {
         }
     }
 
-    /// The request this locator needs; locators differing only in a JSON key share it.
+    /// The request this locator needs; locators differing only in a JSON key (or
+    /// in spelling out the default version stage) share it.
     pub fn fetch_key(&self) -> Locator {
         match self {
-            Locator::Aws(a) => Locator::Aws(aws::AwsLocator {
-                key: None,
-                ..a.clone()
-            }),
+            Locator::Aws(a) => Locator::Aws(a.fetch_key()),
             other => other.clone(),
         }
     }
@@ -184,6 +184,8 @@ pub enum FetchClass {
     Unreachable,
     /// The provider throttled us past the deadline (exit 5).
     Throttled,
+    /// The provider's client is not configured, e.g. no AWS region (exit 5).
+    Unconfigured,
 }
 
 impl FetchClass {
@@ -193,7 +195,10 @@ impl FetchClass {
         match self {
             FetchClass::NotFound => Exit::NotFound,
             FetchClass::Invalid => Exit::Invalid,
-            FetchClass::Denied | FetchClass::Unreachable | FetchClass::Throttled => Exit::Provider,
+            FetchClass::Denied
+            | FetchClass::Unreachable
+            | FetchClass::Throttled
+            | FetchClass::Unconfigured => Exit::Provider,
         }
     }
 
@@ -205,6 +210,7 @@ impl FetchClass {
             FetchClass::Invalid => "invalid",
             FetchClass::Unreachable => "unreachable",
             FetchClass::Throttled => "throttled",
+            FetchClass::Unconfigured => "not configured",
         }
     }
 }
@@ -228,9 +234,28 @@ impl FetchError {
     }
 }
 
+/// How remote providers fetch: shared by every provider of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Most requests in flight at once, per provider.
+    pub concurrency: usize,
+    /// Deadline for all of a provider's fetches, retries included.
+    pub timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            concurrency: 8,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// A source of secrets. `fetch` receives every distinct request for this provider
 /// in one call, so implementations can batch and run requests concurrently.
-pub trait Provider {
+/// Providers of different kinds fetch at the same time, on separate threads.
+pub trait Provider: Send + Sync {
     /// Which provider this is.
     fn kind(&self) -> ProviderKind;
 
@@ -242,6 +267,7 @@ pub trait Provider {
 #[derive(Default)]
 pub struct Registry {
     built: HashMap<ProviderKind, Box<dyn Provider>>,
+    settings: Settings,
 }
 
 impl fmt::Debug for Registry {
@@ -253,21 +279,38 @@ impl fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// A registry whose remote providers fetch with `settings`.
+    pub fn new(settings: Settings) -> Self {
+        Registry {
+            built: HashMap::new(),
+            settings,
+        }
+    }
+
     /// The provider for `kind`, started now if it was not yet.
     pub fn get(&mut self, kind: ProviderKind) -> &dyn Provider {
-        let entry = self
-            .built
+        self.start(kind);
+        &*self.built[&kind]
+    }
+
+    /// Starts the provider for `kind` if it was not yet.
+    pub fn start(&mut self, kind: ProviderKind) {
+        let settings = self.settings;
+        self.built
             .entry(kind)
             .or_insert_with(|| -> Box<dyn Provider> {
                 match kind {
                     ProviderKind::Env => Box::new(env::EnvProvider),
                     ProviderKind::File => Box::new(file::FileProvider),
-                    ProviderKind::Aws | ProviderKind::Vault | ProviderKind::OnePassword => {
-                        Box::new(Unavailable(kind))
-                    }
+                    ProviderKind::Aws => Box::new(aws::AwsProvider::new(settings)),
+                    ProviderKind::Vault | ProviderKind::OnePassword => Box::new(Unavailable(kind)),
                 }
             });
-        &**entry
+    }
+
+    /// A provider that was started.
+    pub fn started_provider(&self, kind: ProviderKind) -> Option<&dyn Provider> {
+        self.built.get(&kind).map(|p| &**p)
     }
 
     /// Which providers were started (for tests of lazy start-up).
