@@ -1,0 +1,197 @@
+//! A real `moto_server` (AWS Secrets Manager emulator) on a free loopback port,
+//! shared by the tests of one binary, plus seeding helpers that speak the
+//! Secrets Manager JSON protocol directly.
+//!
+//! The server runs under a small Python guard that stops it when this process's
+//! end of a pipe closes, so it never outlives the tests, even though it is shared
+//! through a static.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A running moto server.
+pub(crate) struct Moto {
+    /// Its address.
+    pub(crate) addr: SocketAddr,
+    _guard: Mutex<(Child, ChildStdin)>,
+}
+
+const GUARD: &str = r#"
+import subprocess, sys
+server = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    sys.stdin.read()
+finally:
+    server.terminate()
+    try:
+        server.wait(5)
+    except subprocess.TimeoutExpired:
+        server.kill()
+"#;
+
+/// The shared server, started on first use. Panics (failing the test loudly) when
+/// `moto_server` cannot be started: these tests never skip.
+pub(crate) fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(start)
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("address").port()
+}
+
+fn start() -> Moto {
+    let port = free_port();
+    let mut child = Command::new("python3")
+        .args(["-c", GUARD, "moto_server", "-H", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to run moto_server");
+    let stdin = child.stdin.take().expect("guard stdin");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("moto_server exited at start ({status}); install it with: pip install 'moto[server]'");
+        }
+        if request(addr, "GET", "/moto-api/data.json", &[], b"").is_some_and(|(s, _)| s == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not answer on {addr} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        addr,
+        _guard: Mutex::new((child, stdin)),
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; the status and body.
+pub(crate) fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut r = BufReader::new(s);
+    let mut status = String::new();
+    r.read_line(&mut status).ok()?;
+    let code: u16 = status.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            if n.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse::<usize>().ok();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    match len {
+        Some(n) => {
+            out.resize(n, 0);
+            r.read_exact(&mut out).ok()?;
+        }
+        None => {
+            r.read_to_end(&mut out).ok()?;
+        }
+    }
+    Some((code, out))
+}
+
+impl Moto {
+    /// The endpoint URL for clients that talk to moto directly.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Calls a Secrets Manager action in `region`; panics on an error status.
+    pub(crate) fn call(&self, region: &str, action: &str, body: Value) -> Value {
+        let (status, out) = self.try_call(region, action, body);
+        assert_eq!(status, 200, "{action} failed: {out}");
+        out
+    }
+
+    /// Calls an action and returns the status and JSON body, errors included.
+    pub(crate) fn try_call(&self, region: &str, action: &str, body: Value) -> (u16, Value) {
+        // moto reads the region from the credential scope; it does not check signatures.
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let target = format!("secretsmanager.{action}");
+        let (status, out) = request(
+            self.addr,
+            "POST",
+            "/",
+            &[
+                ("x-amz-target", &target),
+                ("content-type", "application/x-amz-json-1.1"),
+                ("authorization", &auth),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .expect("moto answers");
+        let v = serde_json::from_slice(&out).unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    /// Creates a text secret; returns its ARN.
+    pub(crate) fn create(&self, region: &str, name: &str, value: &str) -> String {
+        let out = self.call(
+            region,
+            "CreateSecret",
+            json!({ "Name": name, "SecretString": value }),
+        );
+        out["ARN"].as_str().expect("ARN").to_owned()
+    }
+
+    /// Creates a binary secret; returns its ARN.
+    pub(crate) fn create_binary(&self, region: &str, name: &str, value: &[u8]) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(value);
+        let out = self.call(
+            region,
+            "CreateSecret",
+            json!({ "Name": name, "SecretBinary": b64 }),
+        );
+        out["ARN"].as_str().expect("ARN").to_owned()
+    }
+
+    /// Puts a new current version (the old one becomes AWSPREVIOUS); returns its id.
+    pub(crate) fn rotate(&self, region: &str, name: &str, value: &str) -> String {
+        let out = self.call(
+            region,
+            "PutSecretValue",
+            json!({ "SecretId": name, "SecretString": value }),
+        );
+        out["VersionId"].as_str().expect("VersionId").to_owned()
+    }
+}
