@@ -215,19 +215,27 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
             listing.push_str(&line);
             listing.push('\n');
         }
-        let direct: Vec<String> = unit
-            .sites
-            .iter()
-            .flat_map(|s| s.template.parts.iter())
-            .filter_map(|p| match p {
-                crate::reference::Part::Direct(r) => {
-                    Some(format!("<<{}|{}>>", r.provider, r.locator))
-                }
-                _ => None,
-            })
-            .collect();
+        let mut direct: Vec<String> = Vec::new();
+        for p in unit.sites.iter().flat_map(|s| s.template.parts.iter()) {
+            let crate::reference::Part::Direct(r) = p else {
+                continue;
+            };
+            let mut line = format!("<<{}|{}>>", r.provider, r.locator);
+            if direct.contains(&line) {
+                continue;
+            }
+            let base = &session.sources[unit.source].base_dir;
+            let loc = crate::provider::Locator::parse(r.provider, &r.locator, base);
+            if let (Some(f), Ok(loc)) = (&fetched, loc) {
+                line.push_str(&format!("  [{}]", resolve::direct_status(f, &loc)));
+            }
+            direct.push(line);
+        }
         if !direct.is_empty() {
-            listing.push_str(&format!("  direct references: {}\n", direct.join(", ")));
+            listing.push_str("  direct references:\n");
+            for d in direct {
+                listing.push_str(&format!("    {d}\n"));
+            }
         }
     }
     let _ = std::io::stdout().lock().write_all(listing.as_bytes());

@@ -994,6 +994,32 @@ fn walk<'v>(v: &'v Value, path: &[String]) -> Result<&'v Value, Missing> {
 }
 
 /// A JSON key of a fetched text, as text (strings as is, others as compact JSON).
+/// A direct reference's outcome for `check --resolve`, in one word; its
+/// diagnostics come from rendering the site.
+pub fn direct_status(fetched: &Fetched, loc: &Locator) -> &'static str {
+    match fetched.get(&loc.fetch_key()) {
+        None => "not fetched",
+        Some(Err(e)) => e.class.word(),
+        Some(Ok(bytes)) => {
+            let text = std::str::from_utf8(bytes.expose())
+                .ok()
+                .filter(|_| !bytes.is_binary());
+            match (text, loc.json_key()) {
+                (None, _) => "invalid",
+                (Some(_), None) => "found",
+                (Some(t), Some(key)) => {
+                    let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+                    match json_field_text(t, &path) {
+                        Ok(_) => "found",
+                        Err(m) if m.not_json => "invalid",
+                        Err(_) => "not found",
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn json_field_text(text: &str, path: &[String]) -> Result<String, Missing> {
     let Ok(json) = serde_json::from_str::<Value>(text) else {
         return Err(Missing {

@@ -345,7 +345,7 @@ fn check_resolve_reports_each_status_without_values() {
     );
     let config = format!(
         "secrets:\n  FOUND: <<aws|{p}/found>>\n  GONE: <<aws|{p}/gone>>\n  DENIED: <<aws|{p}/denied>>\n\
-         a: $<FOUND>\nb: $<GONE>\nc: $<DENIED>\n"
+         a: $<FOUND>\nb: $<GONE>\nc: $<DENIED>\nd: <<aws|{p}/found>>\ne: <<aws|{p}/gone>>\n"
     );
     let r = env.run(&["check", "--resolve"], &config);
     assert!(r.stdout.contains("FOUND   used    aws|"), "{}", r.stdout);
@@ -359,6 +359,12 @@ fn check_resolve_reports_each_status_without_values() {
     assert_eq!(status("FOUND").as_deref(), Some("found"));
     assert_eq!(status("GONE").as_deref(), Some("not found"));
     assert_eq!(status("DENIED").as_deref(), Some("access denied"));
+    assert!(
+        r.stdout.contains(&format!("<<aws|{p}/found>>  [found]")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(&format!("<<aws|{p}/gone>>  [not found]")));
     // Denied outranks nothing: the worst class present is "not found" (exit 4).
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(
