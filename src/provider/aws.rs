@@ -31,6 +31,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::config::Region;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::Client;
+use aws_smithy_http_client::tls::{TlsContext, TrustStore};
 use futures_util::stream::{self, StreamExt as _};
 
 use super::retry::{self, Failure, Policy, Verdict};
@@ -280,7 +281,10 @@ async fn fetch(
     let policy = Policy::within(settings.timeout);
     let mut results: Vec<Option<Result<SecretBytes, FetchError>>> =
         locators.iter().map(|_| None).collect();
-    let http = http_client();
+    let http = match tls_context() {
+        Ok(ctx) => http_client(ctx),
+        Err(e) => return locators.iter().map(|_| Err(e.clone())).collect(),
+    };
 
     // One SDK configuration (credentials, default region, endpoint) per profile.
     let mut profiles: Vec<Option<&str>> = Vec::new();
@@ -402,11 +406,47 @@ async fn load_config(
 
 /// One HTTP/TLS stack for the SDK: hyper and rustls with ring (the SDK's default
 /// would build aws-lc as a second crypto library).
-fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+fn http_client(ctx: TlsContext) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(ctx)
         .build_https()
+}
+
+/// The roots to trust: the system's, or as with the AWS CLI, only those of the
+/// PEM bundle `AWS_CA_BUNDLE` names.
+fn tls_context() -> Result<TlsContext, FetchError> {
+    use rustls::pki_types::{pem::PemObject as _, CertificateDer};
+    let Some(path) = std::env::var_os("AWS_CA_BUNDLE").filter(|p| !p.is_empty()) else {
+        return Ok(TlsContext::default());
+    };
+    let shown = std::path::Path::new(&path).display().to_string();
+    let bad = |why: &str| {
+        FetchError::new(
+            FetchClass::Unconfigured,
+            format!("AWS_CA_BUNDLE `{shown}` {why}"),
+        )
+    };
+    let pem = std::fs::read(&path).map_err(|e| bad(&format!("cannot be read: {e}")))?;
+    // The HTTP client panics on a bundle it cannot use, so it is checked here the
+    // way the client will load it.
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad("is not a PEM certificate bundle"))?;
+    if certs.is_empty() {
+        return Err(bad("holds no certificate"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|_| bad("holds a certificate that cannot be a trust anchor"))?;
+    }
+    TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
+        .build()
+        .map_err(|_| bad("cannot be used"))
 }
 
 async fn run(call: Call, policy: &Policy) -> Vec<Outcome> {
@@ -608,6 +648,15 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
             if let Some(c) = credentials_error(e) {
                 return c;
             }
+            if cause::<rustls::Error>(e).is_some() {
+                return (
+                    FetchClass::Unreachable,
+                    "the TLS connection to AWS Secrets Manager failed: the server's certificate \
+                     is not trusted or does not match (for a private CA, set AWS_CA_BUNDLE)"
+                        .into(),
+                    Verdict::Fail,
+                );
+            }
             let what = if d.is_timeout() {
                 "timed out connecting to AWS Secrets Manager"
             } else if d.is_io() {
@@ -636,46 +685,62 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     }
 }
 
+/// The first error of type `T` among `e`'s causes. `io::Error` hides the error it
+/// wraps from `source()`, so that one is looked into as well.
+fn cause<'e, T: std::error::Error + 'static>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = next {
+        if let Some(t) = c.downcast_ref::<T>() {
+            return Some(t);
+        }
+        if let Some(inner) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if let Some(t) = cause::<T>(inner) {
+                return Some(t);
+            }
+        }
+        next = c.source();
+    }
+    None
+}
+
 /// A failure to find or load credentials, found in the error's causes.
 fn credentials_error(
     e: &(dyn std::error::Error + 'static),
 ) -> Option<(FetchClass, String, Verdict)> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if let Some(ce) = c.downcast_ref::<CredentialsError>() {
-            return Some(match ce {
-                CredentialsError::CredentialsNotLoaded(_) => (
-                    FetchClass::Denied,
-                    "no AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and \
+    cause::<CredentialsError>(e).map(|ce| match ce {
+        CredentialsError::CredentialsNotLoaded(_) => (
+            FetchClass::Denied,
+            "no AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and \
                      AWS_SECRET_ACCESS_KEY, run `aws sso login`, or run with a role"
-                        .into(),
-                    Verdict::Fail,
-                ),
-                CredentialsError::ProviderTimedOut(_) => (
-                    FetchClass::Unreachable,
-                    "loading AWS credentials timed out".into(),
-                    Verdict::Retry(None),
-                ),
-                CredentialsError::InvalidConfiguration(_) => (
-                    FetchClass::Unconfigured,
-                    "the AWS credential configuration is invalid (check the profile and \
+                .into(),
+            Verdict::Fail,
+        ),
+        CredentialsError::ProviderTimedOut(_) => (
+            FetchClass::Unreachable,
+            "loading AWS credentials timed out".into(),
+            Verdict::Retry(None),
+        ),
+        CredentialsError::InvalidConfiguration(_) => (
+            FetchClass::Unconfigured,
+            "the AWS credential configuration is invalid (check the profile and \
                      AWS_* variables)"
-                        .into(),
-                    Verdict::Fail,
-                ),
-                _ => (
-                    FetchClass::Denied,
-                    "AWS credentials could not be loaded: a source in the credential chain \
+                .into(),
+            Verdict::Fail,
+        ),
+        _ => (
+            FetchClass::Denied,
+            "AWS credentials could not be loaded: a source in the credential chain \
                      (profile, SSO, web identity, container or instance metadata) failed; \
                      check the profile, or run `aws sso login` if it uses SSO"
-                        .into(),
-                    Verdict::Fail,
-                ),
-            });
-        }
-        cause = c.source();
-    }
-    None
+                .into(),
+            Verdict::Fail,
+        ),
+    })
 }
 
 /// Classifies an AWS error code (the message is read only to tell a secret
@@ -817,5 +882,77 @@ mod tests {
         assert!(AwsLocator::parse("x?region=EU WEST").is_err());
         assert!(AwsLocator::parse("x:").is_err());
         assert!(AwsLocator::parse("bad name").is_err());
+    }
+
+    #[test]
+    fn fetch_keys_share_the_default_stage() {
+        let a = AwsLocator::parse("x:k").unwrap_or_default().fetch_key();
+        let b = AwsLocator::parse("x?version_stage=AWSCURRENT")
+            .unwrap_or_default()
+            .fetch_key();
+        assert_eq!(a, b);
+        assert!(!a.is_pinned());
+        let p = AwsLocator::parse("x?version_stage=AWSPREVIOUS").unwrap_or_default();
+        assert!(p.fetch_key() != a && p.is_pinned());
+        assert!(AwsLocator::parse("x?version_id=v1")
+            .unwrap_or_default()
+            .is_pinned());
+    }
+
+    #[test]
+    fn batch_entries_match_names_full_and_partial_arns() {
+        let arn = "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf";
+        let partial = "arn:aws:secretsmanager:us-east-1:1:secret:prod/db";
+        for id in ["prod/db", arn, partial] {
+            assert!(same_secret(id, Some("prod/db"), Some(arn)), "{id}");
+        }
+        assert!(!same_secret("prod/d", Some("prod/db"), Some(arn)));
+        assert!(!same_secret(
+            "arn:aws:secretsmanager:us-east-1:1:secret:prod/d",
+            Some("prod/db"),
+            Some(arn)
+        ));
+    }
+
+    #[test]
+    fn error_codes_decide_class_and_retry() {
+        let c = |code, msg, status| {
+            let (class, text, verdict) = classify(code, msg, status, false);
+            (class, verdict, text)
+        };
+        assert_eq!(
+            c(Some("ResourceNotFoundException"), None, Some(400)).0,
+            FetchClass::NotFound
+        );
+        let (class, _, text) = c(
+            Some("InvalidRequestException"),
+            Some("You can't perform this operation on the secret because it was marked for deletion."),
+            Some(400),
+        );
+        assert_eq!(class, FetchClass::NotFound);
+        assert!(text.contains("scheduled for deletion") && !text.contains("You can't"));
+        for denied in [
+            "AccessDeniedException",
+            "UnrecognizedClientException",
+            "ExpiredTokenException",
+            "InvalidSignatureException",
+            "DecryptionFailure",
+        ] {
+            let (class, verdict, _) = c(Some(denied), None, Some(400));
+            assert_eq!(
+                (class, verdict),
+                (FetchClass::Denied, Verdict::Fail),
+                "{denied}"
+            );
+        }
+        assert_eq!(
+            c(Some("ThrottlingException"), None, Some(400)).1,
+            Verdict::Retry(None)
+        );
+        assert_eq!(c(None, None, Some(429)).0, FetchClass::Throttled);
+        assert_eq!(c(None, None, Some(503)).1, Verdict::Retry(None));
+        // A code that is not a plain token (an HTML page, say) is never shown.
+        let (_, _, text) = c(Some("<html>secret</html>"), None, Some(400));
+        assert!(!text.contains("html") && text.contains("HTTP 400"));
     }
 }

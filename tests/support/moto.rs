@@ -47,10 +47,22 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Moto {
+    start_with(&[], false)
+}
+
+/// A server of its own that speaks HTTPS with the given certificate and key; it
+/// stops when dropped.
+pub(crate) fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Moto {
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    start_with(&["--ssl-cert", &cert, "--ssl-key", &key], true)
+}
+
+fn start_with(extra: &[&str], tls: bool) -> Moto {
     let port = free_port();
     let mut child = Command::new("python3")
         .args(["-c", GUARD, "moto_server", "-H", "127.0.0.1", "-p"])
         .arg(port.to_string())
+        .args(extra)
         .stdin(Stdio::piped())
         .spawn()
         .expect("python3 is needed to run moto_server");
@@ -61,7 +73,13 @@ fn start() -> Moto {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("moto_server exited at start ({status}); install it with: pip install 'moto[server]'");
         }
-        if request(addr, "GET", "/moto-api/data.json", &[], b"").is_some_and(|(s, _)| s == 200) {
+        let up = if tls {
+            // Listening is enough: the TLS server is checked by the test itself.
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+        } else {
+            request(addr, "GET", "/moto-api/data.json", &[], b"").is_some_and(|(s, _)| s == 200)
+        };
+        if up {
             break;
         }
         assert!(
