@@ -5,44 +5,12 @@ mod support;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use support::moto::moto;
 use support::proxy::{Fault, Proxy};
-use support::{aws_env, keyfill, unique};
+use support::{aws_env, keyfill, unique, AwsEnv as Env};
 
 const REGION: &str = "us-east-1";
-
-/// A proxy in front of the shared moto server, and a folder for configs.
-struct Env {
-    proxy: Proxy,
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            proxy: Proxy::start(moto().addr, Duration::ZERO),
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    fn vars(&self) -> Vec<(String, String)> {
-        aws_env(&self.proxy.url())
-    }
-
-    /// Writes `config.yaml` and runs keyfill with `args` (the config path is appended).
-    fn run(&self, args: &[&str], config: &str) -> support::Run {
-        std::fs::write(self.dir.path().join("config.yaml"), config).expect("write config");
-        let mut all = args.to_vec();
-        all.push("config.yaml");
-        keyfill(self.dir.path(), &all, &self.vars())
-    }
-
-    fn render(&self, config: &str) -> support::Run {
-        self.run(&["render"], config)
-    }
-}
 
 /// The `SecretIdList` of each BatchGetSecretValue call.
 fn batches(proxy: &Proxy) -> Vec<Vec<String>> {

@@ -22,82 +22,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::moto::moto;
-use support::proxy::{Fault, Proxy};
-use support::{aws_env, keyfill, unique, Run};
+use support::proxy::Fault;
+use support::{aws_env, keyfill, unique, AwsEnv as Env, Run};
 
 const REGION: &str = "us-east-1";
-
-/// A proxy in front of the shared moto server, and a folder for configs whose
-/// `tmp/` subfolder is keyfill's `TMPDIR`, so that every file it might leave
-/// behind is inside the folder.
-struct Env {
-    proxy: Proxy,
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir(dir.path().join("tmp")).expect("TMPDIR inside the temp dir");
-        Env {
-            proxy: Proxy::start(moto().addr, Duration::ZERO),
-            dir,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn vars(&self) -> Vec<(String, String)> {
-        let mut v = aws_env(&self.proxy.url());
-        v.push((
-            "TMPDIR".into(),
-            self.path().join("tmp").display().to_string(),
-        ));
-        v.push(("NO_COLOR".into(), "1".into()));
-        v
-    }
-
-    /// Writes `config.yaml` and runs keyfill with `args` (the config path is
-    /// appended) and `extra` variables.
-    fn run_with(&self, args: &[&str], config: &str, extra: &[(&str, &str)]) -> Run {
-        std::fs::write(self.path().join("config.yaml"), config).expect("write config");
-        let mut all = args.to_vec();
-        all.push("config.yaml");
-        let mut vars = self.vars();
-        vars.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        keyfill(self.path(), &all, &vars)
-    }
-
-    fn run(&self, args: &[&str], config: &str) -> Run {
-        self.run_with(args, config, &[])
-    }
-
-    /// Like [`Env::run`], and how long keyfill took.
-    fn timed(&self, args: &[&str], config: &str) -> (Run, Duration) {
-        let start = Instant::now();
-        let r = self.run(args, config);
-        (r, start.elapsed())
-    }
-
-    /// The requests whose API target is exactly `target`.
-    fn calls_to(&self, target: &str) -> Vec<support::proxy::Call> {
-        self.proxy
-            .calls()
-            .into_iter()
-            .filter(|c| c.target == target)
-            .collect()
-    }
-
-    fn count(&self, target: &str) -> usize {
-        self.calls_to(target).len()
-    }
-}
 
 /// A value that cannot occur by chance in keyfill's output, new on every run.
 fn canary() -> String {

@@ -7,6 +7,9 @@ pub(crate) mod proxy;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use proxy::Proxy;
 
 /// What one run of keyfill did.
 #[derive(Debug)]
@@ -81,4 +84,81 @@ pub(crate) fn unique(test: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+/// A proxy in front of the shared moto server, and a folder for configs whose
+/// `tmp/` subfolder is keyfill's `TMPDIR`, so that every file it might leave
+/// behind is inside the folder.
+pub(crate) struct AwsEnv {
+    pub(crate) proxy: Proxy,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl AwsEnv {
+    pub(crate) fn new() -> AwsEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("tmp")).expect("TMPDIR inside the temp dir");
+        AwsEnv {
+            proxy: Proxy::start(moto::moto().addr, Duration::ZERO),
+            dir,
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn vars(&self) -> Vec<(String, String)> {
+        let mut v = aws_env(&self.proxy.url());
+        v.push((
+            "TMPDIR".into(),
+            self.path().join("tmp").display().to_string(),
+        ));
+        v.push(("NO_COLOR".into(), "1".into()));
+        v
+    }
+
+    /// Writes `config.yaml` and runs keyfill with `args` (the config path is
+    /// appended) and `extra` variables.
+    pub(crate) fn run_with(&self, args: &[&str], config: &str, extra: &[(&str, &str)]) -> Run {
+        std::fs::write(self.path().join("config.yaml"), config).expect("write config");
+        let mut all = args.to_vec();
+        all.push("config.yaml");
+        let mut vars = self.vars();
+        vars.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        keyfill(self.path(), &all, &vars)
+    }
+
+    pub(crate) fn run(&self, args: &[&str], config: &str) -> Run {
+        self.run_with(args, config, &[])
+    }
+
+    /// `keyfill render config.yaml` with `config`.
+    pub(crate) fn render(&self, config: &str) -> Run {
+        self.run(&["render"], config)
+    }
+
+    /// Like [`AwsEnv::run`], and how long keyfill took.
+    pub(crate) fn timed(&self, args: &[&str], config: &str) -> (Run, Duration) {
+        let start = Instant::now();
+        let r = self.run(args, config);
+        (r, start.elapsed())
+    }
+
+    /// The requests whose API target is exactly `target`.
+    pub(crate) fn calls_to(&self, target: &str) -> Vec<proxy::Call> {
+        self.proxy
+            .calls()
+            .into_iter()
+            .filter(|c| c.target == target)
+            .collect()
+    }
+
+    pub(crate) fn count(&self, target: &str) -> usize {
+        self.calls_to(target).len()
+    }
 }
