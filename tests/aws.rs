@@ -578,3 +578,37 @@ fn https_endpoints_are_verified_and_aws_ca_bundle_trusts_a_private_ca() {
         r.stderr
     );
 }
+
+#[test]
+fn http_proxy_variables_are_honoured() {
+    let m = moto();
+    let p = unique("proxyvars");
+    m.create(REGION, &format!("{p}/s"), "via-proxy");
+    // The endpoint is moto itself; the proxy sees requests only if keyfill uses it.
+    let env = Env::new();
+    std::fs::write(
+        env.path().join("config.yaml"),
+        format!("x: <<aws|{p}/s>>\n"),
+    )
+    .expect("yaml");
+    let mut vars = aws_env(&m.url());
+    vars.push(("HTTP_PROXY".into(), env.proxy.url()));
+    let r = keyfill(env.path(), &["render", "config.yaml"], &vars);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "x: via-proxy\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.proxy.calls().len(), 1);
+
+    vars.push(("NO_PROXY".into(), "127.0.0.1".into()));
+    let r = keyfill(env.path(), &["render", "config.yaml"], &vars);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "x: via-proxy\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.proxy.calls().len(), 1, "NO_PROXY bypasses the proxy");
+}

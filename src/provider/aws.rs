@@ -405,13 +405,22 @@ async fn load_config(
 }
 
 /// One HTTP/TLS stack for the SDK: hyper and rustls with ring (the SDK's default
-/// would build aws-lc as a second crypto library).
+/// would build aws-lc as a second crypto library). Built the way the SDK builds its
+/// default client, so `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` work as they do there.
 fn http_client(ctx: TlsContext) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .tls_context(ctx)
-        .build_https()
+    use aws_smithy_http_client::{proxy::ProxyConfig, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut conn = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .tls_context(ctx.clone());
+        conn.set_connector_settings(settings.cloned());
+        if let Some(c) = components {
+            conn.set_sleep_impl(c.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
 }
 
 /// The roots to trust: the system's, or as with the AWS CLI, only those of the

@@ -53,7 +53,16 @@ pub(crate) fn aws_env(endpoint: &str) -> Vec<(String, String)> {
 }
 
 /// Variables removed before every run, so the host's settings cannot leak in.
-const CLEARED: [&str; 8] = [
+const CLEARED: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "AWS_CA_BUNDLE",
     "AWS_PROFILE",
     "AWS_DEFAULT_REGION",
     "AWS_SESSION_TOKEN",
@@ -68,7 +77,7 @@ const CLEARED: [&str; 8] = [
 pub(crate) fn keyfill(dir: &Path, args: &[&str], env: &[(String, String)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyfill"));
     cmd.current_dir(dir).args(args).stdin(Stdio::null());
-    for v in CLEARED {
+    for v in CLEARED.iter().copied() {
         cmd.env_remove(v);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
