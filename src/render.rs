@@ -386,3 +386,39 @@ pub fn splice(src: &str, edits: &[(std::ops::Range<usize>, String)]) -> String {
     out.push_str(&src[at..]);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ProviderKind;
+
+    fn render(yaml: &str) -> (Session, Option<Vec<u8>>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, yaml).expect("write");
+        let opts = Options {
+            strict: false,
+            redact: false,
+            json: false,
+            limits: Limits {
+                max_depth: 64,
+                max_aliases: 100,
+            },
+            max_input: 1 << 20,
+        };
+        let mut s = Session::default();
+        let out = s.render(&[path.display().to_string()], &[], &opts);
+        (s, out)
+    }
+
+    #[test]
+    fn only_the_providers_a_config_uses_are_started() {
+        let (s, out) = render("secrets:\n  A: { env: PATH }\nx: $<A>\ny: lit\n");
+        assert!(out.is_some());
+        assert_eq!(s.registry.started(), vec![ProviderKind::Env]);
+        // An invalid config fetches nothing: no SDK starts for a typo elsewhere.
+        let (s, out) = render("x: <<aws|prod/db>>\ny: $<UNDECLARED>\n");
+        assert!(out.is_none());
+        assert!(s.registry.started().is_empty());
+    }
+}

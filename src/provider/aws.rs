@@ -297,7 +297,19 @@ async fn fetch(
     // distinct (secret, version).
     let mut groups: Vec<(Client, Vec<Wanted>)> = Vec::new();
     for profile in profiles {
-        let sdk = load_config(profile, http.clone(), &policy).await;
+        // Region discovery may ask instance metadata; the deadline bounds it.
+        let loading = load_config(profile, http.clone(), &policy);
+        let Ok(sdk) = tokio::time::timeout_at(policy.deadline, loading).await else {
+            for (i, l) in locators.iter().enumerate() {
+                if l.is_some_and(|l| l.profile.as_deref() == profile) {
+                    results[i] = Some(Err(FetchError::new(
+                        FetchClass::Unreachable,
+                        "loading the AWS configuration (region, profile) did not finish in time",
+                    )));
+                }
+            }
+            continue;
+        };
         let mut clients: HashMap<String, usize> = HashMap::new();
         for (i, l) in locators.iter().enumerate() {
             let Some(l) = l.filter(|l| l.profile.as_deref() == profile) else {
