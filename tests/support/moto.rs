@@ -60,7 +60,16 @@ pub(crate) fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Moto {
 fn start_with(extra: &[&str], tls: bool) -> Moto {
     let port = free_port();
     let mut child = Command::new("python3")
-        .args(["-c", GUARD, "moto_server", "-H", "127.0.0.1", "-p"])
+        .args([
+            "-c",
+            GUARD,
+            "python3",
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+        ])
         .arg(port.to_string())
         .args(extra)
         .stdin(Stdio::piped())
