@@ -146,10 +146,11 @@ fn status(
         (Some(Err(e)), _) => e.class.word(),
         (Some(Ok(_)), Ok(())) => "found",
         (None, Ok(())) => "ok",
-        (_, Err(Exit::NotFound)) => "not found",
-        (_, Err(Exit::Invalid)) => "invalid",
-        (_, Err(Exit::Provider)) => "unreachable",
-        (_, Err(_)) => "failed",
+        // A composition fails through its parts, whose own lines say how.
+        (None, Err(_)) => "failed",
+        (Some(Ok(_)), Err(Exit::NotFound)) => "not found",
+        (Some(Ok(_)), Err(Exit::Invalid)) => "invalid",
+        (Some(Ok(_)), Err(_)) => "failed",
     }
 }
 

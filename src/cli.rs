@@ -151,6 +151,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if d.is_zero() {
         return Err(format!("`{s}` is zero; give a positive duration"));
     }
+    // Far beyond any sensible deadline or refresh period, and far from overflow.
+    if d > Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!("`{s}` is longer than a week"));
+    }
     Ok(d)
 }
 
@@ -181,6 +185,8 @@ mod tests {
         assert!(parse_duration("5 m").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("9223372036854775807s").is_err());
+        assert!(parse_duration("169h").is_err());
     }
 
     #[test]

@@ -993,7 +993,6 @@ fn walk<'v>(v: &'v Value, path: &[String]) -> Result<&'v Value, Missing> {
     Ok(cur)
 }
 
-/// A JSON key of a fetched text, as text (strings as is, others as compact JSON).
 /// A direct reference's outcome for `check --resolve`, in one word; its
 /// diagnostics come from rendering the site.
 pub fn direct_status(fetched: &Fetched, loc: &Locator) -> &'static str {
@@ -1020,6 +1019,7 @@ pub fn direct_status(fetched: &Fetched, loc: &Locator) -> &'static str {
     }
 }
 
+/// A JSON key of a fetched text, as text (strings as is, others as compact JSON).
 fn json_field_text(text: &str, path: &[String]) -> Result<String, Missing> {
     let Ok(json) = serde_json::from_str::<Value>(text) else {
         return Err(Missing {

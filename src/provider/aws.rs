@@ -24,10 +24,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_secretsmanager::config::Region;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::Client;
@@ -235,7 +238,12 @@ impl Provider for AwsProvider {
             .enable_all()
             .build();
         match runtime {
-            Ok(rt) => rt.block_on(fetch(&locators, self.settings)),
+            Ok(rt) => {
+                let out = rt.block_on(fetch(&locators, self.settings));
+                // Do not wait for blocking work (getaddrinfo) the deadline gave up on.
+                rt.shutdown_background();
+                out
+            }
             Err(e) => requests
                 .iter()
                 .map(|_| {
@@ -255,6 +263,9 @@ struct Wanted {
     locator: AwsLocator,
     requests: Vec<usize>,
 }
+
+/// A secret and version: (id, stage, version id).
+type WantedId = (String, Option<String>, Option<String>);
 
 /// What a call found for one secret.
 enum Outcome {
@@ -295,7 +306,7 @@ async fn fetch(
     }
     // Within a profile, one client per region; within a client, one entry per
     // distinct (secret, version).
-    let mut groups: Vec<(Client, Vec<Wanted>)> = Vec::new();
+    let mut groups: Vec<(Client, Vec<Wanted>, HashMap<WantedId, usize>)> = Vec::new();
     for profile in profiles {
         // Region discovery may ask instance metadata; the deadline bounds it.
         let loading = load_config(profile, http.clone(), &policy);
@@ -315,9 +326,11 @@ async fn fetch(
             let Some(l) = l.filter(|l| l.profile.as_deref() == profile) else {
                 continue;
             };
+            // An ARN names its region; a `?region=` still wins.
             let region = l
                 .region
                 .clone()
+                .or_else(|| arn_region(&l.secret_id))
                 .or_else(|| sdk.region().map(|r| r.as_ref().to_owned()));
             let Some(region) = region else {
                 results[i] = Some(Err(no_region(profile)));
@@ -327,23 +340,33 @@ async fn fetch(
                 let conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
                     .region(Region::new(region))
                     .build();
-                groups.push((Client::from_conf(conf), Vec::new()));
+                groups.push((Client::from_conf(conf), Vec::new(), HashMap::new()));
                 groups.len() - 1
             });
+            // Within a client, region and profile no longer tell requests apart:
+            // `x` and `x?region=<the default>` are one fetch.
             let want = l.fetch_key();
-            let entries = &mut groups[g].1;
-            match entries.iter_mut().find(|w| w.locator == want) {
-                Some(w) => w.requests.push(i),
-                None => entries.push(Wanted {
-                    locator: want,
-                    requests: vec![i],
-                }),
+            let id = (
+                want.secret_id.clone(),
+                want.version_stage.clone(),
+                want.version_id.clone(),
+            );
+            let (_, entries, index) = &mut groups[g];
+            match index.get(&id) {
+                Some(&k) => entries[k].requests.push(i),
+                None => {
+                    index.insert(id, entries.len());
+                    entries.push(Wanted {
+                        locator: want,
+                        requests: vec![i],
+                    });
+                }
             }
         }
     }
 
     let mut calls = Vec::new();
-    for (client, wanted) in groups {
+    for (client, wanted, _) in groups {
         let (pinned, current): (Vec<Wanted>, Vec<Wanted>) =
             wanted.into_iter().partition(|w| w.locator.is_pinned());
         for chunk in current.chunks(BATCH_LIMIT) {
@@ -385,6 +408,12 @@ async fn fetch(
         .collect()
 }
 
+/// The region field of a Secrets Manager ARN.
+fn arn_region(id: &str) -> Option<String> {
+    let region = id.strip_prefix("arn:")?.split(':').nth(2)?;
+    (!region.is_empty()).then(|| region.to_owned())
+}
+
 fn no_region(profile: Option<&str>) -> FetchError {
     let from = profile.map_or_else(String::new, |p| format!(" or profile `{p}`"));
     FetchError::new(
@@ -402,18 +431,32 @@ async fn load_config(
     http: aws_smithy_runtime_api::client::http::SharedHttpClient,
     policy: &Policy,
 ) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http.clone())
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(policy.attempt_timeout.min(Duration::from_secs(5)))
                 .build(),
         );
-    if let Some(p) = profile {
-        loader = loader.profile_name(p);
-    }
-    loader.load().await
+    let Some(p) = profile else {
+        return loader.load().await;
+    };
+    let sdk = loader.profile_name(p).load().await;
+    // As with the AWS CLI's `--profile`, a named profile's own credentials are used
+    // even when AWS_ACCESS_KEY_ID is set: the default chain would try the
+    // environment first and sign with another account's keys.
+    let pc = ProviderConfig::without_region()
+        .with_http_client(http)
+        .with_behavior_version(Some(BehaviorVersion::latest()))
+        .with_region(sdk.region().cloned());
+    let creds = ProfileFileCredentialsProvider::builder()
+        .configure(&pc)
+        .profile_name(p)
+        .build();
+    sdk.into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(creds))
+        .build()
 }
 
 /// One HTTP/TLS stack for the SDK: hyper and rustls with ring (the SDK's default
@@ -536,16 +579,25 @@ async fn batch(client: Client, wanted: Vec<Wanted>, policy: &Policy) -> Vec<Outc
     let mut pending: Vec<Option<Wanted>> = wanted.into_iter().map(Some).collect();
     let mut outcomes = Vec::new();
     for entry in out.secret_values.unwrap_or_default() {
-        let hit = pending.iter_mut().find(|w| {
+        // An ARN request first: a name cannot tell one account's secret from another's.
+        let by_arn = pending.iter().position(|w| {
             w.as_ref().is_some_and(|w| {
-                same_secret(
-                    &w.locator.secret_id,
-                    entry.name.as_deref(),
-                    entry.arn.as_deref(),
-                )
+                w.locator.secret_id.starts_with("arn:")
+                    && same_secret(&w.locator.secret_id, None, entry.arn.as_deref())
             })
         });
-        if let Some(w) = hit.and_then(Option::take) {
+        let hit = by_arn.or_else(|| {
+            pending.iter().position(|w| {
+                w.as_ref().is_some_and(|w| {
+                    same_secret(
+                        &w.locator.secret_id,
+                        entry.name.as_deref(),
+                        entry.arn.as_deref(),
+                    )
+                })
+            })
+        });
+        if let Some(w) = hit.and_then(|i| pending[i].take()) {
             outcomes.push(Outcome::Done(
                 w.requests,
                 value(entry.secret_string, entry.secret_binary),
@@ -558,12 +610,16 @@ async fn batch(client: Client, wanted: Vec<Wanted>, policy: &Policy) -> Vec<Outc
                 .is_some_and(|w| err.secret_id.as_deref() == Some(w.locator.secret_id.as_str()))
         });
         if let Some(w) = hit.and_then(Option::take) {
-            let (class, message, _) = classify(
+            let (class, message, verdict) = classify(
                 err.error_code.as_deref(),
                 err.message.as_deref(),
                 None,
                 false,
             );
+            if matches!(verdict, Verdict::Retry(_)) {
+                outcomes.push(Outcome::Single(client.clone(), w));
+                continue;
+            }
             outcomes.push(Outcome::Done(
                 w.requests,
                 Err(FetchError::new(class, message)),
@@ -685,7 +741,9 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
             } else {
                 "the request to AWS Secrets Manager could not be sent"
             };
-            let retry = if d.is_io() || d.is_timeout() {
+            let transient = d.as_other()
+                == Some(aws_smithy_runtime_api::client::retries::ErrorKind::TransientError);
+            let retry = if d.is_io() || d.is_timeout() || transient {
                 Verdict::Retry(None)
             } else {
                 Verdict::Fail

@@ -30,7 +30,9 @@ impl Policy {
     /// The default policy for a run whose fetches must end within `timeout`.
     pub(crate) fn within(timeout: Duration) -> Self {
         Policy {
-            deadline: Instant::now() + timeout,
+            deadline: Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)),
             attempt_timeout: timeout.min(Duration::from_secs(10)),
             max_attempts: 6,
             base: Duration::from_millis(100),
