@@ -169,7 +169,9 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
         }
     }
     let fetched = if args.resolve && !session.failed() {
-        Some(resolve::fetch_all(&fetches, &mut session.registry))
+        let f = resolve::fetch_all(&fetches, &mut session.registry);
+        session.take_provider_warnings();
+        Some(f)
     } else {
         None
     };

@@ -246,6 +246,13 @@ impl Session {
         (units, fetches, plans)
     }
 
+    /// Moves the providers' warnings (an insecure setting in use) into the diagnostics.
+    pub fn take_provider_warnings(&mut self) {
+        for w in self.registry.take_warnings() {
+            self.diags.push(Diagnostic::warning(w));
+        }
+    }
+
     /// The whole render: bytes of the output, or `None` when anything failed.
     pub fn render(
         &mut self,
@@ -261,6 +268,7 @@ impl Session {
             return None;
         }
         let fetched = resolve::fetch_all(&fetches, &mut self.registry);
+        self.take_provider_warnings();
         let mut out = Vec::new();
         let mut json_docs = Vec::new();
         for (input, unit) in prepared.inputs.iter().zip(&units) {

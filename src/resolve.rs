@@ -506,17 +506,14 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             "is binary (not UTF-8 text)"
         };
         match (loc.json_key(), text) {
-            (Some(key), Some(text)) => {
-                let path: Vec<String> = key.split('.').map(str::to_owned).collect();
-                match json_field_text(text, &path) {
-                    Ok(v) => Some(Raw::Text(v)),
-                    Err(e) => {
-                        self.diags
-                            .push(attach(e.diagnostic(who, &loc.to_string()), at));
-                        None
-                    }
+            (Some(key), Some(text)) => match json_key_text(text, key) {
+                Ok(v) => Some(Raw::Text(v)),
+                Err(e) => {
+                    self.diags
+                        .push(attach(e.diagnostic(who, &loc.to_string()), at));
+                    None
                 }
-            }
+            },
             (Some(key), None) => {
                 let d = Diagnostic::invalid(format!(
                     "{who}: {loc} {what}, so it has no JSON key `{key}`"
@@ -1006,17 +1003,31 @@ pub fn direct_status(fetched: &Fetched, loc: &Locator) -> &'static str {
             match (text, loc.json_key()) {
                 (None, _) => "invalid",
                 (Some(_), None) => "found",
-                (Some(t), Some(key)) => {
-                    let path: Vec<String> = key.split('.').map(str::to_owned).collect();
-                    match json_field_text(t, &path) {
-                        Ok(_) => "found",
-                        Err(m) if m.not_json => "invalid",
-                        Err(_) => "not found",
-                    }
-                }
+                (Some(t), Some(key)) => match json_key_text(t, key) {
+                    Ok(_) => "found",
+                    Err(m) if m.not_json => "invalid",
+                    Err(_) => "not found",
+                },
             }
         }
     }
+}
+
+/// A locator's JSON key of a fetched text: a field with exactly that name (Vault
+/// keys such as `tls.crt`), else a dot path into nested objects and arrays.
+fn json_key_text(text: &str, key: &str) -> Result<String, Missing> {
+    if key.contains('.') {
+        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) {
+            if let Some(v) = map.get(key) {
+                return Ok(match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            }
+        }
+    }
+    let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+    json_field_text(text, &path)
 }
 
 /// A JSON key of a fetched text, as text (strings as is, others as compact JSON).
@@ -1057,6 +1068,14 @@ mod tests {
         assert_eq!(
             json_field_text(text, &["a".into(), "b".into(), "0".into()]).ok(),
             Some("10".into())
+        );
+        assert_eq!(
+            json_key_text(r#"{"tls.crt":"pem","tls":{"crt":"other"}}"#, "tls.crt").ok(),
+            Some("pem".into())
+        );
+        assert_eq!(
+            json_key_text(r#"{"tls":{"crt":"nested"}}"#, "tls.crt").ok(),
+            Some("nested".into())
         );
         let e = json_field_text(text, &["nope".into()])
             .err()

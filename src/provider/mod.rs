@@ -11,6 +11,7 @@
 pub mod aws;
 pub mod env;
 pub mod file;
+pub(crate) mod http;
 pub mod onepassword;
 pub(crate) mod retry;
 pub mod vault;
@@ -145,6 +146,11 @@ impl Locator {
     pub fn fetch_key(&self) -> Locator {
         match self {
             Locator::Aws(a) => Locator::Aws(a.fetch_key()),
+            // Every key of a Vault secret comes from one read.
+            Locator::Vault(v) => Locator::Vault(vault::VaultLocator {
+                key: String::new(),
+                ..v.clone()
+            }),
             other => other.clone(),
         }
     }
@@ -153,6 +159,7 @@ impl Locator {
     pub fn json_key(&self) -> Option<&str> {
         match self {
             Locator::Aws(a) => a.key.as_deref(),
+            Locator::Vault(v) => Some(&v.key),
             _ => None,
         }
     }
@@ -261,6 +268,11 @@ pub trait Provider: Send + Sync {
 
     /// Fetches every locator; the result has one entry per request, in order.
     fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>>;
+
+    /// Warnings from the last fetch (an insecure setting in use, say), taken once.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Builds providers on first use and keeps them for the run.
@@ -303,7 +315,10 @@ impl Registry {
                     ProviderKind::Env => Box::new(env::EnvProvider),
                     ProviderKind::File => Box::new(file::FileProvider),
                     ProviderKind::Aws => Box::new(aws::AwsProvider::new(settings)),
-                    ProviderKind::Vault | ProviderKind::OnePassword => Box::new(Unavailable(kind)),
+                    ProviderKind::Vault => Box::new(vault::VaultProvider::new(settings)),
+                    ProviderKind::OnePassword => {
+                        Box::new(onepassword::OnePasswordProvider::new(settings))
+                    }
                 }
             });
     }
@@ -313,36 +328,21 @@ impl Registry {
         self.built.get(&kind).map(|p| &**p)
     }
 
+    /// Every started provider's warnings, taken once.
+    pub fn take_warnings(&self) -> Vec<String> {
+        let mut kinds: Vec<_> = self.built.keys().copied().collect();
+        kinds.sort();
+        kinds
+            .into_iter()
+            .flat_map(|k| self.built[&k].warnings())
+            .collect()
+    }
+
     /// Which providers were started (for tests of lazy start-up).
     pub fn started(&self) -> Vec<ProviderKind> {
         let mut v: Vec<_> = self.built.keys().copied().collect();
         v.sort();
         v
-    }
-}
-
-/// Stands in for a provider whose client this build does not include yet: every
-/// request fails as unreachable, with a message that says so plainly.
-struct Unavailable(ProviderKind);
-
-impl Provider for Unavailable {
-    fn kind(&self) -> ProviderKind {
-        self.0
-    }
-
-    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
-        requests
-            .iter()
-            .map(|_| {
-                Err(FetchError::new(
-                    FetchClass::Unreachable,
-                    format!(
-                        "the {} provider is not available in this build of keyfill",
-                        self.0
-                    ),
-                ))
-            })
-            .collect()
     }
 }
 

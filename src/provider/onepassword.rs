@@ -5,11 +5,27 @@
 //! token: <<op|op://Production/Slack/token>>
 //! ```
 //!
-//! Names are case-sensitive, as 1Password documents secret references.
+//! Names are case-sensitive, as keyfill's specification says (1Password's own
+//! tools match names case-insensitively; a name that differs only in case is
+//! reported with the right spelling).
+//!
+//! Fetched through a 1Password Connect server (`OP_CONNECT_HOST`,
+//! `OP_CONNECT_TOKEN`), or, with `OP_SERVICE_ACCOUNT_TOKEN`, through the `op` CLI.
+//! Either way each item is fetched once per render, however many of its fields
+//! are used (service accounts are rate limited).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
-use super::parse_query;
+use futures_util::stream::{self, StreamExt as _};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
+
+use super::http::{self, Problem, Trust};
+use super::retry::{self, Failure, Policy, Verdict};
+use super::{parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings};
+use crate::secret::SecretBytes;
 
 /// One field of one 1Password item.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -78,6 +94,539 @@ impl fmt::Display for OpLocator {
             write!(f, "?attribute={a}")?;
         }
         Ok(())
+    }
+}
+
+/// Fetches from 1Password. Nothing is set up until `fetch`.
+pub(crate) struct OnePasswordProvider {
+    settings: Settings,
+}
+
+impl OnePasswordProvider {
+    /// A provider that will fetch with `settings`.
+    pub(crate) fn new(settings: Settings) -> Self {
+        OnePasswordProvider { settings }
+    }
+}
+
+impl Provider for OnePasswordProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::OnePassword
+    }
+
+    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
+        let locators: Vec<Option<&OpLocator>> = requests
+            .iter()
+            .map(|l| match l {
+                Locator::OnePassword(o) => Some(o),
+                _ => None,
+            })
+            .collect();
+        http::block_on(fetch(&locators, self.settings), |e| {
+            let err = FetchError::new(
+                FetchClass::Unreachable,
+                format!("cannot start the 1Password client: {e}"),
+            );
+            locators.iter().map(|_| Err(err.clone())).collect()
+        })
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// How items are read.
+enum Source {
+    Connect { host: String, token: SecretString },
+    Cli,
+}
+
+fn source() -> Result<Source, FetchError> {
+    let unconfigured = |m: &str| FetchError::new(FetchClass::Unconfigured, m);
+    match (env("OP_CONNECT_HOST"), env("OP_CONNECT_TOKEN")) {
+        (Some(host), Some(token)) => {
+            let host = host.trim_end_matches('/').to_owned();
+            if !(host.starts_with("http://") || host.starts_with("https://")) {
+                return Err(unconfigured(
+                    "OP_CONNECT_HOST is not an http:// or https:// address",
+                ));
+            }
+            Ok(Source::Connect {
+                host,
+                token: SecretString::from(token),
+            })
+        }
+        (Some(_), None) => Err(unconfigured(
+            "OP_CONNECT_HOST is set but OP_CONNECT_TOKEN is not",
+        )),
+        (None, Some(_)) => Err(unconfigured(
+            "OP_CONNECT_TOKEN is set but OP_CONNECT_HOST is not",
+        )),
+        (None, None) if env("OP_SERVICE_ACCOUNT_TOKEN").is_some() => Ok(Source::Cli),
+        (None, None) => Err(unconfigured(
+            "1Password is not configured: set OP_CONNECT_HOST and OP_CONNECT_TOKEN for a \
+             Connect server, or OP_SERVICE_ACCOUNT_TOKEN for the op CLI",
+        )),
+    }
+}
+
+/// An item: (vault, item) as written.
+type ItemKey = (String, String);
+
+async fn fetch(
+    locators: &[Option<&OpLocator>],
+    settings: Settings,
+) -> Vec<Result<SecretBytes, FetchError>> {
+    let source = match source() {
+        Ok(s) => s,
+        Err(e) => return locators.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let policy = Policy::within(settings.timeout);
+    let mut items: HashMap<ItemKey, Vec<usize>> = HashMap::new();
+    for (i, l) in locators.iter().enumerate() {
+        if let Some(l) = l {
+            items
+                .entry((l.vault.clone(), l.item.clone()))
+                .or_default()
+                .push(i);
+        }
+    }
+    let fetched: HashMap<ItemKey, Result<Value, FetchError>> = match &source {
+        Source::Connect { host, token } => {
+            let client = match http::client(Trust::System) {
+                Ok(c) => c,
+                Err(e) => return locators.iter().map(|_| Err(e.clone())).collect(),
+            };
+            let connect = Connect {
+                client,
+                host,
+                token,
+                policy: &policy,
+            };
+            connect
+                .items(items.keys().cloned().collect(), settings)
+                .await
+        }
+        Source::Cli => {
+            stream::iter(items.keys().cloned())
+                .map(|key| async {
+                    let item = cli_item(&key, &policy).await;
+                    (key, item)
+                })
+                .buffer_unordered(settings.concurrency.max(1))
+                .collect()
+                .await
+        }
+    };
+    locators
+        .iter()
+        .map(|l| {
+            let l = l.ok_or_else(|| FetchError::new(FetchClass::Invalid, "not an op locator"))?;
+            match fetched.get(&(l.vault.clone(), l.item.clone())) {
+                Some(Ok(item)) => field_value(item, l),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(FetchError::new(FetchClass::Invalid, "not fetched")),
+            }
+        })
+        .collect()
+}
+
+/// A 1Password Connect server.
+struct Connect<'a> {
+    client: reqwest::Client,
+    host: &'a str,
+    token: &'a SecretString,
+    policy: &'a Policy,
+}
+
+impl Connect<'_> {
+    fn get(&self, path: &str, filter: Option<String>) -> reqwest::RequestBuilder {
+        let mut url = format!("{}/v1/{path}", self.host);
+        if let Some(f) = filter {
+            let q: String = url_encode(&f);
+            url.push_str(&format!("?filter={q}"));
+        }
+        let mut auth = reqwest::header::HeaderValue::from_str(&format!(
+            "Bearer {}",
+            self.token.expose_secret()
+        ))
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+        auth.set_sensitive(true);
+        self.client
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, auth)
+    }
+
+    async fn json(
+        &self,
+        path: &str,
+        filter: Option<String>,
+        what: &str,
+    ) -> Result<Value, FetchError> {
+        match http::send(self.policy, || self.get(path, filter.clone()), |_| false).await {
+            Ok(a) => a.json().ok_or_else(|| {
+                FetchError::new(
+                    FetchClass::Unreachable,
+                    "1Password Connect sent an unreadable answer",
+                )
+            }),
+            Err(f) => Err(connect_error(&f, what)),
+        }
+    }
+
+    /// Every wanted item, each looked up and fetched once; vaults once each.
+    async fn items(
+        &self,
+        keys: Vec<ItemKey>,
+        settings: Settings,
+    ) -> HashMap<ItemKey, Result<Value, FetchError>> {
+        let mut vault_names: Vec<String> = keys.iter().map(|(v, _)| v.clone()).collect();
+        vault_names.sort();
+        vault_names.dedup();
+        let vaults: HashMap<String, Result<String, FetchError>> = stream::iter(vault_names)
+            .map(|name| async {
+                let id = self.vault_id(&name).await;
+                (name, id)
+            })
+            .buffer_unordered(settings.concurrency.max(1))
+            .collect()
+            .await;
+        let vaults = &vaults;
+        stream::iter(keys)
+            .map(|key| async move {
+                let item = match vaults.get(&key.0) {
+                    Some(Ok(vid)) => self.item(vid, &key.0, &key.1).await,
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err(FetchError::new(FetchClass::Invalid, "vault not looked up")),
+                };
+                (key, item)
+            })
+            .buffer_unordered(settings.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    async fn vault_id(&self, name: &str) -> Result<String, FetchError> {
+        let what = format!("vault `{name}`");
+        let list = self
+            .json(
+                "vaults",
+                Some(format!("name eq \"{}\"", scim_escape(name))),
+                &what,
+            )
+            .await?;
+        if let Some(id) = exact(&list, "name", name) {
+            return Ok(id);
+        }
+        if looks_like_id(name) {
+            if let Ok(v) = self.json(&format!("vaults/{name}"), None, &what).await {
+                if let Some(id) = v["id"].as_str() {
+                    return Ok(id.to_owned());
+                }
+            }
+        }
+        Err(not_found(&what, &list, "name", name))
+    }
+
+    async fn item(&self, vault_id: &str, vault: &str, title: &str) -> Result<Value, FetchError> {
+        let what = format!("item `{title}` in vault `{vault}`");
+        let list = self
+            .json(
+                &format!("vaults/{vault_id}/items"),
+                Some(format!("title eq \"{}\"", scim_escape(title))),
+                &what,
+            )
+            .await?;
+        let id = match exact(&list, "title", title) {
+            Some(id) => id,
+            None if looks_like_id(title) => title.to_owned(),
+            None => return Err(not_found(&what, &list, "title", title)),
+        };
+        self.json(&format!("vaults/{vault_id}/items/{id}"), None, &what)
+            .await
+            .map_err(|e| match e.class {
+                FetchClass::NotFound => {
+                    FetchError::new(FetchClass::NotFound, format!("{what} does not exist"))
+                }
+                _ => e,
+            })
+    }
+}
+
+/// The id of the one element of `list` whose `attr` is exactly `name`.
+fn exact(list: &Value, attr: &str, name: &str) -> Option<String> {
+    list.as_array()?
+        .iter()
+        .find(|v| v[attr].as_str() == Some(name))
+        .and_then(|v| v["id"].as_str())
+        .map(str::to_owned)
+}
+
+/// "Not found", naming a spelling that differs only in case when there is one.
+fn not_found(what: &str, list: &Value, attr: &str, name: &str) -> FetchError {
+    let near = list.as_array().and_then(|l| {
+        l.iter()
+            .filter_map(|v| v[attr].as_str())
+            .find(|n| n.eq_ignore_ascii_case(name))
+            .map(str::to_owned)
+    });
+    FetchError::new(
+        FetchClass::NotFound,
+        match near {
+            Some(n) => format!("{what} does not exist (there is `{n}`: names are case-sensitive)"),
+            None => format!("{what} does not exist"),
+        },
+    )
+}
+
+/// 1Password ids are 26 lower-case letters and digits.
+fn looks_like_id(s: &str) -> bool {
+    s.len() == 26
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+fn scim_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Percent-encodes a query value.
+fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn connect_error(f: &Failure<Problem>, what: &str) -> FetchError {
+    let Failure::Error(Problem::Status(a)) = f else {
+        return http::transport_error(f, "1Password Connect", "check OP_CONNECT_HOST");
+    };
+    match a.status {
+        401 => FetchError::new(
+            FetchClass::Denied,
+            "1Password Connect refused OP_CONNECT_TOKEN (HTTP 401): it is invalid or expired",
+        ),
+        403 => FetchError::new(
+            FetchClass::Denied,
+            format!("the Connect token may not read {what} (HTTP 403)"),
+        ),
+        404 => FetchError::new(FetchClass::NotFound, format!("{what} does not exist")),
+        _ => http::transport_error(f, "1Password Connect", "check OP_CONNECT_HOST"),
+    }
+}
+
+/// `op item get ITEM --vault VAULT --format json`, retried while rate limited.
+async fn cli_item(key: &ItemKey, policy: &Policy) -> Result<Value, FetchError> {
+    let (vault, item) = key;
+    let what = format!("item `{item}` in vault `{vault}`");
+    let run = || async {
+        let out = tokio::process::Command::new("op")
+            // `--vault=` and `--` keep names that start with `-` from reading as flags.
+            .args([
+                "item",
+                "get",
+                &format!("--vault={vault}"),
+                "--format=json",
+                "--",
+                item,
+            ])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    FetchError::new(
+                        FetchClass::Unconfigured,
+                        "the 1Password CLI `op` is not installed or not on PATH (it is used \
+                         when OP_SERVICE_ACCOUNT_TOKEN is set)",
+                    )
+                } else {
+                    FetchError::new(FetchClass::Unreachable, format!("cannot run `op`: {e}"))
+                }
+            })?;
+        if out.status.success() {
+            return serde_json::from_slice::<Value>(&out.stdout).map_err(|_| {
+                FetchError::new(
+                    FetchClass::Unreachable,
+                    "`op` printed something that is not an item",
+                )
+            });
+        }
+        // op's message is read to classify, never shown: it may quote input.
+        let err = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
+        let code = out.status.code().unwrap_or(-1);
+        Err(
+            if err.contains("isn't an item") || err.contains("no item found") {
+                FetchError::new(FetchClass::NotFound, format!("{what} does not exist"))
+            } else if err.contains("isn't a vault") || err.contains("no vault found") {
+                FetchError::new(
+                    FetchClass::NotFound,
+                    format!("vault `{vault}` does not exist"),
+                )
+            } else if err.contains("rate limit") || err.contains("too many requests") {
+                FetchError::new(FetchClass::Throttled, "1Password kept rate-limiting `op`")
+            } else if err.contains("unauthorized")
+                || err.contains("authentication")
+                || err.contains("invalid token")
+                || err.contains("service account")
+                || err.contains("signin")
+                || err.contains("sign in")
+            {
+                FetchError::new(
+                FetchClass::Denied,
+                "`op` was refused: check OP_SERVICE_ACCOUNT_TOKEN and the account's access to the vault",
+            )
+            } else {
+                FetchError::new(
+                    FetchClass::Unreachable,
+                    format!("`op item get` failed (exit {code})"),
+                )
+            },
+        )
+    };
+    retry::run(policy, run, |e: &FetchError| {
+        if e.class == FetchClass::Throttled {
+            Verdict::Retry(Some(Duration::from_secs(1)))
+        } else {
+            Verdict::Fail
+        }
+    })
+    .await
+    .map_err(|f| match f {
+        Failure::Error(e) => e,
+        Failure::TimedOut => {
+            FetchError::new(FetchClass::Unreachable, "`op` did not finish in time")
+        }
+    })
+}
+
+/// The value a locator names in a fetched item (Connect and `op` share the shape).
+fn field_value(item: &Value, l: &OpLocator) -> Result<SecretBytes, FetchError> {
+    let where_ = format!("item `{}` in vault `{}`", l.item, l.vault);
+    let sections = item["sections"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let fields = item["fields"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let section_id = match &l.section {
+        None => None,
+        Some(name) => {
+            let found = sections
+                .iter()
+                .find(|s| s["label"].as_str() == Some(name) || s["id"].as_str() == Some(name));
+            match found.and_then(|s| s["id"].as_str()) {
+                Some(id) => Some(id),
+                None => {
+                    let labels: Vec<&str> = sections
+                        .iter()
+                        .filter_map(|s| s["label"].as_str())
+                        .collect();
+                    return Err(FetchError::new(
+                        FetchClass::NotFound,
+                        format!(
+                            "{where_} has no section `{name}` (sections there: {})",
+                            list(&labels)
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let candidates: Vec<&Value> = fields
+        .iter()
+        .filter(|f| f["label"].as_str() == Some(&l.field) || f["id"].as_str() == Some(&l.field))
+        .filter(|f| section_id.is_none_or(|s| f["section"]["id"].as_str() == Some(s)))
+        .collect();
+    let field = match candidates.as_slice() {
+        [one] => *one,
+        [] => {
+            let labels: Vec<&str> = fields
+                .iter()
+                .filter(|f| section_id.is_none_or(|s| f["section"]["id"].as_str() == Some(s)))
+                .filter_map(|f| f["label"].as_str())
+                .filter(|l| !l.is_empty())
+                .collect();
+            let near = labels.iter().find(|x| x.eq_ignore_ascii_case(&l.field));
+            let hint = match near {
+                Some(n) => format!(" (there is `{n}`: names are case-sensitive)"),
+                None => format!(" (fields there: {})", list(&labels)),
+            };
+            return Err(FetchError::new(
+                FetchClass::NotFound,
+                format!("{where_} has no field `{}`{hint}", l.field),
+            ));
+        }
+        _ => {
+            return Err(FetchError::new(
+                FetchClass::Invalid,
+                format!(
+                    "{where_} has more than one field `{}`: name its section \
+                     (op://VAULT/ITEM/SECTION/FIELD) or use the field's id",
+                    l.field
+                ),
+            ))
+        }
+    };
+    let text = match l.attribute.as_deref().unwrap_or("value") {
+        "otp" => otp(field).ok_or_else(|| {
+            FetchError::new(
+                FetchClass::Invalid,
+                format!("field `{}` of {where_} is not a one-time password", l.field),
+            )
+        })?,
+        "value" => field["value"].as_str().unwrap_or("").to_owned(),
+        attr => field[attr].as_str().unwrap_or("").to_owned(),
+    };
+    Ok(SecretBytes::new(text.into_bytes()))
+}
+
+/// The current code of an OTP field: the one the server computed, else from its
+/// `otpauth://` URI or base32 seed.
+fn otp(field: &Value) -> Option<String> {
+    if let Some(code) = field["totp"].as_str().filter(|c| !c.is_empty()) {
+        return Some(code.to_owned());
+    }
+    let value = field["value"].as_str()?;
+    let mut params = crate::secrets::Totp {
+        digits: 6,
+        period: 30,
+        algorithm: "SHA1".into(),
+    };
+    let seed = match value.strip_prefix("otpauth://totp/") {
+        None if field["type"].as_str() == Some("OTP") => value.to_owned(),
+        None => return None,
+        Some(uri) => {
+            let query = uri.split_once('?').map_or("", |(_, q)| q);
+            let mut seed = None;
+            for pair in query.split('&') {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                match k {
+                    "secret" => seed = Some(v.to_owned()),
+                    "digits" => params.digits = v.parse().ok().filter(|d| (6..=8).contains(d))?,
+                    "period" => params.period = v.parse().ok().filter(|p| *p > 0)?,
+                    "algorithm" => params.algorithm = v.to_ascii_uppercase(),
+                    _ => {}
+                }
+            }
+            seed?
+        }
+    };
+    crate::totp::code_now(&seed, &params).ok()
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 

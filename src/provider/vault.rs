@@ -8,11 +8,26 @@
 //!
 //! `MOUNT/data/PATH/KEY` is KV v2, `MOUNT/PATH/KEY` KV v1; the last segment is the
 //! key. `?version=N&namespace=NS`. The long form can name the mount and KV version
-//! outright where the path alone would be ambiguous.
+//! outright where the path alone would be ambiguous; otherwise the mount and its
+//! KV version are asked of Vault (`sys/internal/ui/mounts`), as `vault kv get` does.
+//!
+//! Configured as the vault CLI is: `VAULT_ADDR`, `VAULT_TOKEN` (else AppRole with
+//! `VAULT_ROLE_ID`/`VAULT_SECRET_ID`, else `~/.vault-token`), `VAULT_NAMESPACE`,
+//! `VAULT_CACERT`/`VAULT_CAPATH`, `VAULT_SKIP_VERIFY`. One read per distinct
+//! (namespace, path, version); every key is taken from that one answer.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
-use super::parse_query;
+use futures_util::stream::{self, StreamExt as _};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
+
+use super::http::{self, Answer, Problem, Trust};
+use super::retry::{Failure, Policy};
+use super::{parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings};
+use crate::secret::SecretBytes;
 
 /// One key of one Vault KV secret.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -121,6 +136,528 @@ impl fmt::Display for VaultLocator {
             write!(f, "{sep}namespace={ns}")?;
         }
         Ok(())
+    }
+}
+
+/// Fetches from Vault or OpenBao KV. Nothing is set up until `fetch`.
+pub(crate) struct VaultProvider {
+    settings: Settings,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl VaultProvider {
+    /// A provider that will fetch with `settings`.
+    pub(crate) fn new(settings: Settings) -> Self {
+        VaultProvider {
+            settings,
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Provider for VaultProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Vault
+    }
+
+    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
+        let locators: Vec<Option<&VaultLocator>> = requests
+            .iter()
+            .map(|l| match l {
+                Locator::Vault(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        http::block_on(fetch(&locators, self.settings, &self.warnings), |e| {
+            let err = FetchError::new(
+                FetchClass::Unreachable,
+                format!("cannot start the Vault client: {e}"),
+            );
+            locators.iter().map(|_| Err(err.clone())).collect()
+        })
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+}
+
+/// Where a token comes from, in the vault CLI's order.
+enum TokenSource {
+    Token(SecretString),
+    AppRole {
+        role_id: SecretString,
+        secret_id: SecretString,
+    },
+    File(SecretString),
+    Missing,
+}
+
+struct Config {
+    addr: String,
+    namespace: Option<String>,
+    trust: Trust,
+    token: TokenSource,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Config {
+    fn from_env(warnings: &Mutex<Vec<String>>) -> Result<Config, FetchError> {
+        let addr = env("VAULT_ADDR")
+            .unwrap_or_else(|| "https://127.0.0.1:8200".into())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(addr.starts_with("http://") || addr.starts_with("https://")) {
+            return Err(FetchError::new(
+                FetchClass::Unconfigured,
+                format!("VAULT_ADDR `{addr}` is not an http:// or https:// address"),
+            ));
+        }
+        let skip = env("VAULT_SKIP_VERIFY")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "t" | "true" | "yes"));
+        let trust = if skip {
+            if let Ok(mut w) = warnings.lock() {
+                w.push("VAULT_SKIP_VERIFY is set: Vault's TLS certificate is not verified".into());
+            }
+            Trust::Anything
+        } else if let Some(f) = env("VAULT_CACERT") {
+            Trust::Only(http::load_pem(std::path::Path::new(&f), "VAULT_CACERT")?)
+        } else if let Some(d) = env("VAULT_CAPATH") {
+            Trust::Only(http::load_pem(std::path::Path::new(&d), "VAULT_CAPATH")?)
+        } else {
+            Trust::System
+        };
+        let token = if let Some(t) = env("VAULT_TOKEN") {
+            TokenSource::Token(SecretString::from(t.trim().to_owned()))
+        } else if let (Some(r), Some(s)) = (env("VAULT_ROLE_ID"), env("VAULT_SECRET_ID")) {
+            TokenSource::AppRole {
+                role_id: SecretString::from(r),
+                secret_id: SecretString::from(s),
+            }
+        } else {
+            let file = std::env::var_os("HOME")
+                .map(|h| std::path::Path::new(&h).join(".vault-token"))
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty());
+            match file {
+                Some(t) => TokenSource::File(SecretString::from(t)),
+                None => TokenSource::Missing,
+            }
+        };
+        Ok(Config {
+            addr,
+            namespace: env("VAULT_NAMESPACE"),
+            trust,
+            token,
+        })
+    }
+}
+
+/// A KV mount: its path (no slashes at the ends) and version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Mount {
+    path: String,
+    kv: u8,
+}
+
+/// One read: namespace, API path (below `/v1/`), version.
+type Read = (Option<String>, String, Option<u64>);
+
+/// Everything one run needs to talk to Vault.
+struct Session<'a> {
+    client: reqwest::Client,
+    addr: &'a str,
+    token: SecretString,
+    policy: Policy,
+}
+
+impl Session<'_> {
+    fn get(&self, namespace: Option<&str>, path: &str) -> reqwest::RequestBuilder {
+        let mut token = reqwest::header::HeaderValue::from_str(self.token.expose_secret())
+            .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+        token.set_sensitive(true);
+        let mut r = self
+            .client
+            .get(format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", token)
+            .header("X-Vault-Request", "true");
+        if let Some(ns) = namespace {
+            r = r.header("X-Vault-Namespace", ns);
+        }
+        r
+    }
+}
+
+const FIX: &str = "check VAULT_ADDR and VAULT_CACERT";
+
+async fn fetch(
+    locators: &[Option<&VaultLocator>],
+    settings: Settings,
+    warnings: &Mutex<Vec<String>>,
+) -> Vec<Result<SecretBytes, FetchError>> {
+    let fail_all = |e: FetchError| locators.iter().map(|_| Err(e.clone())).collect();
+    let mut config = match Config::from_env(warnings) {
+        Ok(c) => c,
+        Err(e) => return fail_all(e),
+    };
+    let trust = std::mem::replace(&mut config.trust, Trust::System);
+    let client = match http::client(trust) {
+        Ok(c) => c,
+        Err(e) => return fail_all(e),
+    };
+    let policy = Policy::within(settings.timeout);
+    let token = match std::mem::replace(&mut config.token, TokenSource::Missing) {
+        TokenSource::Token(t) | TokenSource::File(t) => t,
+        TokenSource::AppRole { role_id, secret_id } => {
+            match login(&client, &config, &role_id, &secret_id, &policy).await {
+                Ok(t) => t,
+                Err(e) => return fail_all(e),
+            }
+        }
+        TokenSource::Missing => {
+            return fail_all(FetchError::new(
+                FetchClass::Unconfigured,
+                "no Vault token: set VAULT_TOKEN, log in (`vault login` writes \
+                 ~/.vault-token), or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole",
+            ))
+        }
+    };
+    let session = Session {
+        client,
+        addr: &config.addr,
+        token,
+        policy,
+    };
+
+    let mut results: Vec<Option<Result<SecretBytes, FetchError>>> =
+        locators.iter().map(|_| None).collect();
+    // Mount discovery, cached per namespace: at most one question per mount.
+    let mut mounts: Vec<(Option<String>, Mount)> = Vec::new();
+    let mut reads: HashMap<Read, Vec<usize>> = HashMap::new();
+    for (i, l) in locators.iter().enumerate() {
+        let Some(l) = l else {
+            results[i] = Some(Err(FetchError::new(
+                FetchClass::Invalid,
+                "not a vault locator",
+            )));
+            continue;
+        };
+        let ns = l.namespace.clone().or_else(|| config.namespace.clone());
+        let mount = match known_mount(l) {
+            Some(m) => m,
+            None => {
+                let cached = mounts.iter().find(|(n, m)| {
+                    *n == ns && (l.path == m.path || l.path.starts_with(&format!("{}/", m.path)))
+                });
+                match cached {
+                    Some((_, m)) => m.clone(),
+                    None => match discover(&session, ns.as_deref(), &l.path).await {
+                        Ok(m) => {
+                            mounts.push((ns.clone(), m.clone()));
+                            m
+                        }
+                        Err(e) => {
+                            results[i] = Some(Err(e));
+                            continue;
+                        }
+                    },
+                }
+            }
+        };
+        match api_path(l, &mount) {
+            Ok(path) => reads.entry((ns, path, l.version)).or_default().push(i),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+
+    let session = &session;
+    let answers: Vec<(Vec<usize>, Result<SecretBytes, FetchError>)> = stream::iter(reads)
+        .map(|((ns, path, version), wanted)| async move {
+            (wanted, read(session, ns.as_deref(), &path, version).await)
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    for (wanted, result) in answers {
+        for i in wanted {
+            results[i] = Some(result.clone());
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(FetchError::new(FetchClass::Invalid, "not fetched"))))
+        .collect()
+}
+
+/// The mount when the locator leaves no doubt: given outright, or the KV v2
+/// API form `MOUNT/data/…`.
+fn known_mount(l: &VaultLocator) -> Option<Mount> {
+    match (&l.mount, l.kv) {
+        (Some(m), Some(kv)) => Some(Mount {
+            path: m.trim_matches('/').to_owned(),
+            kv,
+        }),
+        (None, Some(2)) => {
+            let first = l.path.split('/').next()?;
+            Some(Mount {
+                path: first.to_owned(),
+                kv: 2,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The API path of a read below `/v1/`.
+fn api_path(l: &VaultLocator, m: &Mount) -> Result<String, FetchError> {
+    let rest = l
+        .path
+        .strip_prefix(&m.path)
+        .map(|r| r.trim_start_matches('/'))
+        .unwrap_or("");
+    let rest = if m.kv == 2 {
+        rest.strip_prefix("data/").unwrap_or(rest)
+    } else {
+        rest
+    };
+    if rest.is_empty() {
+        return Err(FetchError::new(
+            FetchClass::Invalid,
+            format!(
+                "`{}` names the mount `{}` itself, not a secret in it",
+                l.path, m.path
+            ),
+        ));
+    }
+    if m.kv == 1 && l.version.is_some() {
+        return Err(FetchError::new(
+            FetchClass::Invalid,
+            format!("`{}` is a KV v1 mount, which has no versions", m.path),
+        ));
+    }
+    Ok(if m.kv == 2 {
+        format!("{}/data/{rest}", m.path)
+    } else {
+        format!("{}/{rest}", m.path)
+    })
+}
+
+/// Asks Vault which mount holds `path` and its KV version, as `vault kv` does.
+async fn discover(s: &Session<'_>, ns: Option<&str>, path: &str) -> Result<Mount, FetchError> {
+    let url = format!("sys/internal/ui/mounts/{path}");
+    let answer = http::send(&s.policy, || s.get(ns, &url), sealed).await;
+    match answer {
+        Ok(a) => {
+            let json = a.json().unwrap_or(Value::Null);
+            let data = &json["data"];
+            let mount = data["path"]
+                .as_str()
+                .unwrap_or("")
+                .trim_matches('/')
+                .to_owned();
+            let kind = data["type"].as_str().unwrap_or("");
+            if mount.is_empty() {
+                return Err(FetchError::new(
+                    FetchClass::NotFound,
+                    format!("no secrets engine is mounted at `{path}`"),
+                ));
+            }
+            if kind != "kv" && kind != "generic" {
+                return Err(FetchError::new(
+                    FetchClass::Invalid,
+                    format!("`{mount}` is not a KV secrets engine"),
+                ));
+            }
+            let kv = if data["options"]["version"].as_str() == Some("2") {
+                2
+            } else {
+                1
+            };
+            Ok(Mount { path: mount, kv })
+        }
+        // Old servers without the endpoint: a KV v1 mount at the first segment,
+        // as the vault CLI assumes.
+        Err(Failure::Error(Problem::Status(a))) if a.status == 404 && !has_errors(&a) => {
+            Ok(Mount {
+                path: path.split('/').next().unwrap_or(path).to_owned(),
+                kv: 1,
+            })
+        }
+        Err(Failure::Error(Problem::Status(a))) if a.status == 400 || a.status == 404 => {
+            Err(FetchError::new(
+                FetchClass::NotFound,
+                format!("no secrets engine is mounted at `{path}`"),
+            ))
+        }
+        Err(f) => Err(status_error(&f, path)),
+    }
+}
+
+/// Reads one secret; its data object, as JSON bytes.
+async fn read(
+    s: &Session<'_>,
+    ns: Option<&str>,
+    path: &str,
+    version: Option<u64>,
+) -> Result<SecretBytes, FetchError> {
+    let url = match version {
+        Some(v) => format!("{path}?version={v}"),
+        None => path.to_owned(),
+    };
+    let kv2 = path.contains("/data/");
+    let answer = http::send(&s.policy, || s.get(ns, &url), sealed).await;
+    let json = match answer {
+        Ok(a) => a.json().unwrap_or(Value::Null),
+        Err(Failure::Error(Problem::Status(a))) if a.status == 404 => {
+            return Err(missing(&a, path, version))
+        }
+        Err(f) => return Err(status_error(&f, path)),
+    };
+    let data = if kv2 {
+        &json["data"]["data"]
+    } else {
+        &json["data"]
+    };
+    if kv2 && data.is_null() {
+        let fake = Answer {
+            status: 404,
+            retry_after: None,
+            body: serde_json::to_vec(&json).unwrap_or_default(),
+        };
+        return Err(missing(&fake, path, version));
+    }
+    if !data.is_object() {
+        return Err(FetchError::new(
+            FetchClass::Invalid,
+            format!("Vault's answer for `{path}` holds no key/value data"),
+        ));
+    }
+    serde_json::to_vec(data)
+        .map(SecretBytes::new)
+        .map_err(|_| FetchError::new(FetchClass::Invalid, "unreadable answer from Vault"))
+}
+
+/// A 404: a path that does not exist, or a KV v2 version deleted or destroyed.
+fn missing(a: &Answer, path: &str, version: Option<u64>) -> FetchError {
+    let json = a.json().unwrap_or(Value::Null);
+    let meta = &json["data"]["metadata"];
+    let which = version.map_or_else(
+        || "its current version".to_owned(),
+        |v| format!("version {v}"),
+    );
+    let what = if meta["destroyed"].as_bool() == Some(true) {
+        format!("`{path}`: {which} was destroyed")
+    } else if meta["deletion_time"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty())
+    {
+        format!("`{path}`: {which} was deleted")
+    } else if version.is_some() && meta.is_object() {
+        format!("`{path}` has no {which}")
+    } else {
+        format!("`{path}` does not exist in Vault")
+    };
+    FetchError::new(FetchClass::NotFound, what)
+}
+
+/// Whether the answer is "Vault is sealed", which waiting will not mend.
+fn sealed(a: &Answer) -> bool {
+    a.status == 503 && error_text(a).contains("sealed")
+}
+
+fn has_errors(a: &Answer) -> bool {
+    a.json()
+        .is_some_and(|j| j["errors"].as_array().is_some_and(|e| !e.is_empty()))
+}
+
+/// Vault's `errors` strings, lower-cased, for classification only.
+fn error_text(a: &Answer) -> String {
+    a.json()
+        .and_then(|j| {
+            j["errors"].as_array().map(|e| {
+                e.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_ascii_lowercase()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// Our words for a failed request about `path`.
+fn status_error(f: &Failure<Problem>, path: &str) -> FetchError {
+    let Failure::Error(Problem::Status(a)) = f else {
+        return http::transport_error(f, "Vault", FIX);
+    };
+    match a.status {
+        403 if error_text(a).contains("invalid token") => FetchError::new(
+            FetchClass::Denied,
+            "Vault refused the token (invalid or expired): check VAULT_TOKEN or log in again",
+        ),
+        // Vault answers a bad token and a missing grant alike.
+        401 | 403 => FetchError::new(
+            FetchClass::Denied,
+            format!(
+                "permission denied reading `{path}`: the token is invalid or expired, or its \
+                 policies do not allow it"
+            ),
+        ),
+        503 if sealed(a) => FetchError::new(FetchClass::Unreachable, "Vault is sealed"),
+        400 => FetchError::new(
+            FetchClass::Invalid,
+            format!("Vault refused the request for `{path}` as invalid (HTTP 400)"),
+        ),
+        _ => http::transport_error(f, "Vault", FIX),
+    }
+}
+
+/// Logs in with AppRole; the token it returns.
+async fn login(
+    client: &reqwest::Client,
+    config: &Config,
+    role_id: &SecretString,
+    secret_id: &SecretString,
+    policy: &Policy,
+) -> Result<SecretString, FetchError> {
+    let body = serde_json::json!({
+        "role_id": role_id.expose_secret(),
+        "secret_id": secret_id.expose_secret(),
+    })
+    .to_string();
+    let make = || {
+        let mut r = client
+            .post(format!("{}/v1/auth/approle/login", config.addr))
+            .header("X-Vault-Request", "true")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
+        if let Some(ns) = &config.namespace {
+            r = r.header("X-Vault-Namespace", ns);
+        }
+        r
+    };
+    match http::send(policy, make, sealed).await {
+        Ok(a) => a
+            .json()
+            .and_then(|j| j["auth"]["client_token"].as_str().map(str::to_owned))
+            .map(SecretString::from)
+            .ok_or_else(|| {
+                FetchError::new(FetchClass::Denied, "the AppRole login returned no token")
+            }),
+        Err(Failure::Error(Problem::Status(a))) if (400..500).contains(&a.status) => {
+            Err(FetchError::new(
+                FetchClass::Denied,
+                "the AppRole login was refused: check VAULT_ROLE_ID and VAULT_SECRET_ID",
+            ))
+        }
+        Err(f) => Err(status_error(&f, "auth/approle/login")),
     }
 }
 
