@@ -657,4 +657,84 @@ mod tests {
         assert!(OpLocator::parse("op://V//F").is_err());
         assert!(OpLocator::parse("op://V/I/F?attribute=nope").is_err());
     }
+
+    fn item() -> Value {
+        serde_json::json!({
+            "id": "abc",
+            "title": "Slack",
+            "sections": [{"id": "s1", "label": "Admin"}],
+            "fields": [
+                {"id": "username", "label": "username", "type": "STRING", "value": "bot"},
+                {"id": "f2", "label": "token", "type": "CONCEALED", "value": "xoxb", "purpose": "PASSWORD"},
+                {"id": "f3", "label": "token", "type": "CONCEALED", "value": "admin-token", "section": {"id": "s1"}},
+                {"id": "otp", "label": "one-time password", "type": "OTP", "value": "otpauth://totp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=8", "totp": "12345678"}
+            ]
+        })
+    }
+
+    fn value(loc: &str) -> Result<String, FetchError> {
+        let l = OpLocator::parse(loc).unwrap_or_default();
+        field_value(&item(), &l).map(|b| String::from_utf8_lossy(b.expose()).into_owned())
+    }
+
+    #[test]
+    fn fields_by_label_id_section_and_attribute() {
+        assert_eq!(value("op://V/Slack/username").ok().as_deref(), Some("bot"));
+        assert_eq!(value("op://V/Slack/f2").ok().as_deref(), Some("xoxb"));
+        assert_eq!(
+            value("op://V/Slack/Admin/token").ok().as_deref(),
+            Some("admin-token")
+        );
+        assert_eq!(
+            value("op://V/Slack/f2?attribute=purpose").ok().as_deref(),
+            Some("PASSWORD")
+        );
+        assert_eq!(
+            value("op://V/Slack/one-time password?attribute=otp")
+                .ok()
+                .as_deref(),
+            Some("12345678")
+        );
+        // Two fields labelled `token`: ambiguous without a section.
+        assert_eq!(
+            value("op://V/Slack/token").map_err(|e| e.class),
+            Err(FetchClass::Invalid)
+        );
+        let e = value("op://V/Slack/Username")
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(e.contains("there is `username`"), "{e}");
+        let e = value("op://V/Slack/nope")
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(
+            e.contains("fields there: username, token, token, one-time password"),
+            "{e}"
+        );
+        assert!(!e.contains("xoxb"), "values are never listed");
+        assert!(value("op://V/Slack/Nope/token").is_err());
+        assert!(value("op://V/Slack/username?attribute=otp").is_err());
+    }
+
+    #[test]
+    fn otp_from_an_otpauth_uri_when_the_server_gives_no_code() {
+        let f = serde_json::json!({"type": "OTP", "value": "otpauth://totp/x?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=8"});
+        let code = otp(&f).unwrap_or_default();
+        assert_eq!(code.len(), 8);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(
+            otp(&serde_json::json!({"type": "STRING", "value": "x"})),
+            None
+        );
+    }
+
+    #[test]
+    fn filters_are_escaped_and_encoded() {
+        assert_eq!(scim_escape(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(url_encode(r#"title eq "A b""#), "title%20eq%20%22A%20b%22");
+        assert!(looks_like_id("abcdefghijklmnopqrstuvwxy2"));
+        assert!(!looks_like_id("Production"));
+    }
 }

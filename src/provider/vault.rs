@@ -692,4 +692,72 @@ mod tests {
         assert!(VaultLocator::parse("a/b/c?version=x").is_err());
         assert!(VaultLocator::parse("a/b/c?ver=1").is_err());
     }
+
+    #[test]
+    fn mounts_and_api_paths() {
+        let l = VaultLocator::parse("secret/data/prod/app/k").unwrap_or_default();
+        let m = known_mount(&l).unwrap_or(Mount {
+            path: String::new(),
+            kv: 0,
+        });
+        assert_eq!((m.path.as_str(), m.kv), ("secret", 2));
+        assert_eq!(
+            api_path(&l, &m).ok().as_deref(),
+            Some("secret/data/prod/app")
+        );
+        // Left open: discovered; a KV v2 mount gets `data/`, v1 does not.
+        let l = VaultLocator::parse("team/kv/app/k").unwrap_or_default();
+        assert!(known_mount(&l).is_none());
+        let v2 = Mount {
+            path: "team/kv".into(),
+            kv: 2,
+        };
+        let v1 = Mount {
+            path: "team/kv".into(),
+            kv: 1,
+        };
+        assert_eq!(api_path(&l, &v2).ok().as_deref(), Some("team/kv/data/app"));
+        assert_eq!(api_path(&l, &v1).ok().as_deref(), Some("team/kv/app"));
+        let pinned = VaultLocator::parse("team/kv/app/k?version=2").unwrap_or_default();
+        assert!(api_path(&pinned, &v1).is_err(), "KV v1 has no versions");
+        let l = VaultLocator {
+            path: "team/kv".into(),
+            key: "k".into(),
+            ..Default::default()
+        };
+        assert!(api_path(&l, &v2).is_err(), "the mount itself");
+    }
+
+    #[test]
+    fn deleted_and_destroyed_versions_are_named() {
+        let answer = |meta: serde_json::Value| Answer {
+            status: 404,
+            retry_after: None,
+            body: serde_json::json!({"data": {"data": null, "metadata": meta}})
+                .to_string()
+                .into_bytes(),
+        };
+        let e = missing(
+            &answer(
+                serde_json::json!({"deletion_time": "2026-01-01T00:00:00Z", "destroyed": false}),
+            ),
+            "secret/data/app",
+            Some(1),
+        );
+        assert!(e.message.contains("version 1 was deleted") && e.class == FetchClass::NotFound);
+        let e = missing(
+            &answer(serde_json::json!({"deletion_time": "", "destroyed": true})),
+            "secret/data/app",
+            None,
+        );
+        assert!(e.message.contains("current version was destroyed"));
+        let plain = Answer {
+            status: 404,
+            retry_after: None,
+            body: br#"{"errors":[]}"#.to_vec(),
+        };
+        assert!(missing(&plain, "secret/data/x", None)
+            .message
+            .contains("does not exist"));
+    }
 }
