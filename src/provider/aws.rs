@@ -725,7 +725,7 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
             if let Some(c) = credentials_error(e) {
                 return c;
             }
-            if cause::<rustls::Error>(e).is_some() {
+            if super::cause::<rustls::Error>(e).is_some() {
                 return (
                     FetchClass::Unreachable,
                     "the TLS connection to AWS Secrets Manager failed: the server's certificate \
@@ -764,34 +764,11 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     }
 }
 
-/// The first error of type `T` among `e`'s causes. `io::Error` hides the error it
-/// wraps from `source()`, so that one is looked into as well.
-fn cause<'e, T: std::error::Error + 'static>(
-    e: &'e (dyn std::error::Error + 'static),
-) -> Option<&'e T> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = next {
-        if let Some(t) = c.downcast_ref::<T>() {
-            return Some(t);
-        }
-        if let Some(inner) = c
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            if let Some(t) = cause::<T>(inner) {
-                return Some(t);
-            }
-        }
-        next = c.source();
-    }
-    None
-}
-
 /// A failure to find or load credentials, found in the error's causes.
 fn credentials_error(
     e: &(dyn std::error::Error + 'static),
 ) -> Option<(FetchClass, String, Verdict)> {
-    cause::<CredentialsError>(e).map(|ce| match ce {
+    super::cause::<CredentialsError>(e).map(|ce| match ce {
         CredentialsError::CredentialsNotLoaded(_) => (
             FetchClass::Denied,
             "no AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and \

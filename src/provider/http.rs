@@ -158,24 +158,7 @@ fn verdict(p: &Problem, is_final: &impl Fn(&Answer) -> bool) -> Verdict {
 /// Whether a transport error is a TLS failure (an untrusted or mismatched
 /// certificate), which retrying cannot mend.
 pub(crate) fn is_tls(e: &reqwest::Error) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = next {
-        if c.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(inner) = c
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            if inner.downcast_ref::<rustls::Error>().is_some() {
-                return true;
-            }
-            next = inner.source();
-            continue;
-        }
-        next = c.source();
-    }
-    false
+    super::cause::<rustls::Error>(e).is_some()
 }
 
 /// Our words for a request that failed without a usable answer; `service` names

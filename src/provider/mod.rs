@@ -346,6 +346,29 @@ impl Registry {
     }
 }
 
+/// The first error of type `T` among `e`'s causes. `io::Error` hides the error it
+/// wraps from `source()`, so that one is looked into as well.
+pub(crate) fn cause<'e, T: std::error::Error + 'static>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = next {
+        if let Some(t) = c.downcast_ref::<T>() {
+            return Some(t);
+        }
+        if let Some(inner) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if let Some(t) = cause::<T>(inner) {
+                return Some(t);
+            }
+        }
+        next = c.source();
+    }
+    None
+}
+
 /// Splits `a=1&b=2` into pairs, refusing unknown and repeated keys.
 pub(crate) fn parse_query<'a>(
     query: &'a str,

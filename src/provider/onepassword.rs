@@ -425,6 +425,7 @@ fn connect_error(f: &Failure<Problem>, what: &str) -> FetchError {
 /// `op item get ITEM --vault VAULT --format json`, retried while rate limited.
 async fn cli_item(key: &ItemKey, policy: &Policy) -> Result<Value, FetchError> {
     let (vault, item) = key;
+    let item_name = item.as_str();
     let what = format!("item `{item}` in vault `{vault}`");
     let run = || async {
         let out = tokio::process::Command::new("op")
@@ -453,12 +454,13 @@ async fn cli_item(key: &ItemKey, policy: &Policy) -> Result<Value, FetchError> {
                 }
             })?;
         if out.status.success() {
-            return serde_json::from_slice::<Value>(&out.stdout).map_err(|_| {
+            let item = serde_json::from_slice::<Value>(&out.stdout).map_err(|_| {
                 FetchError::new(
                     FetchClass::Unreachable,
                     "`op` printed something that is not an item",
                 )
-            });
+            })?;
+            return exactly_named(item, vault, item_name);
         }
         // op's message is read to classify, never shown: it may quote input.
         let err = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
@@ -473,7 +475,10 @@ async fn cli_item(key: &ItemKey, policy: &Policy) -> Result<Value, FetchError> {
                 )
             } else if err.contains("rate limit") || err.contains("too many requests") {
                 FetchError::new(FetchClass::Throttled, "1Password kept rate-limiting `op`")
-            } else if err.contains("unauthorized")
+            } else if err.contains("invalid credentials")
+                || err.contains("decodesacredentials")
+                || err.contains("parsetoken")
+                || err.contains("unauthorized")
                 || err.contains("authentication")
                 || err.contains("invalid token")
                 || err.contains("service account")
@@ -506,6 +511,32 @@ async fn cli_item(key: &ItemKey, policy: &Policy) -> Result<Value, FetchError> {
             FetchError::new(FetchClass::Unreachable, "`op` did not finish in time")
         }
     })
+}
+
+/// `op` matches names loosely; keyfill's names are case-sensitive, so the item
+/// it found must carry exactly the names asked for (or be asked for by id).
+fn exactly_named(item: Value, vault: &str, title: &str) -> Result<Value, FetchError> {
+    let named = |v: &Value, key: &str, want: &str| {
+        v[key].as_str() == Some(want) || v["id"].as_str() == Some(want)
+    };
+    if !named(&item["vault"], "name", vault) {
+        let near = item["vault"]["name"].as_str().unwrap_or("");
+        return Err(FetchError::new(
+            FetchClass::NotFound,
+            format!("vault `{vault}` does not exist (there is `{near}`: names are case-sensitive)"),
+        ));
+    }
+    if !named(&item, "title", title) {
+        let near = item["title"].as_str().unwrap_or("");
+        return Err(FetchError::new(
+            FetchClass::NotFound,
+            format!(
+                "item `{title}` in vault `{vault}` does not exist (there is `{near}`: names are \
+                 case-sensitive)"
+            ),
+        ));
+    }
+    Ok(item)
 }
 
 /// The value a locator names in a fetched item (Connect and `op` share the shape).

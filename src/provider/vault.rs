@@ -496,6 +496,14 @@ async fn discover(s: &Session<'_>, ns: Option<&str>, path: &str) -> Result<Mount
                 format!("no secrets engine is mounted at `{path}`"),
             ))
         }
+        // OpenBao answers 403 for a path under no mount, even to a root token.
+        Err(Failure::Error(Problem::Status(a))) if a.status == 403 => Err(FetchError::new(
+            FetchClass::Denied,
+            format!(
+                "Vault refused to say which mount holds `{path}`: no secrets engine is \
+                 mounted there, or the token is invalid or may not read it"
+            ),
+        )),
         Err(f) => Err(status_error(&f, path)),
     }
 }
@@ -559,8 +567,8 @@ fn missing(a: &Answer, path: &str, version: Option<u64>) -> FetchError {
         .is_some_and(|t| !t.is_empty())
     {
         format!("`{path}`: {which} was deleted")
-    } else if version.is_some() && meta.is_object() {
-        format!("`{path}` has no {which}")
+    } else if version.is_some() {
+        format!("`{path}` has no {which} (or does not exist)")
     } else {
         format!("`{path}` does not exist in Vault")
     };

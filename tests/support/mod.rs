@@ -2,8 +2,11 @@
 //! fault-injecting proxy, and a runner for the keyfill binary.
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+pub(crate) mod connect;
 pub(crate) mod moto;
+pub(crate) mod openbao;
 pub(crate) mod proxy;
+pub(crate) mod tls;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -71,6 +74,22 @@ const CLEARED: &[&str] = &[
     "AWS_ROLE_ARN",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "VAULT_ADDR",
+    "VAULT_TOKEN",
+    "VAULT_NAMESPACE",
+    "VAULT_CACERT",
+    "VAULT_CAPATH",
+    "VAULT_SKIP_VERIFY",
+    "VAULT_ROLE_ID",
+    "VAULT_SECRET_ID",
+    "BAO_ADDR",
+    "BAO_TOKEN",
+    "BAO_NAMESPACE",
+    "OP_CONNECT_HOST",
+    "OP_CONNECT_TOKEN",
+    "OP_SERVICE_ACCOUNT_TOKEN",
+    "OP_ACCOUNT",
+    "OP_SESSION",
 ];
 
 /// Runs keyfill in `dir` with `args` and `env` added to a cleaned environment.
