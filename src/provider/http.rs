@@ -63,6 +63,21 @@ pub(crate) fn load_pem(
 pub(crate) fn client(trust: Trust) -> Result<reqwest::Client, FetchError> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
+        // Tokens travel in headers (X-Vault-Token) that reqwest would carry across
+        // hosts: a redirect is followed only within the same scheme, host and port.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same = attempt.previous().first().is_some_and(|first| {
+                let to = attempt.url();
+                to.scheme() == first.scheme()
+                    && to.host_str() == first.host_str()
+                    && to.port_or_known_default() == first.port_or_known_default()
+            });
+            if same && attempt.previous().len() <= 3 {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))
         .user_agent(concat!("keyfill/", env!("CARGO_PKG_VERSION")));
     match trust {
         Trust::System => {}
@@ -184,6 +199,14 @@ pub(crate) fn transport_error(f: &Failure<Problem>, service: &str, fix: &str) ->
         Failure::Error(Problem::Transport(_)) => FetchError::new(
             FetchClass::Unreachable,
             format!("cannot connect to {service} ({fix})"),
+        ),
+        Failure::Error(Problem::Status(a)) if (300..400).contains(&a.status) => FetchError::new(
+            FetchClass::Unreachable,
+            format!(
+                "{service} redirected elsewhere (HTTP {}); credentials are not sent to another \
+                 address: point keyfill at the server that answers ({fix})",
+                a.status
+            ),
         ),
         Failure::Error(Problem::Status(a)) if a.status == 429 => FetchError::new(
             FetchClass::Throttled,

@@ -152,6 +152,11 @@ fn source() -> Result<Source, FetchError> {
                     "OP_CONNECT_HOST is not an http:// or https:// address",
                 ));
             }
+            if reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+                return Err(unconfigured(
+                    "OP_CONNECT_TOKEN holds characters an HTTP header cannot carry",
+                ));
+            }
             Ok(Source::Connect {
                 host,
                 token: SecretString::from(token),
@@ -316,7 +321,7 @@ impl Connect<'_> {
                 &what,
             )
             .await?;
-        if let Some(id) = exact(&list, "name", name) {
+        if let Some(id) = exact(&list, "name", name, &what)? {
             return Ok(id);
         }
         if looks_like_id(name) {
@@ -338,7 +343,7 @@ impl Connect<'_> {
                 &what,
             )
             .await?;
-        let id = match exact(&list, "title", title) {
+        let id = match exact(&list, "title", title, &what)? {
             Some(id) => id,
             None if looks_like_id(title) => title.to_owned(),
             None => return Err(not_found(&what, &list, "title", title)),
@@ -354,13 +359,25 @@ impl Connect<'_> {
     }
 }
 
-/// The id of the one element of `list` whose `attr` is exactly `name`.
-fn exact(list: &Value, attr: &str, name: &str) -> Option<String> {
-    list.as_array()?
+/// The id of the one element of `list` whose `attr` is exactly `name`;
+/// `Ok(None)` when there is none, an error when there are several.
+fn exact(list: &Value, attr: &str, name: &str, what: &str) -> Result<Option<String>, FetchError> {
+    let hits: Vec<&str> = list
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
         .iter()
-        .find(|v| v[attr].as_str() == Some(name))
-        .and_then(|v| v["id"].as_str())
-        .map(str::to_owned)
+        .filter(|v| v[attr].as_str() == Some(name))
+        .filter_map(|v| v["id"].as_str())
+        .collect();
+    match hits.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((*one).to_owned())),
+        _ => Err(FetchError::new(
+            FetchClass::Invalid,
+            format!("more than one {what}: use its id instead of its name"),
+        )),
+    }
 }
 
 /// "Not found", naming a spelling that differs only in case when there is one.
@@ -465,37 +482,40 @@ async fn cli_item(key: &ItemKey, policy: &Policy) -> Result<Value, FetchError> {
         // op's message is read to classify, never shown: it may quote input.
         let err = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
         let code = out.status.code().unwrap_or(-1);
-        Err(
-            if err.contains("isn't an item") || err.contains("no item found") {
-                FetchError::new(FetchClass::NotFound, format!("{what} does not exist"))
-            } else if err.contains("isn't a vault") || err.contains("no vault found") {
-                FetchError::new(
-                    FetchClass::NotFound,
-                    format!("vault `{vault}` does not exist"),
-                )
-            } else if err.contains("rate limit") || err.contains("too many requests") {
-                FetchError::new(FetchClass::Throttled, "1Password kept rate-limiting `op`")
-            } else if err.contains("invalid credentials")
-                || err.contains("decodesacredentials")
-                || err.contains("parsetoken")
-                || err.contains("unauthorized")
-                || err.contains("authentication")
-                || err.contains("invalid token")
-                || err.contains("service account")
-                || err.contains("signin")
-                || err.contains("sign in")
-            {
-                FetchError::new(
+        Err(if err.contains("more than one item") {
+            FetchError::new(
+                FetchClass::Invalid,
+                format!("more than one {what}: use its id instead of its name"),
+            )
+        } else if err.contains("isn't an item") || err.contains("no item found") {
+            FetchError::new(FetchClass::NotFound, format!("{what} does not exist"))
+        } else if err.contains("isn't a vault") || err.contains("no vault found") {
+            FetchError::new(
+                FetchClass::NotFound,
+                format!("vault `{vault}` does not exist"),
+            )
+        } else if err.contains("rate limit") || err.contains("too many requests") {
+            FetchError::new(FetchClass::Throttled, "1Password kept rate-limiting `op`")
+        } else if err.contains("invalid credentials")
+            || err.contains("decodesacredentials")
+            || err.contains("parsetoken")
+            || err.contains("unauthorized")
+            || err.contains("authentication")
+            || err.contains("invalid token")
+            || err.contains("service account")
+            || err.contains("signin")
+            || err.contains("sign in")
+        {
+            FetchError::new(
                 FetchClass::Denied,
                 "`op` was refused: check OP_SERVICE_ACCOUNT_TOKEN and the account's access to the vault",
             )
-            } else {
-                FetchError::new(
-                    FetchClass::Unreachable,
-                    format!("`op item get` failed (exit {code})"),
-                )
-            },
-        )
+        } else {
+            FetchError::new(
+                FetchClass::Unreachable,
+                format!("`op item get` failed (exit {code})"),
+            )
+        })
     };
     retry::run(policy, run, |e: &FetchError| {
         if e.class == FetchClass::Throttled {
@@ -550,10 +570,17 @@ fn field_value(item: &Value, l: &OpLocator) -> Result<SecretBytes, FetchError> {
     let section_id = match &l.section {
         None => None,
         Some(name) => {
-            let found = sections
+            let found: Vec<&Value> = sections
                 .iter()
-                .find(|s| s["label"].as_str() == Some(name) || s["id"].as_str() == Some(name));
-            match found.and_then(|s| s["id"].as_str()) {
+                .filter(|s| s["label"].as_str() == Some(name) || s["id"].as_str() == Some(name))
+                .collect();
+            if found.len() > 1 {
+                return Err(FetchError::new(
+                    FetchClass::Invalid,
+                    format!("{where_} has more than one section `{name}`: use the section's id"),
+                ));
+            }
+            match found.first().and_then(|s| s["id"].as_str()) {
                 Some(id) => Some(id),
                 None => {
                     let labels: Vec<&str> = sections
@@ -614,7 +641,15 @@ fn field_value(item: &Value, l: &OpLocator) -> Result<SecretBytes, FetchError> {
             )
         })?,
         "value" => field["value"].as_str().unwrap_or("").to_owned(),
-        attr => field[attr].as_str().unwrap_or("").to_owned(),
+        attr => field[attr]
+            .as_str()
+            .ok_or_else(|| {
+                FetchError::new(
+                    FetchClass::NotFound,
+                    format!("field `{}` of {where_} has no `{attr}`", l.field),
+                )
+            })?
+            .to_owned(),
     };
     Ok(SecretBytes::new(text.into_bytes()))
 }
@@ -643,7 +678,14 @@ fn otp(field: &Value) -> Option<String> {
                     "secret" => seed = Some(v.to_owned()),
                     "digits" => params.digits = v.parse().ok().filter(|d| (6..=8).contains(d))?,
                     "period" => params.period = v.parse().ok().filter(|p| *p > 0)?,
-                    "algorithm" => params.algorithm = v.to_ascii_uppercase(),
+                    "algorithm" => {
+                        let a = v.to_ascii_uppercase();
+                        // An algorithm keyfill cannot compute must not become SHA1.
+                        if !matches!(a.as_str(), "SHA1" | "SHA256" | "SHA512") {
+                            return None;
+                        }
+                        params.algorithm = a;
+                    }
                     _ => {}
                 }
             }

@@ -100,17 +100,36 @@ impl VaultLocator {
                 return Err("version pinning needs a KV v2 mount".into());
             }
         }
+        // The path goes into a URL: characters that would end or change it are refused.
+        if let Some(c) = self
+            .path
+            .chars()
+            .find(|c| matches!(c, '#' | '?' | '%' | '\\') || c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "vault path `{}` contains `{}`",
+                self.path.escape_debug(),
+                c.escape_debug()
+            ));
+        }
+        if let Some(ns) = &self.namespace {
+            if ns.chars().any(|c| c.is_control()) {
+                return Err("namespace contains a control character".into());
+            }
+        }
         if let Some(m) = &self.mount {
-            if !self
-                .path
-                .trim_start_matches('/')
-                .starts_with(m.trim_matches('/'))
-            {
+            if !under(&self.path, m.trim_matches('/')) {
                 return Err(format!("path `{}` is not under mount `{m}`", self.path));
             }
         }
         Ok(())
     }
+}
+
+/// Whether `path` is `mount` or below it, segment by segment.
+fn under(path: &str, mount: &str) -> bool {
+    let path = path.trim_matches('/');
+    path == mount || path.starts_with(&format!("{mount}/"))
 }
 
 /// A positive version number.
@@ -240,6 +259,12 @@ impl Config {
                 role_id: SecretString::from(r),
                 secret_id: SecretString::from(s),
             }
+        } else if env("VAULT_ROLE_ID").is_some() || env("VAULT_SECRET_ID").is_some() {
+            // Half an AppRole must not quietly become whoever last ran `vault login`.
+            return Err(FetchError::new(
+                FetchClass::Unconfigured,
+                "AppRole needs both VAULT_ROLE_ID and VAULT_SECRET_ID; only one is set",
+            ));
         } else {
             let file = std::env::var_os("HOME")
                 .map(|h| std::path::Path::new(&h).join(".vault-token"))
@@ -267,8 +292,8 @@ struct Mount {
     kv: u8,
 }
 
-/// One read: namespace, API path (below `/v1/`), version.
-type Read = (Option<String>, String, Option<u64>);
+/// One read: namespace, API path (below `/v1/`), version, KV version.
+type Read = (Option<String>, String, Option<u64>, u8);
 
 /// Everything one run needs to talk to Vault.
 struct Session<'a> {
@@ -329,6 +354,12 @@ async fn fetch(
             ))
         }
     };
+    if reqwest::header::HeaderValue::from_str(token.expose_secret()).is_err() {
+        return fail_all(FetchError::new(
+            FetchClass::Unconfigured,
+            "the Vault token holds characters an HTTP header cannot carry",
+        ));
+    }
     let session = Session {
         client,
         addr: &config.addr,
@@ -353,9 +384,9 @@ async fn fetch(
         let mount = match known_mount(l) {
             Some(m) => m,
             None => {
-                let cached = mounts.iter().find(|(n, m)| {
-                    *n == ns && (l.path == m.path || l.path.starts_with(&format!("{}/", m.path)))
-                });
+                let cached = mounts
+                    .iter()
+                    .find(|(n, m)| *n == ns && under(&l.path, &m.path));
                 match cached {
                     Some((_, m)) => m.clone(),
                     None => match discover(&session, ns.as_deref(), &l.path).await {
@@ -372,15 +403,21 @@ async fn fetch(
             }
         };
         match api_path(l, &mount) {
-            Ok(path) => reads.entry((ns, path, l.version)).or_default().push(i),
+            Ok(path) => reads
+                .entry((ns, path, l.version, mount.kv))
+                .or_default()
+                .push(i),
             Err(e) => results[i] = Some(Err(e)),
         }
     }
 
     let session = &session;
     let answers: Vec<(Vec<usize>, Result<SecretBytes, FetchError>)> = stream::iter(reads)
-        .map(|((ns, path, version), wanted)| async move {
-            (wanted, read(session, ns.as_deref(), &path, version).await)
+        .map(|((ns, path, version, kv), wanted)| async move {
+            (
+                wanted,
+                read(session, ns.as_deref(), &path, version, kv).await,
+            )
         })
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
@@ -404,9 +441,11 @@ fn known_mount(l: &VaultLocator) -> Option<Mount> {
             path: m.trim_matches('/').to_owned(),
             kv,
         }),
+        // `MOUNT/data/…` names its mount; any other shape may be a nested mount.
         (None, Some(2)) => {
-            let first = l.path.split('/').next()?;
-            Some(Mount {
+            let mut segs = l.path.split('/');
+            let first = segs.next()?;
+            (segs.next() == Some("data")).then(|| Mount {
                 path: first.to_owned(),
                 kv: 2,
             })
@@ -417,11 +456,11 @@ fn known_mount(l: &VaultLocator) -> Option<Mount> {
 
 /// The API path of a read below `/v1/`.
 fn api_path(l: &VaultLocator, m: &Mount) -> Result<String, FetchError> {
-    let rest = l
-        .path
-        .strip_prefix(&m.path)
-        .map(|r| r.trim_start_matches('/'))
-        .unwrap_or("");
+    let rest = if under(&l.path, &m.path) {
+        l.path.trim_matches('/')[m.path.len()..].trim_start_matches('/')
+    } else {
+        ""
+    };
     let rest = if m.kv == 2 {
         rest.strip_prefix("data/").unwrap_or(rest)
     } else {
@@ -455,7 +494,7 @@ async fn discover(s: &Session<'_>, ns: Option<&str>, path: &str) -> Result<Mount
     let answer = http::send(&s.policy, || s.get(ns, &url), sealed).await;
     match answer {
         Ok(a) => {
-            let json = a.json().unwrap_or(Value::Null);
+            let json = a.json().ok_or_else(unreadable)?;
             let data = &json["data"];
             let mount = data["path"]
                 .as_str()
@@ -514,17 +553,18 @@ async fn read(
     ns: Option<&str>,
     path: &str,
     version: Option<u64>,
+    kv: u8,
 ) -> Result<SecretBytes, FetchError> {
     let url = match version {
         Some(v) => format!("{path}?version={v}"),
         None => path.to_owned(),
     };
-    let kv2 = path.contains("/data/");
+    let kv2 = kv == 2;
     let answer = http::send(&s.policy, || s.get(ns, &url), sealed).await;
     let json = match answer {
-        Ok(a) => a.json().unwrap_or(Value::Null),
+        Ok(a) => a.json().ok_or_else(unreadable)?,
         Err(Failure::Error(Problem::Status(a))) if a.status == 404 => {
-            return Err(missing(&a, path, version))
+            return Err(missing(&a.json().unwrap_or(Value::Null), path, version))
         }
         Err(f) => return Err(status_error(&f, path)),
     };
@@ -534,12 +574,7 @@ async fn read(
         &json["data"]
     };
     if kv2 && data.is_null() {
-        let fake = Answer {
-            status: 404,
-            retry_after: None,
-            body: serde_json::to_vec(&json).unwrap_or_default(),
-        };
-        return Err(missing(&fake, path, version));
+        return Err(missing(&json, path, version));
     }
     if !data.is_object() {
         return Err(FetchError::new(
@@ -552,9 +587,17 @@ async fn read(
         .map_err(|_| FetchError::new(FetchClass::Invalid, "unreadable answer from Vault"))
 }
 
-/// A 404: a path that does not exist, or a KV v2 version deleted or destroyed.
-fn missing(a: &Answer, path: &str, version: Option<u64>) -> FetchError {
-    let json = a.json().unwrap_or(Value::Null);
+/// An answer that is not JSON: not Vault, or a proxy's page.
+fn unreadable() -> FetchError {
+    FetchError::new(
+        FetchClass::Unreachable,
+        "Vault's answer is not JSON (is VAULT_ADDR a Vault server?)",
+    )
+}
+
+/// A 404 (or an empty KV v2 answer): a path that does not exist, or a version
+/// deleted or destroyed.
+fn missing(json: &Value, path: &str, version: Option<u64>) -> FetchError {
     let meta = &json["data"]["metadata"];
     let which = version.map_or_else(
         || "its current version".to_owned(),
@@ -659,7 +702,9 @@ async fn login(
             .ok_or_else(|| {
                 FetchError::new(FetchClass::Denied, "the AppRole login returned no token")
             }),
-        Err(Failure::Error(Problem::Status(a))) if (400..500).contains(&a.status) => {
+        Err(Failure::Error(Problem::Status(a)))
+            if (400..500).contains(&a.status) && a.status != 429 =>
+        {
             Err(FetchError::new(
                 FetchClass::Denied,
                 "the AppRole login was refused: check VAULT_ROLE_ID and VAULT_SECRET_ID",
@@ -734,17 +779,21 @@ mod tests {
             ..Default::default()
         };
         assert!(api_path(&l, &v2).is_err(), "the mount itself");
+        // Mounts are whole segments.
+        let l = VaultLocator {
+            path: "team/kvx/app".into(),
+            key: "k".into(),
+            ..Default::default()
+        };
+        assert!(api_path(&l, &v2).is_err());
+        assert!(VaultLocator::parse("secret/data/a#b/k").is_err());
+        assert!(VaultLocator::parse("secret/data/a%2F/k").is_err());
     }
 
     #[test]
     fn deleted_and_destroyed_versions_are_named() {
-        let answer = |meta: serde_json::Value| Answer {
-            status: 404,
-            retry_after: None,
-            body: serde_json::json!({"data": {"data": null, "metadata": meta}})
-                .to_string()
-                .into_bytes(),
-        };
+        let answer =
+            |meta: serde_json::Value| serde_json::json!({"data": {"data": null, "metadata": meta}});
         let e = missing(
             &answer(
                 serde_json::json!({"deletion_time": "2026-01-01T00:00:00Z", "destroyed": false}),
@@ -759,13 +808,12 @@ mod tests {
             None,
         );
         assert!(e.message.contains("current version was destroyed"));
-        let plain = Answer {
-            status: 404,
-            retry_after: None,
-            body: br#"{"errors":[]}"#.to_vec(),
-        };
+        let plain = serde_json::json!({"errors": []});
         assert!(missing(&plain, "secret/data/x", None)
             .message
             .contains("does not exist"));
+        assert!(missing(&plain, "secret/data/x", Some(9))
+            .message
+            .contains("has no version 9"));
     }
 }
