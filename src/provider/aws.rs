@@ -234,26 +234,13 @@ impl Provider for AwsProvider {
                 _ => None,
             })
             .collect();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        match runtime {
-            Ok(rt) => {
-                let out = rt.block_on(fetch(&locators, self.settings));
-                // Do not wait for blocking work (getaddrinfo) the deadline gave up on.
-                rt.shutdown_background();
-                out
-            }
-            Err(e) => requests
-                .iter()
-                .map(|_| {
-                    Err(FetchError::new(
-                        FetchClass::Unreachable,
-                        format!("cannot start the AWS client: {e}"),
-                    ))
-                })
-                .collect(),
-        }
+        super::http::block_on(fetch(&locators, self.settings), |e| {
+            let err = FetchError::new(
+                FetchClass::Unreachable,
+                format!("cannot start the AWS client: {e}"),
+            );
+            locators.iter().map(|_| Err(err.clone())).collect()
+        })
     }
 }
 
