@@ -13,8 +13,9 @@ use crate::resolve;
 use crate::yaml::digest::DigestKey;
 use crate::yaml::scan::Limits;
 
-/// Runs the command and returns the process exit status.
-pub fn run(cli: Cli) -> Exit {
+/// Runs the command and returns the process exit status (for `exec`, the
+/// command's own).
+pub fn run(cli: Cli) -> u8 {
     let color = match cli.global.color {
         Color::Always => true,
         Color::Never => false,
@@ -29,12 +30,14 @@ pub fn run(cli: Cli) -> Exit {
         quiet: cli.global.quiet,
     };
     match cli.command {
-        Command::Render(args) => render(&args, &reporter, cli.global.verbose),
-        Command::Check(args) => check(&args, &reporter),
+        Command::Render(args) => render(&args, &reporter, cli.global.verbose).code(),
+        Command::Check(args) => check(&args, &reporter).code(),
+        Command::Watch(args) => crate::watch::watch(&args, &reporter).code(),
+        Command::Exec(args) => crate::exec::exec(&args, &reporter),
     }
 }
 
-fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
+pub(crate) fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
     Options {
         strict: input.strict,
         redact,
@@ -44,10 +47,11 @@ fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
             max_aliases: input.max_aliases,
         },
         max_input: input.max_input_size,
+        export: false,
     }
 }
 
-fn session(input: &InputArgs) -> Session {
+pub(crate) fn session(input: &InputArgs) -> Session {
     Session {
         registry: Registry::new(Settings {
             concurrency: usize::from(input.concurrency),
@@ -57,7 +61,7 @@ fn session(input: &InputArgs) -> Session {
     }
 }
 
-fn finish(session: &mut Session, reporter: &Reporter) -> Exit {
+pub(crate) fn finish(session: &mut Session, reporter: &Reporter) -> Exit {
     // Errors first, then warnings; each in source order.
     session.diags.sort_by_key(|d| {
         let loc = d

@@ -1,5 +1,6 @@
 //! Command-line definitions only: parsing into plain data, no I/O.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -70,6 +71,10 @@ pub enum Command {
     Render(RenderArgs),
     /// Validate configs and list their secrets without writing.
     Check(CheckArgs),
+    /// Re-render whenever an input changes (and every --refresh).
+    Watch(WatchArgs),
+    /// Render, then run a command (replacing keyfill, or supervising with --watch).
+    Exec(ExecArgs),
 }
 
 /// Inputs and validation options shared by render and check.
@@ -156,6 +161,100 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` is longer than a week"));
     }
     Ok(d)
+}
+
+/// Where and how `watch` and `exec` write, and when they re-render.
+#[derive(Debug, Args)]
+pub struct LoopArgs {
+    /// Write here (atomically).
+    #[arg(short, long, value_name = "OUT", required = true)]
+    pub output: PathBuf,
+    /// File mode of the output, in octal.
+    #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
+    pub mode: u32,
+    /// Rewrite the output in place where it cannot be replaced by rename (bind mounts).
+    #[arg(long)]
+    pub in_place_fallback: bool,
+    /// Re-fetch remote secrets this often, to pick up rotation (e.g. 5m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub refresh: Option<Duration>,
+    /// How long fetched values are reused between renders.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+    /// Quiet time that coalesces a burst of file events into one render.
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+}
+
+/// `keyfill watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output and re-render options.
+    #[command(flatten)]
+    pub out: LoopArgs,
+}
+
+/// `keyfill exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output and re-render options.
+    #[command(flatten)]
+    pub out: LoopArgs,
+    /// Stay as a supervisor: forward signals, re-render on change, reload CMD.
+    #[arg(long)]
+    pub watch: bool,
+    /// Signal sent to CMD when the output changes (with --watch).
+    #[arg(long, value_name = "SIGNAL", default_value = "HUP", value_parser = parse_signal, conflicts_with = "restart")]
+    pub reload_signal: i32,
+    /// Restart CMD when the output changes, instead of signalling it.
+    #[arg(long)]
+    pub restart: bool,
+    /// Least time between two reloads or restarts.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub min_reload_interval: Duration,
+    /// How long CMD has to exit after a forwarded SIGTERM/SIGINT before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub kill_timeout: Duration,
+    /// Forward signals to CMD's whole process group.
+    #[arg(long)]
+    pub signal_group: bool,
+    /// Export every declared secret to CMD's environment, by name.
+    #[arg(long)]
+    pub env: bool,
+    /// Keep keyfill's own secret-manager credentials in CMD's environment.
+    #[arg(long)]
+    pub pass_credentials: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// Parses `HUP`, `SIGHUP` or a number.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    use signal_hook::consts::signal as sig;
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
+    Ok(match name.as_str() {
+        "HUP" => sig::SIGHUP,
+        "INT" => sig::SIGINT,
+        "QUIT" => sig::SIGQUIT,
+        "TERM" => sig::SIGTERM,
+        "USR1" => sig::SIGUSR1,
+        "USR2" => sig::SIGUSR2,
+        "WINCH" => sig::SIGWINCH,
+        "ALRM" => sig::SIGALRM,
+        _ => return Err(format!("`{s}` is not a signal such as HUP, USR1 or TERM")),
+    })
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {

@@ -30,6 +30,7 @@
 pub mod app;
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod output;
 pub mod provider;
 pub mod reference;
@@ -40,6 +41,7 @@ pub mod secret;
 pub mod secrets;
 pub mod source;
 pub mod totp;
+pub mod watch;
 pub mod yaml;
 
 pub use error::{Diagnostic, Exit};

@@ -17,5 +17,5 @@ fn main() -> ExitCode {
         }
     }));
     let cli = keyfill::cli::Cli::parse();
-    ExitCode::from(keyfill::app::run(cli).code())
+    ExitCode::from(keyfill::app::run(cli))
 }

@@ -28,6 +28,8 @@ pub struct Options {
     pub limits: Limits,
     /// Largest input, in bytes.
     pub max_input: usize,
+    /// Also compute every declared secret into [`Session::exported`].
+    pub export: bool,
 }
 
 /// All state of one run: sources, diagnostics, providers.
@@ -39,6 +41,10 @@ pub struct Session {
     pub diags: Vec<Diagnostic>,
     /// Providers started so far.
     pub registry: Registry,
+    /// Values kept between renders (watch and exec --watch).
+    pub cache: Option<resolve::Cache>,
+    /// Declared secrets' values, by name, when [`Options::export`] asked for them.
+    pub exported: Vec<(String, crate::secret::SecretText)>,
 }
 
 /// A scanned input with its own declarations.
@@ -267,7 +273,15 @@ impl Session {
         if self.failed() {
             return None;
         }
-        let fetched = resolve::fetch_all(&fetches, &mut self.registry);
+        let fetched = match self.cache.as_mut() {
+            Some(cache) => {
+                let (f, warnings) = resolve::fetch_cached(&fetches, &mut self.registry, cache);
+                self.diags
+                    .extend(warnings.into_iter().map(Diagnostic::warning));
+                f
+            }
+            None => resolve::fetch_all(&fetches, &mut self.registry),
+        };
         self.take_provider_warnings();
         let mut out = Vec::new();
         let mut json_docs = Vec::new();
@@ -334,6 +348,15 @@ impl Session {
             }
             let seg: Acc = input.scan.segments.get(i + 1).copied().unwrap_or_default();
             expected = expected.concat(key, seg);
+        }
+        if opts.export {
+            // `exec --env`: every declared secret, computed as a render would.
+            for d in unit.ns.all() {
+                match ev.value(&d.name) {
+                    Some(v) => self.exported.push((d.name.clone(), v)),
+                    None => ok = false,
+                }
+            }
         }
         let diags = std::mem::take(&mut ev.diags);
         self.diags.extend(diags);
@@ -413,6 +436,7 @@ mod tests {
                 max_aliases: 100,
             },
             max_input: 1 << 20,
+            export: false,
         };
         let mut s = Session::default();
         let out = s.render(&[path.display().to_string()], &[], &opts);

@@ -398,6 +398,88 @@ pub fn fetch_all(requests: &HashSet<Locator>, registry: &mut Registry) -> Fetche
     out
 }
 
+/// Fetched values kept between the renders of `watch` and `exec --watch`.
+#[derive(Debug, Default)]
+pub struct Cache {
+    entries: HashMap<Locator, (std::time::Instant, SecretBytes)>,
+    ttl: std::time::Duration,
+    /// Set by a `--refresh` tick: every value is fetched again once.
+    stale: bool,
+}
+
+impl Cache {
+    /// A cache whose values are reused for `ttl`.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Cache {
+            entries: HashMap::new(),
+            ttl,
+            stale: false,
+        }
+    }
+
+    /// Makes the next render fetch everything again (rotation pick-up), keeping
+    /// the old values to serve if a transient failure stops the new fetch.
+    pub fn refresh(&mut self) {
+        self.stale = true;
+    }
+}
+
+/// Like [`fetch_all`], reusing cached values younger than the TTL. When a fetch
+/// fails for a transient reason (unreachable, throttled) and an older value is
+/// cached, that value is served and a warning says so; a value that is now not
+/// found or denied is not.
+pub fn fetch_cached(
+    requests: &HashSet<Locator>,
+    registry: &mut Registry,
+    cache: &mut Cache,
+) -> (Fetched, Vec<String>) {
+    let now = std::time::Instant::now();
+    let mut out: Fetched = HashMap::new();
+    let mut wanted = HashSet::new();
+    for r in requests {
+        match cache.entries.get(r) {
+            Some((at, v)) if !cache.stale && now.duration_since(*at) < cache.ttl => {
+                out.insert(r.clone(), Ok(v.clone()));
+            }
+            _ => {
+                wanted.insert(r.clone());
+            }
+        }
+    }
+    cache.stale = false;
+    let mut warnings = Vec::new();
+    for (loc, result) in fetch_all(&wanted, registry) {
+        let result = match result {
+            Ok(v) => {
+                cache.entries.insert(loc.clone(), (now, v.clone()));
+                Ok(v)
+            }
+            Err(e) => {
+                let transient = matches!(
+                    e.class,
+                    crate::provider::FetchClass::Unreachable
+                        | crate::provider::FetchClass::Throttled
+                );
+                match cache.entries.get(&loc) {
+                    Some((_, old)) if transient => {
+                        warnings.push(format!(
+                            "{loc}: fetching failed ({}); serving the last good value",
+                            e.class.word()
+                        ));
+                        Ok(old.clone())
+                    }
+                    _ => {
+                        cache.entries.remove(&loc);
+                        Err(e)
+                    }
+                }
+            }
+        };
+        out.insert(loc, result);
+    }
+    (out, warnings)
+}
+
 /// A fetched value before decoding.
 enum Raw {
     /// Text as fetched (or a JSON field of it).
@@ -699,6 +781,12 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             Some(_) => Ok(()),
             None => Err(self.failures.get(name).copied().unwrap_or(Exit::Ok)),
         }
+    }
+
+    /// A declared secret's final text (for `exec --env`), or `None` after
+    /// reporting why not.
+    pub fn value(&mut self, name: &str) -> Option<SecretText> {
+        self.compute(name).map(|c| c.text.clone())
     }
 
     /// New text for one site, or `None` after reporting why not.

@@ -1,0 +1,275 @@
+//! `keyfill exec`: render, then run the command. Without `--watch` keyfill
+//! replaces itself with it (execve: same PID, argv as given, no shell). With
+//! `--watch` it stays as a small supervisor: it forwards signals, reaps orphans
+//! when it is PID 1, re-renders on change and reloads or restarts the command
+//! only when the output's bytes changed, and exits with the command's status.
+
+use std::os::unix::process::CommandExt as _;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitOptions};
+use signal_hook::consts::signal as sig;
+
+use crate::cli::ExecArgs;
+use crate::error::{Diagnostic, Exit};
+use crate::report::Reporter;
+use crate::secret::SecretText;
+use crate::watch::{self, Event, Loop, Rendered};
+
+/// keyfill's own credentials for secret managers: not handed to the command
+/// unless `--pass-credentials`.
+const CREDENTIALS: [&str; 4] = [
+    "VAULT_TOKEN",
+    "VAULT_SECRET_ID",
+    "OP_CONNECT_TOKEN",
+    "OP_SERVICE_ACCOUNT_TOKEN",
+];
+
+/// Signals passed on to the command (SIGCHLD is ours; KILL and STOP cannot be
+/// caught).
+const FORWARDED: [i32; 10] = [
+    sig::SIGHUP,
+    sig::SIGINT,
+    sig::SIGQUIT,
+    sig::SIGTERM,
+    sig::SIGUSR1,
+    sig::SIGUSR2,
+    sig::SIGWINCH,
+    sig::SIGALRM,
+    sig::SIGCONT,
+    sig::SIGTSTP,
+];
+
+/// Runs `keyfill exec`; the process status to exit with.
+pub fn exec(args: &ExecArgs, reporter: &Reporter) -> u8 {
+    let mut lp = Loop::new(&args.input, &args.out, args.env);
+    let (first, exported) = lp.render(reporter, "start");
+    if let Rendered::Failed(status) = first {
+        // The command never starts on a render that failed.
+        return status.code();
+    }
+    if !args.watch {
+        let err = command(args, &exported).exec();
+        return spawn_failed(args, reporter, &err);
+    }
+    supervise(args, reporter, lp, exported)
+}
+
+/// The command, with its environment: secrets by name with `--env`, our
+/// credentials removed unless `--pass-credentials`. Secrets never go into argv.
+fn command(args: &ExecArgs, exported: &[(String, SecretText)]) -> Command {
+    let mut cmd = Command::new(&args.command[0]);
+    cmd.args(&args.command[1..]);
+    if !args.pass_credentials {
+        for v in CREDENTIALS {
+            cmd.env_remove(v);
+        }
+    }
+    for (name, value) in exported {
+        cmd.env(name, value.expose());
+    }
+    if args.signal_group {
+        cmd.process_group(0);
+    }
+    cmd
+}
+
+/// 127 when the command does not exist, 126 when it cannot be run, as shells do.
+fn spawn_failed(args: &ExecArgs, reporter: &Reporter, err: &std::io::Error) -> u8 {
+    let shown = args.command[0].to_string_lossy();
+    let (code, what) = match err.kind() {
+        std::io::ErrorKind::NotFound => (127, "not found"),
+        std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
+        _ => (126, "cannot be run"),
+    };
+    reporter.emit(
+        &[Diagnostic::error(
+            Exit::Usage,
+            format!("cannot run `{shown}`: {what} ({err})"),
+        )],
+        &[],
+    );
+    code
+}
+
+/// The exit status for a wait status: the code, or 128+n for signal n.
+fn status_code(status: rustix::process::WaitStatus) -> Option<u8> {
+    if let Some(c) = status.exit_status() {
+        return Some(u8::try_from(c & 0xff).unwrap_or(255));
+    }
+    status
+        .terminating_signal()
+        .map(|s| u8::try_from(128 + (s & 0x7f)).unwrap_or(255))
+}
+
+/// Waits for the command (and, as PID 1, for every orphan) on a thread, and
+/// reports each end as [`Event::Exited`].
+fn reaper(child: Arc<AtomicI32>, tx: mpsc::Sender<Event>) {
+    let pid1 = rustix::process::getpid().as_raw_nonzero().get() == 1;
+    std::thread::spawn(move || loop {
+        let current = child.load(Ordering::SeqCst);
+        // As PID 1 every orphan becomes ours to reap; otherwise only the command
+        // is waited for, so that other children (`op`) are left to their owners.
+        let target = if pid1 { None } else { Pid::from_raw(current) };
+        if !pid1 && target.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        match rustix::process::waitpid(target, WaitOptions::empty()) {
+            Ok(Some((pid, status))) => {
+                if let Some(code) = status_code(status) {
+                    if tx
+                        .send(Event::Exited(pid.as_raw_nonzero().get(), code))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            // No child right now (between a stop and a restart).
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    });
+}
+
+/// Sends `signal` to the command (or its process group).
+fn send(args: &ExecArgs, pid: i32, signal: i32) {
+    let (Some(pid), Some(signal)) = (Pid::from_raw(pid), Signal::from_named_raw(signal)) else {
+        return;
+    };
+    let _ = if args.signal_group {
+        rustix::process::kill_process_group(pid, signal)
+    } else {
+        rustix::process::kill_process(pid, signal)
+    };
+}
+
+fn spawn(
+    args: &ExecArgs,
+    reporter: &Reporter,
+    exported: &[(String, SecretText)],
+) -> Result<i32, u8> {
+    match command(args, exported).spawn() {
+        Ok(child) => Ok(i32::try_from(child.id()).unwrap_or(0)),
+        Err(e) => Err(spawn_failed(args, reporter, &e)),
+    }
+}
+
+fn supervise(
+    args: &ExecArgs,
+    reporter: &Reporter,
+    mut lp: Loop<'_>,
+    exported: Vec<(String, SecretText)>,
+) -> u8 {
+    let (tx, rx) = mpsc::channel();
+    let setup = watch::signal_events(&FORWARDED, tx.clone())
+        .and_then(|()| watch::watch_inputs(&args.input, &args.out, tx.clone()));
+    let _watcher = match setup {
+        Ok(w) => w,
+        Err(d) => {
+            let code = d.class.code();
+            reporter.emit(&[d], &[]);
+            return code;
+        }
+    };
+    if let Some(period) = args.out.refresh {
+        watch::refresh_ticks(period, tx.clone());
+    }
+    let child = Arc::new(AtomicI32::new(0));
+    match spawn(args, reporter, &exported) {
+        Ok(pid) => child.store(pid, Ordering::SeqCst),
+        Err(code) => return code,
+    }
+    reaper(child.clone(), tx.clone());
+    drop(tx);
+
+    let mut exported = exported;
+    let mut last_reload: Option<Instant> = None;
+    let mut reload_due = false;
+    let mut restarting = false;
+    // Set when we were told to stop; a restart's SIGTERM is not a stop.
+    let mut stopping = false;
+    let mut kill_at: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let next_reload = match (reload_due, last_reload) {
+            (true, Some(at)) => Some(at + args.min_reload_interval),
+            (true, None) => Some(now),
+            _ => None,
+        };
+        let wake = [kill_at, next_reload].into_iter().flatten().min();
+        let event = match wake {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(now)) {
+                Ok(e) => Some(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Exit::Provider.code(),
+            },
+            None => match rx.recv() {
+                Ok(e) => Some(e),
+                Err(_) => return Exit::Provider.code(),
+            },
+        };
+        let pid = child.load(Ordering::SeqCst);
+        match event {
+            Some(Event::Signal(s)) => {
+                send(args, pid, s);
+                if (s == sig::SIGTERM || s == sig::SIGINT) && !stopping {
+                    stopping = true;
+                    kill_at = Some(Instant::now() + args.kill_timeout);
+                }
+            }
+            Some(Event::Exited(p, code)) if p == pid => {
+                if !restarting || stopping {
+                    return code;
+                }
+                restarting = false;
+                kill_at = None;
+                match spawn(args, reporter, &exported) {
+                    Ok(new) => child.store(new, Ordering::SeqCst),
+                    Err(code) => return code,
+                }
+            }
+            // An orphan reaped as PID 1.
+            Some(Event::Exited(..)) => {}
+            Some(Event::Files) if !lp.inputs_changed() => {}
+            Some(e @ (Event::Files | Event::Refresh)) => {
+                if matches!(e, Event::Refresh) {
+                    lp.refresh();
+                }
+                let why = if matches!(e, Event::Files) {
+                    "input changed"
+                } else {
+                    "refresh"
+                };
+                let (outcome, values) = lp.render(reporter, why);
+                if outcome == Rendered::Written {
+                    reload_due = true;
+                    if args.env {
+                        exported = values;
+                    }
+                }
+            }
+            None => {}
+        }
+        let now = Instant::now();
+        if kill_at.is_some_and(|at| now >= at) {
+            send(args, pid, sig::SIGKILL);
+            kill_at = Some(now + Duration::from_secs(3600));
+        }
+        let allowed = last_reload.is_none_or(|at| now >= at + args.min_reload_interval);
+        if reload_due && !stopping && !restarting && allowed {
+            reload_due = false;
+            last_reload = Some(now);
+            if args.restart {
+                restarting = true;
+                kill_at = Some(now + args.kill_timeout);
+                send(args, pid, sig::SIGTERM);
+            } else {
+                send(args, pid, args.reload_signal);
+            }
+        }
+    }
+}

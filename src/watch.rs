@@ -1,0 +1,330 @@
+//! `keyfill watch`, and the render loop `exec --watch` shares: render, then
+//! re-render when an input changes or a refresh is due.
+//!
+//! Inputs are watched through their folders, not as files: editors that save by
+//! writing a temporary file and renaming it over the old one, and Kubernetes
+//! ConfigMap mounts that swap a `..data` symlink, replace the file a per-file
+//! watch would follow. Events for other names in those folders, and for our own
+//! output, are ignored; a burst of events is one render (`--debounce`). A render
+//! that fails leaves the last good output as it was.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+
+use crate::app;
+use crate::cli::{InputArgs, LoopArgs, WatchArgs};
+use crate::error::{Diagnostic, Exit};
+use crate::output::{self, Outcome, WriteOptions};
+use crate::report::Reporter;
+use crate::resolve::Cache;
+use crate::secret::SecretText;
+
+/// What wakes the loop.
+#[derive(Debug)]
+pub enum Event {
+    /// An input changed.
+    Files,
+    /// A `--refresh` period passed.
+    Refresh,
+    /// A signal arrived.
+    Signal(i32),
+    /// A child process ended: its pid and exit status (`exec --watch`).
+    Exited(i32, u8),
+}
+
+/// How a render went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rendered {
+    /// The output now holds new bytes.
+    Written,
+    /// The output already held these bytes; nothing was written.
+    Unchanged,
+    /// Nothing was written; the status says why.
+    Failed(Exit),
+}
+
+/// Renders one configuration again and again, keeping fetched values between
+/// renders for the cache TTL.
+pub struct Loop<'a> {
+    input: &'a InputArgs,
+    out: &'a LoopArgs,
+    cache: Cache,
+    export: bool,
+    seen: Vec<Stamp>,
+}
+
+/// What identifies an input's content without reading it: where its path
+/// leads (a `..data` swap changes that), and the file's identity, size and time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stamp {
+    target: Option<PathBuf>,
+    meta: Option<(u64, u64, u64, std::time::SystemTime)>,
+}
+
+fn stamp(path: &str) -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
+    Stamp {
+        target: std::fs::canonicalize(path).ok(),
+        meta: std::fs::metadata(path).ok().map(|m| {
+            (
+                m.dev(),
+                m.ino(),
+                m.len(),
+                m.modified().unwrap_or(std::time::UNIX_EPOCH),
+            )
+        }),
+    }
+}
+
+impl<'a> Loop<'a> {
+    /// A loop over `input` writing to `out`; `export` also computes every
+    /// declared secret (for `exec --env`).
+    pub fn new(input: &'a InputArgs, out: &'a LoopArgs, export: bool) -> Self {
+        Loop {
+            input,
+            out,
+            cache: Cache::new(out.cache_ttl),
+            export,
+            seen: Vec::new(),
+        }
+    }
+
+    fn stamps(&self) -> Vec<Stamp> {
+        self.input
+            .files
+            .iter()
+            .chain(&self.input.secrets)
+            .map(|f| stamp(f))
+            .collect()
+    }
+
+    /// Whether an input differs from what the last render read. File events
+    /// also come from reading (our own render opens the inputs), so an event
+    /// alone is no reason to render.
+    pub fn inputs_changed(&self) -> bool {
+        self.stamps() != self.seen
+    }
+
+    /// Makes the next render fetch every secret again.
+    pub fn refresh(&mut self) {
+        self.cache.refresh();
+    }
+
+    /// Renders and writes the output; the declared secrets' values when the
+    /// loop exports them. Reports one line on stderr.
+    pub fn render(
+        &mut self,
+        reporter: &Reporter,
+        why: &str,
+    ) -> (Rendered, Vec<(String, SecretText)>) {
+        self.seen = self.stamps();
+        let mut opts = app::options(self.input, false, false);
+        opts.export = self.export;
+        let mut session = app::session(self.input);
+        session.cache = Some(std::mem::take(&mut self.cache));
+        let bytes = session.render(&self.input.files, &self.input.secrets, &opts);
+        self.cache = session
+            .cache
+            .take()
+            .unwrap_or_else(|| Cache::new(self.out.cache_ttl));
+        let exported = std::mem::take(&mut session.exported);
+        let status = app::finish(&mut session, reporter);
+        let shown = self.out.output.display();
+        let Some(bytes) = bytes else {
+            reporter.info(&format!(
+                "{why}: render failed; {shown} keeps its last good content"
+            ));
+            return (Rendered::Failed(status), Vec::new());
+        };
+        let wopts = WriteOptions {
+            mode: self.out.mode,
+            in_place_fallback: self.out.in_place_fallback,
+        };
+        match output::write(&self.out.output, &bytes, wopts) {
+            Ok(Outcome::Unchanged) => {
+                reporter.info(&format!("{why}: {shown} unchanged"));
+                (Rendered::Unchanged, exported)
+            }
+            Ok(_) => {
+                reporter.info(&format!("{why}: {shown} written"));
+                (Rendered::Written, exported)
+            }
+            Err(d) => {
+                reporter.emit(&[d], &[]);
+                (Rendered::Failed(Exit::Output), Vec::new())
+            }
+        }
+    }
+}
+
+/// The folders to watch and the names in them that matter.
+struct Watched {
+    names: HashMap<PathBuf, HashSet<OsString>>,
+    output: (PathBuf, OsString),
+}
+
+fn split(path: &Path) -> Option<(PathBuf, OsString)> {
+    let name = path.file_name()?.to_owned();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let dir = std::fs::canonicalize(&parent).ok()?;
+    Some((dir, name))
+}
+
+impl Watched {
+    fn new(input: &InputArgs, output: &Path) -> Result<Watched, Diagnostic> {
+        let mut names: HashMap<PathBuf, HashSet<OsString>> = HashMap::new();
+        for f in input.files.iter().chain(&input.secrets) {
+            if f == "-" {
+                return Err(Diagnostic::error(
+                    Exit::Usage,
+                    "standard input (`-`) cannot be watched; name the files",
+                ));
+            }
+            let (dir, name) = split(Path::new(f)).ok_or_else(|| {
+                Diagnostic::error(Exit::Invalid, format!("cannot watch `{f}`: no such folder"))
+            })?;
+            names.entry(dir).or_default().insert(name);
+        }
+        let output = split(output).ok_or_else(|| {
+            Diagnostic::error(
+                Exit::Output,
+                format!("the folder of `{}` does not exist", output.display()),
+            )
+        })?;
+        Ok(Watched { names, output })
+    }
+
+    /// Whether an event on `path` can change the render: one of our inputs, or a
+    /// Kubernetes `..data` swap in an input's folder; never our own output.
+    fn matters(&self, path: &Path) -> bool {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return false;
+        };
+        if parent == self.output.0 && name == self.output.1 {
+            return false;
+        }
+        self.names
+            .get(parent)
+            .is_some_and(|set| set.contains(name) || name.to_string_lossy().starts_with(".."))
+    }
+}
+
+/// Starts watching the inputs' folders; relevant bursts arrive as [`Event::Files`].
+pub fn watch_inputs(
+    input: &InputArgs,
+    out: &LoopArgs,
+    tx: mpsc::Sender<Event>,
+) -> Result<Debouncer<RecommendedWatcher>, Diagnostic> {
+    let watched = Watched::new(input, &out.output)?;
+    let dirs: Vec<PathBuf> = watched.names.keys().cloned().collect();
+    let mut debouncer = new_debouncer(out.debounce, move |res: DebounceEventResult| {
+        if let Ok(events) = res {
+            if events.iter().any(|e| watched.matters(&e.path)) {
+                let _ = tx.send(Event::Files);
+            }
+        }
+    })
+    .map_err(|e| Diagnostic::error(Exit::Invalid, format!("cannot watch files: {e}")))?;
+    for dir in dirs {
+        debouncer
+            .watcher()
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .map_err(|e| {
+                Diagnostic::error(
+                    Exit::Invalid,
+                    format!("cannot watch `{}`: {e}", dir.display()),
+                )
+            })?;
+    }
+    Ok(debouncer)
+}
+
+/// Sends [`Event::Refresh`] every `period`, for as long as the receiver lives.
+pub fn refresh_ticks(period: Duration, tx: mpsc::Sender<Event>) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(period);
+        if tx.send(Event::Refresh).is_err() {
+            return;
+        }
+    });
+}
+
+/// Sends every arrival of `signals` as [`Event::Signal`].
+pub fn signal_events(signals: &[i32], tx: mpsc::Sender<Event>) -> Result<(), Diagnostic> {
+    let mut it = signal_hook::iterator::Signals::new(signals)
+        .map_err(|e| Diagnostic::error(Exit::Invalid, format!("cannot handle signals: {e}")))?;
+    std::thread::spawn(move || {
+        for sig in it.forever() {
+            if tx.send(Event::Signal(sig)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Takes every event already waiting, so that a burst is one render.
+pub fn drain(rx: &mpsc::Receiver<Event>, first: Event) -> Vec<Event> {
+    let mut all = vec![first];
+    while let Ok(e) = rx.try_recv() {
+        all.push(e);
+    }
+    all
+}
+
+/// Runs `keyfill watch` until SIGTERM or SIGINT (exit 0).
+pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
+    use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+    let (tx, rx) = mpsc::channel();
+    if let Err(d) = signal_events(&[SIGTERM, SIGINT, SIGHUP], tx.clone()) {
+        reporter.emit(&[d], &[]);
+        return Exit::Usage;
+    }
+    let _watcher = match watch_inputs(&args.input, &args.out, tx.clone()) {
+        Ok(w) => w,
+        Err(d) => {
+            let class = d.class;
+            reporter.emit(&[d], &[]);
+            return class;
+        }
+    };
+    if let Some(period) = args.out.refresh {
+        refresh_ticks(period, tx.clone());
+    }
+    drop(tx);
+    let mut lp = Loop::new(&args.input, &args.out, false);
+    lp.render(reporter, "start");
+    while let Ok(first) = rx.recv() {
+        let events = drain(&rx, first);
+        if events
+            .iter()
+            .any(|e| matches!(e, Event::Signal(s) if *s == SIGTERM || *s == SIGINT))
+        {
+            return Exit::Ok;
+        }
+        let refresh = events
+            .iter()
+            .any(|e| matches!(e, Event::Refresh | Event::Signal(_)));
+        if refresh {
+            lp.refresh();
+        } else if !lp.inputs_changed() {
+            continue;
+        }
+        let why = if events.iter().any(|e| matches!(e, Event::Files)) {
+            "input changed"
+        } else {
+            "refresh"
+        };
+        lp.render(reporter, why);
+    }
+    Exit::Ok
+}
