@@ -103,6 +103,7 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
             let wopts = WriteOptions {
                 mode: args.mode,
                 in_place_fallback: args.in_place_fallback,
+                defer_signals: true,
             };
             match output::write(path, &bytes, wopts) {
                 Ok(outcome) => {

@@ -78,7 +78,7 @@ pub enum Command {
 }
 
 /// Inputs and validation options shared by render and check.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct InputArgs {
     /// Config files to render (`-` reads stdin).
     #[arg(required = true, value_name = "FILE")]
@@ -164,7 +164,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Where and how `watch` and `exec` write, and when they re-render.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct LoopArgs {
     /// Write here (atomically).
     #[arg(short, long, value_name = "OUT", required = true)]

@@ -71,9 +71,6 @@ fn command(args: &ExecArgs, exported: &[(String, SecretText)]) -> Command {
     for (name, value) in exported {
         cmd.env(name, value.expose());
     }
-    if args.signal_group {
-        cmd.process_group(0);
-    }
     cmd
 }
 
@@ -152,16 +149,51 @@ fn spawn(
     reporter: &Reporter,
     exported: &[(String, SecretText)],
 ) -> Result<i32, u8> {
-    match command(args, exported).spawn() {
+    let mut cmd = command(args, exported);
+    if args.signal_group {
+        // A group of its own, so that a signal reaches the command's children.
+        cmd.process_group(0);
+    }
+    match cmd.spawn() {
         Ok(child) => Ok(i32::try_from(child.id()).unwrap_or(0)),
         Err(e) => Err(spawn_failed(args, reporter, &e)),
     }
 }
 
+/// Starts the thread that renders on request (`true`: a refresh); it reports
+/// each render as [`Event::Rendered`].
+fn render_worker(mut lp: Loop, reporter: Reporter, tx: mpsc::Sender<Event>) -> mpsc::Sender<bool> {
+    let (req_tx, req_rx) = mpsc::channel::<bool>();
+    std::thread::spawn(move || {
+        while let Ok(first) = req_rx.recv() {
+            let mut refresh = first;
+            let mut files = !first;
+            while let Ok(r) = req_rx.try_recv() {
+                refresh |= r;
+                files |= !r;
+            }
+            if refresh {
+                lp.refresh();
+            } else if !lp.inputs_changed() {
+                continue;
+            }
+            let why = if files { "input changed" } else { "refresh" };
+            let (outcome, values) = lp.render(&reporter, why);
+            if tx
+                .send(Event::Rendered(outcome == Rendered::Written, values))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    req_tx
+}
+
 fn supervise(
     args: &ExecArgs,
     reporter: &Reporter,
-    mut lp: Loop<'_>,
+    mut lp: Loop,
     exported: Vec<(String, SecretText)>,
 ) -> u8 {
     let (tx, rx) = mpsc::channel();
@@ -184,7 +216,10 @@ fn supervise(
         Err(code) => return code,
     }
     reaper(child.clone(), tx.clone());
-    drop(tx);
+    // Renders run on their own thread, so that signals are forwarded and the
+    // command's exit is seen while a fetch is slow; queued requests coalesce.
+    lp.defer_signals = false;
+    let renders = render_worker(lp, reporter.clone(), tx);
 
     let mut exported = exported;
     let mut last_reload: Option<Instant> = None;
@@ -234,24 +269,19 @@ fn supervise(
             }
             // An orphan reaped as PID 1.
             Some(Event::Exited(..)) => {}
-            Some(Event::Files) if !lp.inputs_changed() => {}
-            Some(e @ (Event::Files | Event::Refresh)) => {
-                if matches!(e, Event::Refresh) {
-                    lp.refresh();
-                }
-                let why = if matches!(e, Event::Files) {
-                    "input changed"
-                } else {
-                    "refresh"
-                };
-                let (outcome, values) = lp.render(reporter, why);
-                if outcome == Rendered::Written {
-                    reload_due = true;
-                    if args.env {
-                        exported = values;
-                    }
+            Some(Event::Files) => {
+                let _ = renders.send(false);
+            }
+            Some(Event::Refresh) => {
+                let _ = renders.send(true);
+            }
+            Some(Event::Rendered(true, values)) => {
+                reload_due = true;
+                if args.env {
+                    exported = values;
                 }
             }
+            Some(Event::Rendered(false, _)) => {}
             None => {}
         }
         let now = Instant::now();

@@ -21,6 +21,9 @@ pub struct WriteOptions {
     pub mode: u32,
     /// Rewrite in place where rename cannot work.
     pub in_place_fallback: bool,
+    /// Hold SIGTERM/SIGINT/SIGHUP while the temporary file exists, then die of
+    /// them. Off under `exec --watch`, whose signals are the command's to get.
+    pub defer_signals: bool,
 }
 
 /// What happened.
@@ -108,7 +111,7 @@ pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> Result<Outcome, D
         }
         _ => {}
     }
-    let _window = SignalWindow::open();
+    let _window = opts.defer_signals.then(SignalWindow::open);
     write_new(path, bytes, opts)
 }
 
@@ -174,6 +177,7 @@ mod tests {
         let opts = WriteOptions {
             mode: 0o600,
             in_place_fallback: false,
+            defer_signals: true,
         };
         assert_eq!(write(&p, b"a: 1\n", opts).ok(), Some(Outcome::Written));
         assert_eq!(fs::metadata(&p)?.permissions().mode() & 0o777, 0o600);
@@ -201,6 +205,7 @@ mod tests {
         let opts = WriteOptions {
             mode: 0o600,
             in_place_fallback: false,
+            defer_signals: true,
         };
         let e = write(Path::new("/nonexistent-dir-keyfill/out.yaml"), b"x", opts).err();
         assert_eq!(e.map(|d| d.class), Some(Exit::Output));

@@ -268,7 +268,15 @@ impl Session {
     ) -> Option<Vec<u8>> {
         let key = DigestKey::default();
         let prepared = self.prepare(inputs, catalogues, opts, &key);
-        let (units, fetches, _) = self.plan(&prepared, opts.strict);
+        let (units, mut fetches, _) = self.plan(&prepared, opts.strict);
+        if opts.export {
+            // `exec --env` exports every declared secret, used or not.
+            for unit in &units {
+                for d in unit.ns.all() {
+                    resolve::collect_fetches(d, &self.sources[d.source], &mut fetches);
+                }
+            }
+        }
         // A config with errors fetches nothing: no secret is read for a render that cannot happen.
         if self.failed() {
             return None;

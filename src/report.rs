@@ -21,7 +21,7 @@ pub enum Format {
 }
 
 /// Writes diagnostics to stderr.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Reporter {
     /// Text or JSON.
     pub format: Format,

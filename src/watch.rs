@@ -36,6 +36,9 @@ pub enum Event {
     Signal(i32),
     /// A child process ended: its pid and exit status (`exec --watch`).
     Exited(i32, u8),
+    /// A render on the worker thread ended (`exec --watch`): whether the output
+    /// changed, and the exported values.
+    Rendered(bool, Vec<(String, SecretText)>),
 }
 
 /// How a render went.
@@ -51,12 +54,14 @@ pub enum Rendered {
 
 /// Renders one configuration again and again, keeping fetched values between
 /// renders for the cache TTL.
-pub struct Loop<'a> {
-    input: &'a InputArgs,
-    out: &'a LoopArgs,
+pub struct Loop {
+    input: InputArgs,
+    out: LoopArgs,
     cache: Cache,
     export: bool,
     seen: Vec<Stamp>,
+    /// Whether a write holds termination signals (off when they are forwarded).
+    pub defer_signals: bool,
 }
 
 /// What identifies an input's content without reading it: where its path
@@ -82,16 +87,17 @@ fn stamp(path: &str) -> Stamp {
     }
 }
 
-impl<'a> Loop<'a> {
+impl Loop {
     /// A loop over `input` writing to `out`; `export` also computes every
     /// declared secret (for `exec --env`).
-    pub fn new(input: &'a InputArgs, out: &'a LoopArgs, export: bool) -> Self {
+    pub fn new(input: &InputArgs, out: &LoopArgs, export: bool) -> Self {
         Loop {
-            input,
-            out,
+            input: input.clone(),
+            out: out.clone(),
             cache: Cache::new(out.cache_ttl),
             export,
             seen: Vec::new(),
+            defer_signals: true,
         }
     }
 
@@ -124,9 +130,9 @@ impl<'a> Loop<'a> {
         why: &str,
     ) -> (Rendered, Vec<(String, SecretText)>) {
         self.seen = self.stamps();
-        let mut opts = app::options(self.input, false, false);
+        let mut opts = app::options(&self.input, false, false);
         opts.export = self.export;
-        let mut session = app::session(self.input);
+        let mut session = app::session(&self.input);
         session.cache = Some(std::mem::take(&mut self.cache));
         let bytes = session.render(&self.input.files, &self.input.secrets, &opts);
         self.cache = session
@@ -137,14 +143,18 @@ impl<'a> Loop<'a> {
         let status = app::finish(&mut session, reporter);
         let shown = self.out.output.display();
         let Some(bytes) = bytes else {
-            reporter.info(&format!(
-                "{why}: render failed; {shown} keeps its last good content"
-            ));
+            let kept = if self.out.output.exists() {
+                format!("{shown} keeps its last good content")
+            } else {
+                "nothing written".to_owned()
+            };
+            reporter.info(&format!("{why}: render failed; {kept}"));
             return (Rendered::Failed(status), Vec::new());
         };
         let wopts = WriteOptions {
             mode: self.out.mode,
             in_place_fallback: self.out.in_place_fallback,
+            defer_signals: self.defer_signals,
         };
         match output::write(&self.out.output, &bytes, wopts) {
             Ok(Outcome::Unchanged) => {
