@@ -199,7 +199,7 @@ fn supervise(
     let (tx, rx) = mpsc::channel();
     let setup = watch::signal_events(&FORWARDED, tx.clone())
         .and_then(|()| watch::watch_inputs(&args.input, &args.out, tx.clone()));
-    let _watcher = match setup {
+    let mut watcher = match setup {
         Ok(w) => w,
         Err(d) => {
             let code = d.class.code();
@@ -270,6 +270,7 @@ fn supervise(
             // An orphan reaped as PID 1.
             Some(Event::Exited(..)) => {}
             Some(Event::Files) => {
+                watcher.rearm();
                 let _ = renders.send(false);
             }
             Some(Event::Refresh) => {

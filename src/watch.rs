@@ -8,7 +8,7 @@
 //! output, are ignored; a burst of events is one render (`--debounce`). A render
 //! that fails leaves the last good output as it was.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -173,12 +173,6 @@ impl Loop {
     }
 }
 
-/// The folders to watch and the names in them that matter.
-struct Watched {
-    names: HashMap<PathBuf, HashSet<OsString>>,
-    output: (PathBuf, OsString),
-}
-
 fn split(path: &Path) -> Option<(PathBuf, OsString)> {
     let name = path.file_name()?.to_owned();
     let parent = match path.parent() {
@@ -189,73 +183,126 @@ fn split(path: &Path) -> Option<(PathBuf, OsString)> {
     Some((dir, name))
 }
 
-impl Watched {
-    fn new(input: &InputArgs, output: &Path) -> Result<Watched, Diagnostic> {
-        let mut names: HashMap<PathBuf, HashSet<OsString>> = HashMap::new();
-        for f in input.files.iter().chain(&input.secrets) {
-            if f == "-" {
-                return Err(Diagnostic::error(
-                    Exit::Usage,
-                    "standard input (`-`) cannot be watched; name the files",
-                ));
+/// The folders whose changes can change what `path` reads: its folder, the
+/// folder of every symlink on the way (a Kubernetes `..data` swap, a switched
+/// `current` link), and the folder of the file it finally resolves to.
+fn folders_for(path: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some((dir, _)) = split(path) {
+        out.push(dir);
+    }
+    let mut prefix = PathBuf::new();
+    for part in path.components() {
+        prefix.push(part);
+        let is_link = std::fs::symlink_metadata(&prefix).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            if let Some((dir, _)) = split(&prefix) {
+                out.push(dir);
             }
-            let (dir, name) = split(Path::new(f)).ok_or_else(|| {
-                Diagnostic::error(Exit::Invalid, format!("cannot watch `{f}`: no such folder"))
-            })?;
-            names.entry(dir).or_default().insert(name);
         }
-        let output = split(output).ok_or_else(|| {
-            Diagnostic::error(
-                Exit::Output,
-                format!("the folder of `{}` does not exist", output.display()),
-            )
-        })?;
-        Ok(Watched { names, output })
+    }
+    if let Some(dir) = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|t| t.parent().map(Path::to_owned))
+    {
+        out.push(dir);
+    }
+    out
+}
+
+/// The inputs' folders under watch, re-armed as symlinks move.
+pub struct InputWatch {
+    debouncer: Debouncer<RecommendedWatcher>,
+    files: Vec<String>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl InputWatch {
+    fn wanted(&self) -> HashSet<PathBuf> {
+        self.files
+            .iter()
+            .flat_map(|f| folders_for(Path::new(f)))
+            .collect()
     }
 
-    /// Whether an event on `path` can change the render: one of our inputs, or a
-    /// Kubernetes `..data` swap in an input's folder; never our own output.
-    fn matters(&self, path: &Path) -> bool {
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return false;
-        };
-        if parent == self.output.0 && name == self.output.1 {
-            return false;
+    /// Watches the folders the inputs now lead to, and drops those they no
+    /// longer do. Called after every burst of events.
+    pub fn rearm(&mut self) {
+        let wanted = self.wanted();
+        for gone in self.dirs.difference(&wanted) {
+            let _ = self.debouncer.watcher().unwatch(gone);
         }
-        self.names
-            .get(parent)
-            .is_some_and(|set| set.contains(name) || name.to_string_lossy().starts_with(".."))
+        let mut now = HashSet::new();
+        for dir in wanted {
+            let ok = self.dirs.contains(&dir)
+                || self
+                    .debouncer
+                    .watcher()
+                    .watch(&dir, RecursiveMode::NonRecursive)
+                    .is_ok();
+            if ok {
+                now.insert(dir);
+            }
+        }
+        self.dirs = now;
     }
 }
 
-/// Starts watching the inputs' folders; relevant bursts arrive as [`Event::Files`].
+/// Starts watching the inputs' folders; bursts of events arrive as
+/// [`Event::Files`] (whether an input really changed is decided by
+/// [`Loop::inputs_changed`]). Events for our own output are ignored.
 pub fn watch_inputs(
     input: &InputArgs,
     out: &LoopArgs,
     tx: mpsc::Sender<Event>,
-) -> Result<Debouncer<RecommendedWatcher>, Diagnostic> {
-    let watched = Watched::new(input, &out.output)?;
-    let dirs: Vec<PathBuf> = watched.names.keys().cloned().collect();
-    let mut debouncer = new_debouncer(out.debounce, move |res: DebounceEventResult| {
+) -> Result<InputWatch, Diagnostic> {
+    let mut files = Vec::new();
+    for f in input.files.iter().chain(&input.secrets) {
+        if f == "-" {
+            return Err(Diagnostic::error(
+                Exit::Usage,
+                "standard input (`-`) cannot be watched; name the files",
+            ));
+        }
+        if split(Path::new(f)).is_none() {
+            return Err(Diagnostic::error(
+                Exit::Invalid,
+                format!("cannot watch `{f}`: no such folder"),
+            ));
+        }
+        files.push(f.clone());
+    }
+    let output = split(&out.output).ok_or_else(|| {
+        Diagnostic::error(
+            Exit::Output,
+            format!("the folder of `{}` does not exist", out.output.display()),
+        )
+    })?;
+    let debouncer = new_debouncer(out.debounce, move |res: DebounceEventResult| {
         if let Ok(events) = res {
-            if events.iter().any(|e| watched.matters(&e.path)) {
+            let ours = |p: &Path| {
+                p.file_name() == Some(output.1.as_os_str())
+                    && p.parent() == Some(output.0.as_path())
+            };
+            if events.iter().any(|e| !ours(&e.path)) {
                 let _ = tx.send(Event::Files);
             }
         }
     })
     .map_err(|e| Diagnostic::error(Exit::Invalid, format!("cannot watch files: {e}")))?;
-    for dir in dirs {
-        debouncer
-            .watcher()
-            .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|e| {
-                Diagnostic::error(
-                    Exit::Invalid,
-                    format!("cannot watch `{}`: {e}", dir.display()),
-                )
-            })?;
+    let mut w = InputWatch {
+        debouncer,
+        files,
+        dirs: HashSet::new(),
+    };
+    w.rearm();
+    if w.dirs.is_empty() {
+        return Err(Diagnostic::error(
+            Exit::Invalid,
+            "cannot watch the inputs' folders",
+        ));
     }
-    Ok(debouncer)
+    Ok(w)
 }
 
 /// Sends [`Event::Refresh`] every `period`, for as long as the receiver lives.
@@ -299,7 +346,7 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
         reporter.emit(&[d], &[]);
         return Exit::Usage;
     }
-    let _watcher = match watch_inputs(&args.input, &args.out, tx.clone()) {
+    let mut watcher = match watch_inputs(&args.input, &args.out, tx.clone()) {
         Ok(w) => w,
         Err(d) => {
             let class = d.class;
@@ -312,6 +359,8 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
     }
     drop(tx);
     let mut lp = Loop::new(&args.input, &args.out, false);
+    // SIGTERM, SIGINT and SIGHUP are this loop's to handle, also mid-write.
+    lp.defer_signals = false;
     lp.render(reporter, "start");
     while let Ok(first) = rx.recv() {
         let events = drain(&rx, first);
@@ -324,6 +373,9 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
         let refresh = events
             .iter()
             .any(|e| matches!(e, Event::Refresh | Event::Signal(_)));
+        if events.iter().any(|e| matches!(e, Event::Files)) {
+            watcher.rearm();
+        }
         if refresh {
             lp.refresh();
         } else if !lp.inputs_changed() {

@@ -1,5 +1,6 @@
 //! Shared by the provider tests: real servers on loopback, a counting and
-//! fault-injecting proxy, and a runner for the keyfill binary.
+//! fault-injecting proxy, a runner for the keyfill binary, and a harness for a
+//! running `keyfill watch` (`watch.rs`).
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 pub(crate) mod connect;
@@ -7,6 +8,7 @@ pub(crate) mod moto;
 pub(crate) mod openbao;
 pub(crate) mod proxy;
 pub(crate) mod tls;
+pub(crate) mod watch;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
