@@ -405,6 +405,9 @@ pub struct Cache {
     ttl: std::time::Duration,
     /// Set by a `--refresh` tick: every value is fetched again once.
     stale: bool,
+    /// Locators whose value differs from the one cached before, since the last
+    /// [`Cache::take_changed`]: what a render line names (never values).
+    changed: Vec<String>,
 }
 
 impl Cache {
@@ -414,7 +417,16 @@ impl Cache {
             entries: HashMap::new(),
             ttl,
             stale: false,
+            changed: Vec::new(),
         }
+    }
+
+    /// The locators whose values changed since the last call, sorted.
+    pub fn take_changed(&mut self) -> Vec<String> {
+        let mut v = std::mem::take(&mut self.changed);
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// Makes the next render fetch everything again (rotation pick-up), keeping
@@ -451,7 +463,10 @@ pub fn fetch_cached(
     for (loc, result) in fetch_all(&wanted, registry) {
         let result = match result {
             Ok(v) => {
-                cache.entries.insert(loc.clone(), (now, v.clone()));
+                let before = cache.entries.insert(loc.clone(), (now, v.clone()));
+                if before.is_some_and(|(_, old)| old.expose() != v.expose()) {
+                    cache.changed.push(loc.to_string());
+                }
                 Ok(v)
             }
             Err(e) => {

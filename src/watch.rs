@@ -142,6 +142,12 @@ impl Loop {
         let exported = std::mem::take(&mut session.exported);
         let status = app::finish(&mut session, reporter);
         let shown = self.out.output.display();
+        let changed = self.cache.take_changed();
+        let why = if changed.is_empty() {
+            why.to_owned()
+        } else {
+            format!("{why} (new values: {})", changed.join(", "))
+        };
         let Some(bytes) = bytes else {
             let kept = if self.out.output.exists() {
                 format!("{shown} keeps its last good content")

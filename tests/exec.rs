@@ -981,7 +981,10 @@ fn refresh_with_unchanged_secrets_sends_nothing() {
     let refreshes = |k: &Keyfill, what: &str| {
         k.renders()
             .iter()
-            .filter(|l| *l == &format!("keyfill: refresh: out.yaml {what}"))
+            // A refresh that found a new value names its locator, never the value.
+            .filter(|l| {
+                l.starts_with("keyfill: refresh") && l.ends_with(&format!(": out.yaml {what}"))
+            })
             .count()
     };
     k.wait_for("five unchanged refreshes", |k| {
@@ -993,6 +996,12 @@ fn refresh_with_unchanged_secrets_sends_nothing() {
     dir.write("secret.txt", "s2");
     k.wait_for("a refresh that writes", |k| refreshes(k, "written") == 1);
     k.wait_for("HUP", |_| dir.count("log", "HUP") == 1);
+    assert!(
+        k.renders()
+            .iter()
+            .any(|l| l.starts_with("keyfill: refresh (new values: file|")),
+        "the render line names the secret whose value changed"
+    );
     let now = refreshes(&k, "unchanged");
     k.wait_for("five more refreshes", |k| {
         refreshes(k, "unchanged") >= now + 5

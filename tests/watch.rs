@@ -615,7 +615,13 @@ fn sighup_fetches_secrets_again_and_renders_new_values() {
     w.signal(Signal::HUP);
     expect_output(&mut w, &t.output(), &refreshed("tok-two"));
     let line = w.wait_render_ending(2, " written", T);
-    assert_eq!(line, "keyfill: refresh: rendered/out.yaml written");
+    // The line names the secret's locator, never its value.
+    let token_path = token.display();
+    assert_eq!(
+        line,
+        format!("keyfill: refresh (new values: file|{token_path}): rendered/out.yaml written")
+    );
+    assert!(!line.contains("tok-two"));
     // Rotated again, several SIGHUPs in a row: the last value wins, the loop lives.
     fs::write(&token, "tok-three").expect("rotate");
     for _ in 0..5 {
