@@ -11,6 +11,19 @@ use std::time::Duration;
 use super::retry::{self, Failure, Policy, Verdict};
 use super::{FetchClass, FetchError};
 
+/// An environment variable that is set and not empty.
+pub(crate) fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A header value for a credential, marked sensitive so that reqwest never
+/// shows it. `None` when the text cannot be a header value.
+pub(crate) fn credential(text: &str) -> Option<reqwest::header::HeaderValue> {
+    let mut v = reqwest::header::HeaderValue::from_str(text).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
 /// Largest response body read; a secret manager's answer is far smaller.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 

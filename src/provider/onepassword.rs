@@ -22,7 +22,7 @@ use futures_util::stream::{self, StreamExt as _};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
-use super::http::{self, Problem, Trust};
+use super::http::{self, env, Problem, Trust};
 use super::retry::{self, Failure, Policy, Verdict};
 use super::{parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings};
 use crate::secret::SecretBytes;
@@ -132,10 +132,6 @@ impl Provider for OnePasswordProvider {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 /// How items are read.
 enum Source {
     Connect { host: String, token: SecretString },
@@ -152,7 +148,7 @@ fn source() -> Result<Source, FetchError> {
                     "OP_CONNECT_HOST is not an http:// or https:// address",
                 ));
             }
-            if reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+            if http::credential(&format!("Bearer {token}")).is_none() {
                 return Err(unconfigured(
                     "OP_CONNECT_TOKEN holds characters an HTTP header cannot carry",
                 ));
@@ -252,12 +248,9 @@ impl Connect<'_> {
             let q: String = url_encode(&f);
             url.push_str(&format!("?filter={q}"));
         }
-        let mut auth = reqwest::header::HeaderValue::from_str(&format!(
-            "Bearer {}",
-            self.token.expose_secret()
-        ))
-        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
-        auth.set_sensitive(true);
+        // Checked when the source was read; empty only if that changed.
+        let auth = http::credential(&format!("Bearer {}", self.token.expose_secret()))
+            .unwrap_or_else(|| reqwest::header::HeaderValue::from_static(""));
         self.client
             .get(url)
             .header(reqwest::header::AUTHORIZATION, auth)

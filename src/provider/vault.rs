@@ -24,7 +24,7 @@ use futures_util::stream::{self, StreamExt as _};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
-use super::http::{self, Answer, Problem, Trust};
+use super::http::{self, env, Answer, Problem, Trust};
 use super::retry::{Failure, Policy};
 use super::{parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings};
 use crate::secret::SecretBytes;
@@ -222,10 +222,6 @@ struct Config {
     token: TokenSource,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 impl Config {
     fn from_env(warnings: &Mutex<Vec<String>>) -> Result<Config, FetchError> {
         let addr = env("VAULT_ADDR")
@@ -305,9 +301,9 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn get(&self, namespace: Option<&str>, path: &str) -> reqwest::RequestBuilder {
-        let mut token = reqwest::header::HeaderValue::from_str(self.token.expose_secret())
-            .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
-        token.set_sensitive(true);
+        // Checked before the session was made; empty only if that changed.
+        let token = http::credential(self.token.expose_secret())
+            .unwrap_or_else(|| reqwest::header::HeaderValue::from_static(""));
         let mut r = self
             .client
             .get(format!("{}/v1/{path}", self.addr))
@@ -354,7 +350,7 @@ async fn fetch(
             ))
         }
     };
-    if reqwest::header::HeaderValue::from_str(token.expose_secret()).is_err() {
+    if http::credential(token.expose_secret()).is_none() {
         return fail_all(FetchError::new(
             FetchClass::Unconfigured,
             "the Vault token holds characters an HTTP header cannot carry",

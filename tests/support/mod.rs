@@ -192,3 +192,33 @@ impl AwsEnv {
         self.calls_to(target).len()
     }
 }
+
+/// One HTTP/1.0 request (so the answer is never chunked and ends with the
+/// connection); the status and body.
+pub(crate) fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<u8>)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nhost: {addr}\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).ok()?;
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let status = std::str::from_utf8(&all[..end]).ok()?;
+    let code = status.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, all[end + 4..].to_vec()))
+}

@@ -6,7 +6,7 @@
 //! end of a pipe closes, so it never outlives the tests, even though it is shared
 //! through a static.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use super::request;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -101,57 +101,6 @@ fn start_with(extra: &[&str], tls: bool) -> Moto {
         addr,
         _guard: Mutex::new((child, stdin)),
     }
-}
-
-/// One HTTP/1.1 request with `Connection: close`; the status and body.
-pub(crate) fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Option<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut r = BufReader::new(s);
-    let mut status = String::new();
-    r.read_line(&mut status).ok()?;
-    let code: u16 = status.split_whitespace().nth(1)?.parse().ok()?;
-    let mut len = None;
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':') {
-            if n.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse::<usize>().ok();
-            }
-        }
-    }
-    let mut out = Vec::new();
-    match len {
-        Some(n) => {
-            out.resize(n, 0);
-            r.read_exact(&mut out).ok()?;
-        }
-        None => {
-            r.read_to_end(&mut out).ok()?;
-        }
-    }
-    Some((code, out))
 }
 
 impl Moto {
