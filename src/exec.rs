@@ -164,27 +164,37 @@ fn spawn(
 /// each render as [`Event::Rendered`].
 fn render_worker(mut lp: Loop, reporter: Reporter, tx: mpsc::Sender<Event>) -> mpsc::Sender<bool> {
     let (req_tx, req_rx) = mpsc::channel::<bool>();
-    std::thread::spawn(move || {
-        while let Ok(first) = req_rx.recv() {
-            let mut refresh = first;
-            let mut files = !first;
-            while let Ok(r) = req_rx.try_recv() {
-                refresh |= r;
-                files |= !r;
+    std::thread::spawn(move || loop {
+        // A held render is due when its wait ends, as if files had changed.
+        let first = match lp.held() {
+            Some(until) => {
+                match req_rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(r) => r,
+                    Err(mpsc::RecvTimeoutError::Timeout) => false,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
             }
-            if refresh {
-                lp.refresh();
-            } else if !lp.inputs_changed() {
-                continue;
-            }
-            let why = if files { "input changed" } else { "refresh" };
-            let (outcome, values) = lp.render(&reporter, why);
-            if tx
-                .send(Event::Rendered(outcome == Rendered::Written, values))
-                .is_err()
-            {
-                return;
-            }
+            None => match req_rx.recv() {
+                Ok(r) => r,
+                Err(_) => return,
+            },
+        };
+        let mut refresh = first;
+        let mut files = !first;
+        while let Ok(r) = req_rx.try_recv() {
+            refresh |= r;
+            files |= !r;
+        }
+        if !lp.due(refresh) {
+            continue;
+        }
+        let why = if files { "input changed" } else { "refresh" };
+        let (outcome, values) = lp.render(&reporter, why);
+        if tx
+            .send(Event::Rendered(outcome == Rendered::Written, values))
+            .is_err()
+        {
+            return;
         }
     });
     req_tx

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
@@ -60,9 +60,17 @@ pub struct Loop {
     cache: Cache,
     export: bool,
     seen: Vec<Stamp>,
+    /// Until when a render waits for an input that looks mid-save.
+    held: Option<Instant>,
     /// Whether a write holds termination signals (off when they are forwarded).
     pub defer_signals: bool,
 }
+
+/// How long a render waits for an input that is missing or empty to be
+/// written again: editors pass through both states mid-save (vim renames the
+/// file away first, a plain write truncates it first), and rendering then
+/// would replace a good output with an error or an empty file.
+const MID_SAVE: Duration = Duration::from_secs(1);
 
 /// What identifies an input's content without reading it: where its path
 /// leads (a `..data` swap changes that), and the file's identity, size and time.
@@ -97,6 +105,7 @@ impl Loop {
             cache: Cache::new(out.cache_ttl),
             export,
             seen: Vec::new(),
+            held: None,
             defer_signals: true,
         }
     }
@@ -117,9 +126,40 @@ impl Loop {
         self.stamps() != self.seen
     }
 
-    /// Makes the next render fetch every secret again.
-    pub fn refresh(&mut self) {
-        self.cache.refresh();
+    /// Whether to render now, after a burst of file events (`refresh` false)
+    /// or a refresh request. A render waits while an input is missing or
+    /// empty, until the next file event or [`Loop::held`] passes; after that it
+    /// renders whatever is there (and reports it).
+    pub fn due(&mut self, refresh: bool) -> bool {
+        if refresh {
+            self.cache.refresh();
+        } else if !self.inputs_changed() {
+            self.held = None;
+            return false;
+        }
+        let whole = self
+            .input
+            .files
+            .iter()
+            .chain(&self.input.secrets)
+            .all(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
+        let now = Instant::now();
+        match self.held {
+            Some(until) if !whole && now < until => false,
+            None if !whole => {
+                self.held = Some(now + MID_SAVE);
+                false
+            }
+            _ => {
+                self.held = None;
+                true
+            }
+        }
+    }
+
+    /// When a render held back for a mid-save input happens anyway, if one is.
+    pub fn held(&self) -> Option<Instant> {
+        self.held
     }
 
     /// Renders and writes the output; the declared secrets' values when the
@@ -368,7 +408,19 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
     // SIGTERM, SIGINT and SIGHUP are this loop's to handle, also mid-write.
     lp.defer_signals = false;
     lp.render(reporter, "start");
-    while let Ok(first) = rx.recv() {
+    loop {
+        // A held render is due when its wait ends, as if files had changed.
+        let first = match lp.held() {
+            Some(until) => match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(e) => e,
+                Err(mpsc::RecvTimeoutError::Timeout) => Event::Files,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(e) => e,
+                Err(_) => break,
+            },
+        };
         let events = drain(&rx, first);
         if events
             .iter()
@@ -382,9 +434,7 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
         if events.iter().any(|e| matches!(e, Event::Files)) {
             watcher.rearm();
         }
-        if refresh {
-            lp.refresh();
-        } else if !lp.inputs_changed() {
+        if !lp.due(refresh) {
             continue;
         }
         let why = if events.iter().any(|e| matches!(e, Event::Files)) {

@@ -931,3 +931,57 @@ fn sigterm_during_an_output_write_exits_0() {
         o.stderr
     );
 }
+
+/// A save interrupted between its steps for longer than the debounce: the
+/// input is missing (vim renamed it away) or empty (a write truncated it) for
+/// a while. The loop waits for the content instead of rendering an error or
+/// an empty output, and renders once when it arrives.
+#[test]
+fn a_save_paused_mid_way_renders_once_when_the_content_arrives() {
+    let t = Tree::new();
+    let mut w = t.watch(&[]);
+    let input = t.input();
+    let pause = Duration::from_millis(300);
+
+    fs::rename(&input, t.path().join("conf/app.yaml~")).expect("rename away");
+    std::thread::sleep(pause);
+    fs::write(&input, config(2)).expect("write new file");
+    expect_output(&mut w, &t.output(), &rendered(2));
+
+    let f = fs::File::create(&input).expect("truncate");
+    std::thread::sleep(pause);
+    use std::io::Write as _;
+    (&f).write_all(config(3).as_bytes()).expect("write content");
+    drop(f);
+    expect_output(&mut w, &t.output(), &rendered(3));
+
+    settle(&mut w, Duration::from_millis(300));
+    let lines = w.render_lines();
+    assert_eq!(
+        lines,
+        [
+            "keyfill: start: rendered/out.yaml written",
+            "keyfill: input changed: rendered/out.yaml written",
+            "keyfill: input changed: rendered/out.yaml written",
+        ],
+        "{}",
+        w.stderr()
+    );
+}
+
+/// An input that stays empty is rendered after the mid-save wait (one
+/// second): emptying a config is allowed, just not mistaken for a save.
+#[test]
+fn an_input_left_empty_renders_empty_after_the_wait() {
+    let t = Tree::new();
+    let mut w = t.watch(&[]);
+    let emptied = Instant::now();
+    fs::write(t.input(), "").expect("empty the input");
+    expect_output(&mut w, &t.output(), "");
+    assert!(
+        emptied.elapsed() >= Duration::from_millis(900),
+        "rendered before the wait ended: {:?}",
+        emptied.elapsed()
+    );
+    assert!(w.running());
+}
