@@ -1,7 +1,7 @@
 //! `keyfill exec`: render, then run the command. Without `--watch` keyfill
 //! replaces itself with it (execve: same PID, argv as given, no shell). With
 //! `--watch` it stays as a small supervisor: it forwards signals, reaps orphans
-//! when it is PID 1, re-renders on change and reloads or restarts the command
+//! when it is PID 1 (through a minimal init in front of it, see [`init`]), re-renders on change and reloads or restarts the command
 //! only when the output's bytes changed, and exits with the command's status.
 
 use std::os::unix::process::CommandExt as _;
@@ -43,8 +43,17 @@ const FORWARDED: [i32; 10] = [
     sig::SIGTSTP,
 ];
 
+/// Set in the environment of the keyfill that a PID 1 keyfill starts (see
+/// [`init`]); removed from the command's.
+const UNDER_INIT: &str = "KEYFILL_UNDER_INIT";
+
 /// Runs `keyfill exec`; the process status to exit with.
 pub fn exec(args: &ExecArgs, reporter: &Reporter) -> u8 {
+    if args.watch && is_pid1() && std::env::var_os(UNDER_INIT).is_none() {
+        if let Some(code) = init(reporter) {
+            return code;
+        }
+    }
     let mut lp = Loop::new(&args.input, &args.out, args.env);
     let (first, exported) = lp.render(reporter, "start");
     if let Rendered::Failed(status) = first {
@@ -62,7 +71,7 @@ pub fn exec(args: &ExecArgs, reporter: &Reporter) -> u8 {
 /// credentials removed unless `--pass-credentials`. Secrets never go into argv.
 fn command(args: &ExecArgs, exported: &[(String, SecretText)]) -> Command {
     let mut cmd = Command::new(&args.command[0]);
-    cmd.args(&args.command[1..]);
+    cmd.args(&args.command[1..]).env_remove(UNDER_INIT);
     if !args.pass_credentials {
         for v in CREDENTIALS {
             cmd.env_remove(v);
@@ -102,10 +111,58 @@ fn status_code(status: rustix::process::WaitStatus) -> Option<u8> {
         .map(|s| u8::try_from(128 + (s & 0x7f)).unwrap_or(255))
 }
 
+fn is_pid1() -> bool {
+    rustix::process::getpid().as_raw_nonzero().get() == 1
+}
+
+/// As PID 1 with `--watch`, keyfill runs itself again as its only child and
+/// stays a minimal init: it forwards signals to that child and reaps every
+/// process that ends. Reaping as PID 1 in the supervisor itself would take the
+/// exit status of the processes a render starts (the `op` CLI, an AWS
+/// `credential_process`) from under their waiting parent. Returns the child's
+/// status, or `None` (supervise in-process) when it cannot be started.
+fn init(reporter: &Reporter) -> Option<u8> {
+    let started = std::env::current_exe().and_then(|exe| {
+        Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(UNDER_INIT, "1")
+            .spawn()
+    });
+    let inner = match started {
+        Ok(c) => c.id(),
+        Err(e) => {
+            let w = format!("cannot start the supervisor under PID 1 ({e}); supervising as PID 1");
+            reporter.emit(&[Diagnostic::warning(w)], &[]);
+            return None;
+        }
+    };
+    let pid = i32::try_from(inner).ok().and_then(Pid::from_raw)?;
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new(FORWARDED) {
+        std::thread::spawn(move || {
+            for s in signals.forever() {
+                if let Some(s) = Signal::from_named_raw(s) {
+                    let _ = rustix::process::kill_process(pid, s);
+                }
+            }
+        });
+    }
+    loop {
+        match rustix::process::waitpid(None, WaitOptions::empty()) {
+            Ok(Some((p, status))) if p == pid => {
+                return Some(status_code(status).unwrap_or(255));
+            }
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            // No child left: the supervisor is gone without a status.
+            Err(_) => return Some(255),
+        }
+    }
+}
+
 /// Waits for the command (and, as PID 1, for every orphan) on a thread, and
 /// reports each end as [`Event::Exited`].
 fn reaper(child: Arc<AtomicI32>, tx: mpsc::Sender<Event>) {
-    let pid1 = rustix::process::getpid().as_raw_nonzero().get() == 1;
+    let pid1 = is_pid1();
     std::thread::spawn(move || loop {
         let current = child.load(Ordering::SeqCst);
         // As PID 1 every orphan becomes ours to reap; otherwise only the command

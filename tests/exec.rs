@@ -1086,7 +1086,7 @@ fn orphans_are_reaped_as_pid_1() {
         "pid1.sh",
         "R=$D/report\n\
          echo \"pid1 $(tr '\\0' ' ' < /proc/1/cmdline)\" >> $R\n\
-         echo \"self ppid=$PPID\" >> $R\n\
+         echo \"parent $(tr '\\0' ' ' < /proc/$PPID/cmdline)\" >> $R\n\
          for i in 1 2 3 4 5; do sh -c \"sleep 0.3 & echo \\$! >> $D/orphans\"; done\n\
          for p in $(cat $D/orphans); do\n\
            echo \"orphan ppid=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status)\" >> $R\n\
@@ -1130,7 +1130,11 @@ fn orphans_are_reaped_as_pid_1() {
         report[0].starts_with(&format!("pid1 {BIN} exec")),
         "keyfill must be PID 1: {report:?}"
     );
-    assert_eq!(report[1], "self ppid=1");
+    // As PID 1, keyfill starts itself again to supervise, and reaps.
+    assert!(
+        report[1].starts_with(&format!("parent {BIN} exec")),
+        "the command's parent must be keyfill: {report:?}"
+    );
     let orphans: Vec<&String> = report.iter().filter(|l| l.starts_with("orphan")).collect();
     assert_eq!(orphans.len(), 5, "{report:?}");
     assert!(
@@ -1146,6 +1150,72 @@ fn orphans_are_reaped_as_pid_1() {
         "zombies: {report:?}"
     );
     assert_eq!(code, 7, "the command's code, as PID 1: {}", k.stderr());
+}
+
+/// As PID 1, the processes a render starts (here the `op` CLI, on every
+/// `--refresh`) are waited for by the render, not taken by the reaper: no
+/// render fails for a lost exit status.
+#[test]
+fn renders_that_run_programs_work_as_pid_1() {
+    let unshare = ["/usr/bin/unshare", "/bin/unshare"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("`unshare` (util-linux) is required for the PID 1 test and was not found");
+    let dir = Dir::new();
+    let mut op = support::connect::FakeOp::install(&dir.join("bin"), "op-token");
+    let vault = op.add_vault("Prod");
+    op.add_item(
+        &vault,
+        support::connect::Item::new("Db", "LOGIN")
+            .field(support::connect::Field::concealed("password", "pw-1")),
+    );
+    dir.write("c.yaml", "k: <<op|op://Prod/Db/password>>\n");
+    let path = format!(
+        "{}:{}",
+        op.dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let sleeper = dir.script(
+        "sleeper.sh",
+        "n=0; while [ ! -e $D/stop ] && [ $n -lt 600 ]; do n=$((n+1)); sleep 0.05; done",
+    );
+    let args = [
+        "--fork",
+        "--pid",
+        "--mount-proc",
+        BIN,
+        "exec",
+        "--watch",
+        "--refresh",
+        "50ms",
+        "c.yaml",
+        "-o",
+        "out.yaml",
+        "--",
+        &sleeper,
+    ];
+    let env = [
+        ("PATH", path.as_str()),
+        ("OP_SERVICE_ACCOUNT_TOKEN", "op-token"),
+    ];
+    let mut k = Keyfill::start_program(&dir, unshare, &args, &env);
+    k.wait_for("thirty refreshes", |k| k.renders().len() >= 31);
+    let renders = k.renders();
+    // A lost status shows as a failed fetch, covered by the last good value.
+    assert!(
+        !k.stderr().contains("fetching failed"),
+        "a render lost its `op`: {}",
+        k.stderr()
+    );
+    assert!(
+        renders[1..].iter().all(|l| l.ends_with(" unchanged")),
+        "every refresh renders: {renders:#?}\nstderr:\n{}",
+        k.stderr()
+    );
+    assert_eq!(dir.read("out.yaml"), "k: pw-1\n");
+    assert!(op.calls().len() >= 31, "op ran on every render");
+    dir.write("stop", "");
+    assert_eq!(k.code("unshare … keyfill exec --watch"), 0);
 }
 
 // ---------------------------------------------------------------------------
