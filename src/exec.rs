@@ -1,8 +1,9 @@
 //! `keyfill exec`: render, then run the command. Without `--watch` keyfill
 //! replaces itself with it (execve: same PID, argv as given, no shell). With
 //! `--watch` it stays as a small supervisor: it forwards signals, reaps orphans
-//! when it is PID 1 (through a minimal init in front of it, see [`init`]), re-renders on change and reloads or restarts the command
-//! only when the output's bytes changed, and exits with the command's status.
+//! when it is PID 1 (through a minimal init in front of it, see [`init`]),
+//! re-renders on change and reloads or restarts the command only when the
+//! output's bytes changed, and exits with the command's status.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
