@@ -59,6 +59,41 @@ impl Reporter {
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 
+    /// Prints the one line a render of `watch` or `exec --watch` reports: why
+    /// it ran, which secrets got new values (locators, never values), and what
+    /// happened to `output` (`written`, `unchanged`, `failed`, `nothing written`).
+    /// JSON gets these as fields.
+    pub fn render(&self, why: &str, changed: &[String], output: &str, outcome: &str) {
+        if self.quiet {
+            return;
+        }
+        let line = match self.format {
+            Format::Json => serde_json::json!({
+                "level": "info",
+                "event": "render",
+                "why": why,
+                "new_values": changed,
+                "output": output,
+                "outcome": outcome,
+            })
+            .to_string(),
+            Format::Text => {
+                let why = if changed.is_empty() {
+                    why.to_owned()
+                } else {
+                    format!("{why} (new values: {})", changed.join(", "))
+                };
+                let what = match outcome {
+                    "failed" => format!("render failed; {output} keeps its last good content"),
+                    "nothing written" => "render failed; nothing written".to_owned(),
+                    _ => format!("{output} {outcome}"),
+                };
+                format!("keyfill: {why}: {what}")
+            }
+        };
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+
     fn text(&self, d: &Diagnostic, sources: &[Source]) -> String {
         let level = match d.severity {
             Severity::Error => Level::ERROR,

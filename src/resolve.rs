@@ -16,7 +16,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::error::{quoted, Diagnostic, Exit, SourceId};
-use crate::provider::{FetchError, Locator, ProviderKind, Registry};
+use crate::provider::{FetchError, Locator, ProviderKind, Registry, VersionCheck};
 use crate::reference::{Part, SecretRef, Template};
 use crate::secret::{SecretBytes, SecretText};
 use crate::secrets::{closest, in_scope, Declaration, Origin, SecretType};
@@ -349,6 +349,28 @@ pub type Fetched = HashMap<Locator, Result<SecretBytes, FetchError>>;
 /// Fetches each distinct locator once; each provider gets its whole batch, and
 /// remote providers fetch at the same time, each on its own thread.
 pub fn fetch_all(requests: &HashSet<Locator>, registry: &mut Registry) -> Fetched {
+    per_provider(
+        requests,
+        registry,
+        |p, reqs| p.fetch(reqs),
+        |kind| {
+            Err(FetchError::new(
+                crate::provider::FetchClass::Unreachable,
+                format!("the {kind} provider gave no answer"),
+            ))
+        },
+    )
+}
+
+/// Runs `call` once per provider with all of that provider's `requests`
+/// (remote providers at the same time, each on its own thread); `missing`
+/// stands in for an answer a provider did not give.
+fn per_provider<'r, R: Send>(
+    requests: impl IntoIterator<Item = &'r Locator>,
+    registry: &mut Registry,
+    call: impl Fn(&dyn crate::provider::Provider, &[&Locator]) -> Vec<R> + Sync,
+    missing: impl Fn(ProviderKind) -> R,
+) -> HashMap<Locator, R> {
     let mut by_kind: HashMap<ProviderKind, Vec<&Locator>> = HashMap::new();
     for r in requests {
         by_kind.entry(r.kind()).or_default().push(r);
@@ -359,10 +381,10 @@ pub fn fetch_all(requests: &HashSet<Locator>, registry: &mut Registry) -> Fetche
         registry.start(*kind);
     }
     let registry = &*registry;
-    let fetch_one = |kind: ProviderKind| {
+    let one = |kind: ProviderKind| {
         let reqs = &by_kind[&kind];
         let results = match registry.started_provider(kind) {
-            Some(p) => p.fetch(reqs),
+            Some(p) => call(p, reqs),
             None => Vec::new(),
         };
         (kind, results)
@@ -373,9 +395,9 @@ pub fn fetch_all(requests: &HashSet<Locator>, registry: &mut Registry) -> Fetche
         let mut done = Vec::new();
         for kind in &kinds {
             if kind.is_remote() && remote > 1 {
-                handles.push(scope.spawn(move || fetch_one(*kind)));
+                handles.push(scope.spawn(|| one(*kind)));
             } else {
-                done.push(fetch_one(*kind));
+                done.push(one(*kind));
             }
         }
         done.extend(handles.into_iter().filter_map(|h| h.join().ok()));
@@ -383,27 +405,31 @@ pub fn fetch_all(requests: &HashSet<Locator>, registry: &mut Registry) -> Fetche
     });
     let mut out = HashMap::new();
     for (kind, res) in results {
-        let reqs = &by_kind[&kind];
         let mut res = res.into_iter();
-        for r in reqs {
-            let one = res.next().unwrap_or_else(|| {
-                Err(FetchError::new(
-                    crate::provider::FetchClass::Unreachable,
-                    format!("the {kind} provider gave no answer"),
-                ))
-            });
+        for r in &by_kind[&kind] {
+            let one = res.next().unwrap_or_else(|| missing(kind));
             out.insert((*r).clone(), one);
         }
     }
     out
 }
 
+/// One cached value.
+#[derive(Debug)]
+struct Entry {
+    /// When it was fetched or last confirmed current.
+    at: std::time::Instant,
+    value: SecretBytes,
+    /// Whether the provider's version check works for it (see [`VersionCheck`]).
+    checkable: bool,
+}
+
 /// Fetched values kept between the renders of `watch` and `exec --watch`.
 #[derive(Debug, Default)]
 pub struct Cache {
-    entries: HashMap<Locator, (std::time::Instant, SecretBytes)>,
+    entries: HashMap<Locator, Entry>,
     ttl: std::time::Duration,
-    /// Set by a `--refresh` tick: every value is fetched again once.
+    /// Set by a `--refresh` tick: every value is checked or fetched again once.
     stale: bool,
     /// Locators whose value differs from the one cached before, since the last
     /// [`Cache::take_changed`]: what a render line names (never values).
@@ -429,17 +455,20 @@ impl Cache {
         v
     }
 
-    /// Makes the next render fetch everything again (rotation pick-up), keeping
-    /// the old values to serve if a transient failure stops the new fetch.
+    /// Makes the next render check or fetch everything again (rotation
+    /// pick-up), keeping the old values to serve if a transient failure stops
+    /// the new fetch.
     pub fn refresh(&mut self) {
         self.stale = true;
     }
 }
 
-/// Like [`fetch_all`], reusing cached values younger than the TTL. When a fetch
-/// fails for a transient reason (unreachable, throttled) and an older value is
-/// cached, that value is served and a warning says so; a value that is now not
-/// found or denied is not.
+/// Like [`fetch_all`], reusing cached values younger than the TTL. Older ones
+/// (all of them after [`Cache::refresh`]) are first checked with the
+/// provider's version check where it has one, and fetched only when their
+/// version moved. When a fetch fails for a transient reason (unreachable,
+/// throttled) and an older value is cached, that value is served and a warning
+/// says so; a value that is now not found or denied is not.
 pub fn fetch_cached(
     requests: &HashSet<Locator>,
     registry: &mut Registry,
@@ -447,24 +476,59 @@ pub fn fetch_cached(
 ) -> (Fetched, Vec<String>) {
     let now = std::time::Instant::now();
     let mut out: Fetched = HashMap::new();
-    let mut wanted = HashSet::new();
+    let mut due = Vec::new();
     for r in requests {
         match cache.entries.get(r) {
-            Some((at, v)) if !cache.stale && now.duration_since(*at) < cache.ttl => {
-                out.insert(r.clone(), Ok(v.clone()));
+            Some(e) if !cache.stale && now.duration_since(e.at) < cache.ttl => {
+                out.insert(r.clone(), Ok(e.value.clone()));
+            }
+            _ => due.push(r),
+        }
+    }
+    cache.stale = false;
+
+    let checkable = due.iter().copied().filter(|r| {
+        cache
+            .entries
+            .get(*r)
+            .is_some_and(|e| e.checkable && e.value.version().is_some())
+    });
+    let checks = per_provider(
+        checkable,
+        registry,
+        |p, reqs| p.versions(reqs),
+        |_| VersionCheck::Unknown,
+    );
+    let mut wanted = HashSet::new();
+    for r in due {
+        let entry = cache.entries.get_mut(r);
+        match (entry, checks.get(r)) {
+            (Some(e), Some(VersionCheck::Current(v))) if e.value.version() == Some(v) => {
+                e.at = now;
+                out.insert(r.clone(), Ok(e.value.clone()));
+            }
+            (Some(e), Some(VersionCheck::NotOffered)) => {
+                e.checkable = false;
+                wanted.insert(r.clone());
             }
             _ => {
                 wanted.insert(r.clone());
             }
         }
     }
-    cache.stale = false;
+
     let mut warnings = Vec::new();
     for (loc, result) in fetch_all(&wanted, registry) {
         let result = match result {
             Ok(v) => {
-                let before = cache.entries.insert(loc.clone(), (now, v.clone()));
-                if before.is_some_and(|(_, old)| old.expose() != v.expose()) {
+                let checkable = cache.entries.get(&loc).is_none_or(|e| e.checkable);
+                let entry = Entry {
+                    at: now,
+                    value: v.clone(),
+                    checkable,
+                };
+                let before = cache.entries.insert(loc.clone(), entry);
+                if before.is_some_and(|old| old.value.expose() != v.expose()) {
                     cache.changed.push(loc.to_string());
                 }
                 Ok(v)
@@ -476,12 +540,12 @@ pub fn fetch_cached(
                         | crate::provider::FetchClass::Throttled
                 );
                 match cache.entries.get(&loc) {
-                    Some((_, old)) if transient => {
+                    Some(old) if transient => {
                         warnings.push(format!(
                             "{loc}: fetching failed ({}); serving the last good value",
                             e.class.word()
                         ));
-                        Ok(old.clone())
+                        Ok(old.value.clone())
                     }
                     _ => {
                         cache.entries.remove(&loc);

@@ -11,6 +11,8 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 pub struct SecretBytes {
     bytes: SecretBox<[u8]>,
     binary: bool,
+    /// The provider's version id for the value, when it has one (not secret).
+    version: Option<String>,
 }
 
 impl SecretBytes {
@@ -19,6 +21,7 @@ impl SecretBytes {
         SecretBytes {
             bytes: SecretBox::new(bytes.into_boxed_slice()),
             binary: false,
+            version: None,
         }
     }
 
@@ -40,6 +43,19 @@ impl SecretBytes {
     pub fn is_binary(&self) -> bool {
         self.binary
     }
+
+    /// The same value, marked with the provider's version id for it (an AWS
+    /// version id, a Vault KV v2 version number), which a refresh compares.
+    #[must_use]
+    pub fn with_version(mut self, version: Option<String>) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The provider's version id for the value, if it gave one.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
 }
 
 impl Clone for SecretBytes {
@@ -47,6 +63,7 @@ impl Clone for SecretBytes {
         SecretBytes {
             bytes: SecretBox::new(self.expose().into()),
             binary: self.binary,
+            version: self.version.clone(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Loop {
     input: InputArgs,
     out: LoopArgs,
     cache: Cache,
+    /// Providers, kept between renders (a Vault AppRole token with them).
+    registry: Option<crate::provider::Registry>,
     export: bool,
     seen: Vec<Stamp>,
     /// Until when a render waits for an input that looks mid-save.
@@ -103,6 +105,7 @@ impl Loop {
             input: input.clone(),
             out: out.clone(),
             cache: Cache::new(out.cache_ttl),
+            registry: None,
             export,
             seen: Vec::new(),
             held: None,
@@ -173,28 +176,27 @@ impl Loop {
         let mut opts = app::options(&self.input, false, false);
         opts.export = self.export;
         let mut session = app::session(&self.input);
+        if let Some(r) = self.registry.take() {
+            session.registry = r;
+        }
         session.cache = Some(std::mem::take(&mut self.cache));
         let bytes = session.render(&self.input.files, &self.input.secrets, &opts);
+        self.registry = Some(std::mem::take(&mut session.registry));
         self.cache = session
             .cache
             .take()
             .unwrap_or_else(|| Cache::new(self.out.cache_ttl));
         let exported = std::mem::take(&mut session.exported);
         let status = app::finish(&mut session, reporter);
-        let shown = self.out.output.display();
+        let shown = self.out.output.display().to_string();
         let changed = self.cache.take_changed();
-        let why = if changed.is_empty() {
-            why.to_owned()
-        } else {
-            format!("{why} (new values: {})", changed.join(", "))
-        };
         let Some(bytes) = bytes else {
-            let kept = if self.out.output.exists() {
-                format!("{shown} keeps its last good content")
+            let outcome = if self.out.output.exists() {
+                "failed"
             } else {
-                "nothing written".to_owned()
+                "nothing written"
             };
-            reporter.info(&format!("{why}: render failed; {kept}"));
+            reporter.render(why, &changed, &shown, outcome);
             return (Rendered::Failed(status), Vec::new());
         };
         let wopts = WriteOptions {
@@ -204,11 +206,11 @@ impl Loop {
         };
         match output::write(&self.out.output, &bytes, wopts) {
             Ok(Outcome::Unchanged) => {
-                reporter.info(&format!("{why}: {shown} unchanged"));
+                reporter.render(why, &changed, &shown, "unchanged");
                 (Rendered::Unchanged, exported)
             }
             Ok(_) => {
-                reporter.info(&format!("{why}: {shown} written"));
+                reporter.render(why, &changed, &shown, "written");
                 (Rendered::Written, exported)
             }
             Err(d) => {

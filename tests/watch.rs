@@ -631,6 +631,57 @@ fn sighup_fetches_secrets_again_and_renders_new_values() {
     assert!(w.running());
 }
 
+/// With `--log-format json` each render is one JSON object with its parts as
+/// fields: why, the secrets with new values (locators), the output, the outcome.
+#[test]
+fn json_render_lines_carry_why_new_values_and_outcome() {
+    let (t, token) = refresh_tree();
+    let mut w = Watch::start(
+        t.path(),
+        &[
+            "watch",
+            "conf/app.yaml",
+            "-o",
+            "rendered/out.yaml",
+            "--log-format",
+            "json",
+        ],
+        ENV,
+    );
+    expect_output(&mut w, &t.output(), &refreshed("tok-one"));
+    fs::write(&token, "tok-two").expect("rotate");
+    w.signal(Signal::HUP);
+    expect_output(&mut w, &t.output(), &refreshed("tok-two"));
+    let renders = |w: &Watch| -> Vec<serde_json::Value> {
+        w.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "render")
+            .collect()
+    };
+    let deadline = Instant::now() + T;
+    while renders(&w).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no second render: {}",
+            w.stderr()
+        );
+        std::thread::sleep(POLL);
+    }
+    let token_path = token.display().to_string();
+    assert_eq!(
+        renders(&w),
+        [
+            serde_json::json!({"level": "info", "event": "render", "why": "start",
+                "new_values": [], "output": "rendered/out.yaml", "outcome": "written"}),
+            serde_json::json!({"level": "info", "event": "render", "why": "refresh",
+                "new_values": [format!("file|{token_path}")], "output": "rendered/out.yaml",
+                "outcome": "written"}),
+        ]
+    );
+    assert!(!w.stderr().contains("tok-two"));
+}
+
 #[test]
 fn refresh_period_picks_up_rotated_secrets_and_rewrites_nothing_otherwise() {
     let (t, token) = refresh_tree();

@@ -38,7 +38,9 @@ use aws_smithy_http_client::tls::{TlsContext, TrustStore};
 use futures_util::stream::{self, StreamExt as _};
 
 use super::retry::{self, Failure, Policy, Verdict};
-use super::{parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings};
+use super::{
+    parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings, VersionCheck,
+};
 use crate::secret::SecretBytes;
 
 /// One AWS secret (and optionally a JSON key inside it).
@@ -227,13 +229,7 @@ impl Provider for AwsProvider {
     }
 
     fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
-        let locators: Vec<Option<&AwsLocator>> = requests
-            .iter()
-            .map(|l| match l {
-                Locator::Aws(a) => Some(a),
-                _ => None,
-            })
-            .collect();
+        let locators = aws_locators(requests);
         super::http::block_on(fetch(&locators, self.settings), |e| {
             let err = FetchError::new(
                 FetchClass::Unreachable,
@@ -242,6 +238,23 @@ impl Provider for AwsProvider {
             locators.iter().map(|_| Err(err.clone())).collect()
         })
     }
+
+    fn versions(&self, requests: &[&Locator]) -> Vec<VersionCheck> {
+        let locators = aws_locators(requests);
+        super::http::block_on(versions(&locators, self.settings), |_| {
+            locators.iter().map(|_| VersionCheck::Unknown).collect()
+        })
+    }
+}
+
+fn aws_locators<'l>(requests: &[&'l Locator]) -> Vec<Option<&'l AwsLocator>> {
+    requests
+        .iter()
+        .map(|l| match l {
+            Locator::Aws(a) => Some(a),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One distinct secret version to fetch, and the requests that want it.
@@ -272,18 +285,20 @@ enum Call {
 /// enforce).
 const BATCH_LIMIT: usize = 20;
 
-async fn fetch(
-    locators: &[Option<&AwsLocator>],
-    settings: Settings,
-) -> Vec<Result<SecretBytes, FetchError>> {
-    let policy = Policy::within(settings.timeout);
-    let mut results: Vec<Option<Result<SecretBytes, FetchError>>> =
-        locators.iter().map(|_| None).collect();
-    let http = match tls_context() {
-        Ok(ctx) => http_client(ctx),
-        Err(e) => return locators.iter().map(|_| Err(e.clone())).collect(),
-    };
+/// Requests grouped for the API: one client per (profile, region), and in a
+/// client one entry per distinct (secret, version).
+struct Plan {
+    groups: Vec<(Client, Vec<Wanted>)>,
+    /// Requests that failed before any call (no region, configuration stalled).
+    failed: Vec<(usize, FetchError)>,
+}
 
+async fn plan(
+    locators: &[Option<&AwsLocator>],
+    http: &aws_smithy_runtime_api::client::http::SharedHttpClient,
+    policy: &Policy,
+) -> Plan {
+    let mut failed = Vec::new();
     // One SDK configuration (credentials, default region, endpoint) per profile.
     let mut profiles: Vec<Option<&str>> = Vec::new();
     for l in locators.iter().flatten() {
@@ -291,19 +306,20 @@ async fn fetch(
             profiles.push(l.profile.as_deref());
         }
     }
-    // Within a profile, one client per region; within a client, one entry per
-    // distinct (secret, version).
     let mut groups: Vec<(Client, Vec<Wanted>, HashMap<WantedId, usize>)> = Vec::new();
     for profile in profiles {
         // Region discovery may ask instance metadata; the deadline bounds it.
-        let loading = load_config(profile, http.clone(), &policy);
+        let loading = load_config(profile, http.clone(), policy);
         let Ok(sdk) = tokio::time::timeout_at(policy.deadline, loading).await else {
             for (i, l) in locators.iter().enumerate() {
                 if l.is_some_and(|l| l.profile.as_deref() == profile) {
-                    results[i] = Some(Err(FetchError::new(
-                        FetchClass::Unreachable,
-                        "loading the AWS configuration (region, profile) did not finish in time",
-                    )));
+                    failed.push((
+                        i,
+                        FetchError::new(
+                            FetchClass::Unreachable,
+                            "loading the AWS configuration (region, profile) did not finish in time",
+                        ),
+                    ));
                 }
             }
             continue;
@@ -320,7 +336,7 @@ async fn fetch(
                 .or_else(|| arn_region(&l.secret_id))
                 .or_else(|| sdk.region().map(|r| r.as_ref().to_owned()));
             let Some(region) = region else {
-                results[i] = Some(Err(no_region(profile)));
+                failed.push((i, no_region(profile)));
                 continue;
             };
             let g = *clients.entry(region.clone()).or_insert_with(|| {
@@ -351,9 +367,30 @@ async fn fetch(
             }
         }
     }
+    Plan {
+        groups: groups.into_iter().map(|(c, w, _)| (c, w)).collect(),
+        failed,
+    }
+}
+
+async fn fetch(
+    locators: &[Option<&AwsLocator>],
+    settings: Settings,
+) -> Vec<Result<SecretBytes, FetchError>> {
+    let policy = Policy::within(settings.timeout);
+    let mut results: Vec<Option<Result<SecretBytes, FetchError>>> =
+        locators.iter().map(|_| None).collect();
+    let http = match tls_context() {
+        Ok(ctx) => http_client(ctx),
+        Err(e) => return locators.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let Plan { groups, failed } = plan(locators, &http, &policy).await;
+    for (i, e) in failed {
+        results[i] = Some(Err(e));
+    }
 
     let mut calls = Vec::new();
-    for (client, wanted, _) in groups {
+    for (client, wanted) in groups {
         let (pinned, current): (Vec<Wanted>, Vec<Wanted>) =
             wanted.into_iter().partition(|w| w.locator.is_pinned());
         for chunk in current.chunks(BATCH_LIMIT) {
@@ -393,6 +430,71 @@ async fn fetch(
             r.unwrap_or_else(|| Err(FetchError::new(FetchClass::Invalid, "not an AWS locator")))
         })
         .collect()
+}
+
+/// Each locator's current version id, from one `DescribeSecret` per distinct
+/// secret (it reads no value and needs no KMS decryption).
+async fn versions(locators: &[Option<&AwsLocator>], settings: Settings) -> Vec<VersionCheck> {
+    let policy = Policy::within(settings.timeout);
+    let mut results = vec![VersionCheck::Unknown; locators.len()];
+    let Ok(ctx) = tls_context() else {
+        return results;
+    };
+    let Plan { groups, .. } = plan(locators, &http_client(ctx), &policy).await;
+    let calls = groups
+        .into_iter()
+        .flat_map(|(client, wanted)| wanted.into_iter().map(move |w| (client.clone(), w)));
+    let found: Vec<(Vec<usize>, VersionCheck)> = stream::iter(calls)
+        .map(|(client, w)| {
+            let policy = &policy;
+            async move {
+                let check = describe(&client, &w.locator, policy).await;
+                (w.requests, check)
+            }
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    for (requests, check) in found {
+        for i in requests {
+            results[i] = check.clone();
+        }
+    }
+    results
+}
+
+/// The version id `l` names now: the one holding its stage (AWSCURRENT by
+/// default), or its pinned id while that still exists.
+async fn describe(client: &Client, l: &AwsLocator, policy: &Policy) -> VersionCheck {
+    let result = retry::run(
+        policy,
+        || client.describe_secret().secret_id(&l.secret_id).send(),
+        |e| sdk_error(e, false).2,
+    )
+    .await;
+    let out = match result {
+        Ok(out) => out,
+        // A policy that grants GetSecretValue but not DescribeSecret.
+        Err(Failure::Error(e)) if e.code() == Some("AccessDeniedException") => {
+            return VersionCheck::NotOffered
+        }
+        Err(_) => return VersionCheck::Unknown,
+    };
+    if out.deleted_date.is_some() {
+        return VersionCheck::Unknown;
+    }
+    let stages = out.version_ids_to_stages.unwrap_or_default();
+    let id = match &l.version_id {
+        Some(id) => stages.contains_key(id).then(|| id.clone()),
+        None => {
+            let stage = l.version_stage.as_deref().unwrap_or(CURRENT);
+            stages
+                .into_iter()
+                .find(|(_, s)| s.iter().any(|s| s == stage))
+                .map(|(id, _)| id)
+        }
+    };
+    id.map_or(VersionCheck::Unknown, VersionCheck::Current)
 }
 
 /// The region field of a Secrets Manager ARN.
@@ -523,7 +625,7 @@ async fn single(client: &Client, w: Wanted, policy: &Policy) -> Outcome {
     )
     .await;
     let result = match result {
-        Ok(out) => value(out.secret_string, out.secret_binary),
+        Ok(out) => value(out.secret_string, out.secret_binary, out.version_id),
         Err(f) => Err(failure(f, l.is_pinned())),
     };
     Outcome::Done(w.requests, result)
@@ -587,7 +689,7 @@ async fn batch(client: Client, wanted: Vec<Wanted>, policy: &Policy) -> Vec<Outc
         if let Some(w) = hit.and_then(|i| pending[i].take()) {
             outcomes.push(Outcome::Done(
                 w.requests,
-                value(entry.secret_string, entry.secret_binary),
+                value(entry.secret_string, entry.secret_binary, entry.version_id),
             ));
         }
     }
@@ -639,19 +741,23 @@ fn same_secret(id: &str, name: Option<&str>, arn: Option<&str>) -> bool {
     })
 }
 
-/// A secret's value; binary secrets stay marked as binary.
+/// A secret's value, with its version id; binary secrets stay marked as binary.
 fn value(
     string: Option<String>,
     binary: Option<aws_sdk_secretsmanager::primitives::Blob>,
+    version: Option<String>,
 ) -> Result<SecretBytes, FetchError> {
-    match (string, binary) {
-        (Some(s), _) => Ok(SecretBytes::new(s.into_bytes())),
-        (None, Some(b)) => Ok(SecretBytes::binary(b.into_inner())),
-        (None, None) => Err(FetchError::new(
-            FetchClass::NotFound,
-            "the secret version has no value",
-        )),
-    }
+    let v = match (string, binary) {
+        (Some(s), _) => SecretBytes::new(s.into_bytes()),
+        (None, Some(b)) => SecretBytes::binary(b.into_inner()),
+        (None, None) => {
+            return Err(FetchError::new(
+                FetchClass::NotFound,
+                "the secret version has no value",
+            ))
+        }
+    };
+    Ok(v.with_version(version))
 }
 
 /// Whether a failed batch call means "this caller or endpoint cannot batch", so

@@ -273,6 +273,26 @@ pub trait Provider: Send + Sync {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// The version each locator's value has now, asked without reading values
+    /// (AWS `DescribeSecret`, Vault KV v2 metadata), so that a refresh fetches
+    /// only what changed. One entry per request, in order. By default the
+    /// provider has no such check.
+    fn versions(&self, requests: &[&Locator]) -> Vec<VersionCheck> {
+        requests.iter().map(|_| VersionCheck::NotOffered).collect()
+    }
+}
+
+/// What a version check found for one locator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionCheck {
+    /// The value now has this version id (as [`SecretBytes::version`] gives it).
+    Current(String),
+    /// The check failed or could not tell (not found, a transient fault): fetch.
+    Unknown,
+    /// No cheap check for this locator (KV v1, a policy without the metadata
+    /// permission): fetch, and do not ask again.
+    NotOffered,
 }
 
 /// Builds providers on first use and keeps them for the run.

@@ -26,7 +26,9 @@ use serde_json::Value;
 
 use super::http::{self, env, Answer, Problem, Trust};
 use super::retry::{Failure, Policy};
-use super::{parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings};
+use super::{
+    parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings, VersionCheck,
+};
 use crate::secret::SecretBytes;
 
 /// One key of one Vault KV secret.
@@ -145,7 +147,12 @@ pub(crate) fn parse_version(v: &str) -> Result<u64, String> {
 
 impl fmt::Display for VaultLocator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.path, self.key)?;
+        // A fetch key (every key of one read) has none.
+        if self.key.is_empty() {
+            write!(f, "{}", self.path)?;
+        } else {
+            write!(f, "{}/{}", self.path, self.key)?;
+        }
         let mut sep = '?';
         if let Some(v) = self.version {
             write!(f, "{sep}version={v}")?;
@@ -162,6 +169,18 @@ impl fmt::Display for VaultLocator {
 pub(crate) struct VaultProvider {
     settings: Settings,
     warnings: Mutex<Vec<String>>,
+    /// The token of the last AppRole login, kept while it is valid so that a
+    /// watch loop does not log in (and leave a token behind) on every refresh.
+    approle: Mutex<Option<Kept>>,
+    /// Mounts found so far, by namespace: asked once per loop, not per render.
+    mounts: Mutex<Vec<(Option<String>, Mount)>>,
+}
+
+/// An AppRole token and when to stop using it.
+struct Kept {
+    token: SecretString,
+    /// Nine tenths into its lease, so that it is never used as it expires.
+    until: Option<std::time::Instant>,
 }
 
 impl VaultProvider {
@@ -170,7 +189,146 @@ impl VaultProvider {
         VaultProvider {
             settings,
             warnings: Mutex::new(Vec::new()),
+            approle: Mutex::new(None),
+            mounts: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Runs `job` over the locators' reads in a session; a failure to set one
+    /// up is every request's answer.
+    fn run<R: Clone>(
+        &self,
+        requests: &[&Locator],
+        job: impl AsyncFn(&Session, Read) -> R,
+        failed: impl Fn(FetchError) -> R,
+    ) -> Vec<R> {
+        let locators: Vec<Option<&VaultLocator>> = requests
+            .iter()
+            .map(|l| match l {
+                Locator::Vault(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        let work = async {
+            let session = match self.session().await {
+                Ok(s) => s,
+                Err(e) => return locators.iter().map(|_| failed(e.clone())).collect(),
+            };
+            let mut mounts = self.mounts.lock().map(|m| m.clone()).unwrap_or_default();
+            let (reads, mut results) = plan(&session, &locators, &mut mounts).await;
+            if let Ok(mut m) = self.mounts.lock() {
+                *m = mounts;
+            }
+            let session = &session;
+            let job = &job;
+            let answers: Vec<(Vec<usize>, R)> = stream::iter(reads)
+                .map(|(read, wanted)| async move { (wanted, job(session, read).await) })
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+            let mut out: Vec<Option<R>> =
+                results.iter_mut().map(|r| r.take().map(&failed)).collect();
+            for (wanted, answer) in answers {
+                for i in wanted {
+                    out[i] = Some(answer.clone());
+                }
+            }
+            out.into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| failed(FetchError::new(FetchClass::Invalid, "not fetched")))
+                })
+                .collect()
+        };
+        http::block_on(work, |e| {
+            let err = FetchError::new(
+                FetchClass::Unreachable,
+                format!("cannot start the Vault client: {e}"),
+            );
+            locators.iter().map(|_| failed(err.clone())).collect()
+        })
+    }
+
+    /// A session with the configured token, logging in with AppRole unless a
+    /// kept token is still good.
+    async fn session(&self) -> Result<Session, FetchError> {
+        let mut config = Config::from_env(&self.warnings)?;
+        let trust = std::mem::replace(&mut config.trust, Trust::System);
+        let client = http::client(trust)?;
+        let policy = Policy::within(self.settings.timeout);
+        let token = match std::mem::replace(&mut config.token, TokenSource::Missing) {
+            TokenSource::Token(t) | TokenSource::File(t) => t,
+            TokenSource::AppRole { role_id, secret_id } => match self.kept() {
+                Some(t) => t,
+                None => {
+                    let k = login(&client, &config, &role_id, &secret_id, &policy).await?;
+                    let token = k.token.clone();
+                    if let Ok(mut slot) = self.approle.lock() {
+                        *slot = Some(k);
+                    }
+                    token
+                }
+            },
+            TokenSource::Missing => {
+                return Err(FetchError::new(
+                    FetchClass::Unconfigured,
+                    "no Vault token: set VAULT_TOKEN, log in (`vault login` writes \
+                     ~/.vault-token), or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole",
+                ))
+            }
+        };
+        if http::credential(token.expose_secret()).is_none() {
+            return Err(FetchError::new(
+                FetchClass::Unconfigured,
+                "the Vault token holds characters an HTTP header cannot carry",
+            ));
+        }
+        Ok(Session {
+            client,
+            addr: config.addr,
+            namespace: config.namespace,
+            token,
+            policy,
+        })
+    }
+
+    /// The kept AppRole token, if it is still in its lease.
+    fn kept(&self) -> Option<SecretString> {
+        let now = std::time::Instant::now();
+        self.approle.lock().ok().and_then(|k| {
+            k.as_ref()
+                .filter(|k| k.until.is_none_or(|u| now < u))
+                .map(|k| k.token.clone())
+        })
+    }
+
+    /// After a 403: whether the kept AppRole token is no longer valid (revoked
+    /// before its lease ended), asked of `auth/token/lookup-self`, which every
+    /// valid token may read. Such a token is forgotten, so that the next call
+    /// logs in again; a valid one stays, the 403 being the policy's.
+    fn kept_was_revoked(&self) -> bool {
+        if self.kept().is_none() {
+            return false;
+        }
+        let lookup = async {
+            let s = self.session().await.ok()?;
+            let ns = s.namespace.clone();
+            let answer = http::send(
+                &s.policy,
+                || s.get(ns.as_deref(), "auth/token/lookup-self"),
+                sealed,
+            )
+            .await;
+            Some(
+                matches!(answer, Err(Failure::Error(Problem::Status(a))) if a.status == 401 || a.status == 403),
+            )
+        };
+        let revoked = http::block_on(lookup, |_| None).unwrap_or(false);
+        if revoked {
+            if let Ok(mut k) = self.approle.lock() {
+                *k = None;
+            }
+        }
+        revoked
     }
 }
 
@@ -180,20 +338,39 @@ impl Provider for VaultProvider {
     }
 
     fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
-        let locators: Vec<Option<&VaultLocator>> = requests
+        let fetch = || {
+            self.run(
+                requests,
+                async |s, (ns, path, version, kv)| read(s, ns.as_deref(), &path, version, kv).await,
+                Err,
+            )
+        };
+        let results = fetch();
+        let refused = results
             .iter()
-            .map(|l| match l {
-                Locator::Vault(v) => Some(v),
-                _ => None,
-            })
-            .collect();
-        http::block_on(fetch(&locators, self.settings, &self.warnings), |e| {
-            let err = FetchError::new(
-                FetchClass::Unreachable,
-                format!("cannot start the Vault client: {e}"),
-            );
-            locators.iter().map(|_| Err(err.clone())).collect()
-        })
+            .any(|r| r.as_ref().is_err_and(|e| e.class == FetchClass::Denied));
+        if refused && self.kept_was_revoked() {
+            return fetch();
+        }
+        results
+    }
+
+    fn versions(&self, requests: &[&Locator]) -> Vec<VersionCheck> {
+        let check = || {
+            self.run(
+                requests,
+                async |s, (ns, path, version, kv)| {
+                    current(s, ns.as_deref(), &path, version, kv).await
+                },
+                |_| VersionCheck::Unknown,
+            )
+        };
+        let checks = check();
+        // A 403 means "no metadata permission" only for a token that is valid.
+        if checks.contains(&VersionCheck::NotOffered) && self.kept_was_revoked() {
+            return check();
+        }
+        checks
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -292,14 +469,16 @@ struct Mount {
 type Read = (Option<String>, String, Option<u64>, u8);
 
 /// Everything one run needs to talk to Vault.
-struct Session<'a> {
+struct Session {
     client: reqwest::Client,
-    addr: &'a str,
+    addr: String,
+    /// `VAULT_NAMESPACE`, for locators that name none.
+    namespace: Option<String>,
     token: SecretString,
     policy: Policy,
 }
 
-impl Session<'_> {
+impl Session {
     fn get(&self, namespace: Option<&str>, path: &str) -> reqwest::RequestBuilder {
         // Checked before the session was made; empty only if that changed.
         let token = http::credential(self.token.expose_secret())
@@ -318,65 +497,22 @@ impl Session<'_> {
 
 const FIX: &str = "check VAULT_ADDR and VAULT_CACERT";
 
-async fn fetch(
+/// The distinct reads the locators need, each with the requests it answers;
+/// and the requests that failed before any read (mount discovery, bad paths).
+async fn plan(
+    session: &Session,
     locators: &[Option<&VaultLocator>],
-    settings: Settings,
-    warnings: &Mutex<Vec<String>>,
-) -> Vec<Result<SecretBytes, FetchError>> {
-    let fail_all = |e: FetchError| locators.iter().map(|_| Err(e.clone())).collect();
-    let mut config = match Config::from_env(warnings) {
-        Ok(c) => c,
-        Err(e) => return fail_all(e),
-    };
-    let trust = std::mem::replace(&mut config.trust, Trust::System);
-    let client = match http::client(trust) {
-        Ok(c) => c,
-        Err(e) => return fail_all(e),
-    };
-    let policy = Policy::within(settings.timeout);
-    let token = match std::mem::replace(&mut config.token, TokenSource::Missing) {
-        TokenSource::Token(t) | TokenSource::File(t) => t,
-        TokenSource::AppRole { role_id, secret_id } => {
-            match login(&client, &config, &role_id, &secret_id, &policy).await {
-                Ok(t) => t,
-                Err(e) => return fail_all(e),
-            }
-        }
-        TokenSource::Missing => {
-            return fail_all(FetchError::new(
-                FetchClass::Unconfigured,
-                "no Vault token: set VAULT_TOKEN, log in (`vault login` writes \
-                 ~/.vault-token), or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole",
-            ))
-        }
-    };
-    if http::credential(token.expose_secret()).is_none() {
-        return fail_all(FetchError::new(
-            FetchClass::Unconfigured,
-            "the Vault token holds characters an HTTP header cannot carry",
-        ));
-    }
-    let session = Session {
-        client,
-        addr: &config.addr,
-        token,
-        policy,
-    };
-
-    let mut results: Vec<Option<Result<SecretBytes, FetchError>>> =
-        locators.iter().map(|_| None).collect();
+    mounts: &mut Vec<(Option<String>, Mount)>,
+) -> (HashMap<Read, Vec<usize>>, Vec<Option<FetchError>>) {
+    let mut failed: Vec<Option<FetchError>> = locators.iter().map(|_| None).collect();
     // Mount discovery, cached per namespace: at most one question per mount.
-    let mut mounts: Vec<(Option<String>, Mount)> = Vec::new();
     let mut reads: HashMap<Read, Vec<usize>> = HashMap::new();
     for (i, l) in locators.iter().enumerate() {
         let Some(l) = l else {
-            results[i] = Some(Err(FetchError::new(
-                FetchClass::Invalid,
-                "not a vault locator",
-            )));
+            failed[i] = Some(FetchError::new(FetchClass::Invalid, "not a vault locator"));
             continue;
         };
-        let ns = l.namespace.clone().or_else(|| config.namespace.clone());
+        let ns = l.namespace.clone().or_else(|| session.namespace.clone());
         let mount = match known_mount(l) {
             Some(m) => m,
             None => {
@@ -385,13 +521,13 @@ async fn fetch(
                     .find(|(n, m)| *n == ns && under(&l.path, &m.path));
                 match cached {
                     Some((_, m)) => m.clone(),
-                    None => match discover(&session, ns.as_deref(), &l.path).await {
+                    None => match discover(session, ns.as_deref(), &l.path).await {
                         Ok(m) => {
                             mounts.push((ns.clone(), m.clone()));
                             m
                         }
                         Err(e) => {
-                            results[i] = Some(Err(e));
+                            failed[i] = Some(e);
                             continue;
                         }
                     },
@@ -403,30 +539,10 @@ async fn fetch(
                 .entry((ns, path, l.version, mount.kv))
                 .or_default()
                 .push(i),
-            Err(e) => results[i] = Some(Err(e)),
+            Err(e) => failed[i] = Some(e),
         }
     }
-
-    let session = &session;
-    let answers: Vec<(Vec<usize>, Result<SecretBytes, FetchError>)> = stream::iter(reads)
-        .map(|((ns, path, version, kv), wanted)| async move {
-            (
-                wanted,
-                read(session, ns.as_deref(), &path, version, kv).await,
-            )
-        })
-        .buffer_unordered(settings.concurrency.max(1))
-        .collect()
-        .await;
-    for (wanted, result) in answers {
-        for i in wanted {
-            results[i] = Some(result.clone());
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(FetchError::new(FetchClass::Invalid, "not fetched"))))
-        .collect()
+    (reads, failed)
 }
 
 /// The mount when the locator leaves no doubt: given outright, or the KV v2
@@ -485,7 +601,7 @@ fn api_path(l: &VaultLocator, m: &Mount) -> Result<String, FetchError> {
 }
 
 /// Asks Vault which mount holds `path` and its KV version, as `vault kv` does.
-async fn discover(s: &Session<'_>, ns: Option<&str>, path: &str) -> Result<Mount, FetchError> {
+async fn discover(s: &Session, ns: Option<&str>, path: &str) -> Result<Mount, FetchError> {
     let url = format!("sys/internal/ui/mounts/{path}");
     let answer = http::send(&s.policy, || s.get(ns, &url), sealed).await;
     match answer {
@@ -545,7 +661,7 @@ async fn discover(s: &Session<'_>, ns: Option<&str>, path: &str) -> Result<Mount
 
 /// Reads one secret; its data object, as JSON bytes.
 async fn read(
-    s: &Session<'_>,
+    s: &Session,
     ns: Option<&str>,
     path: &str,
     version: Option<u64>,
@@ -578,9 +694,54 @@ async fn read(
             format!("Vault's answer for `{path}` holds no key/value data"),
         ));
     }
+    let version = kv2
+        .then(|| json["data"]["metadata"]["version"].as_u64())
+        .flatten()
+        .map(|v| v.to_string());
     serde_json::to_vec(data)
-        .map(SecretBytes::new)
+        .map(|d| SecretBytes::new(d).with_version(version))
         .map_err(|_| FetchError::new(FetchClass::Invalid, "unreadable answer from Vault"))
+}
+
+/// The version a KV v2 read of `path` would return now, from the secret's
+/// metadata (no value is read). A version deleted or destroyed is `Unknown`,
+/// so that the fetch reports it.
+async fn current(
+    s: &Session,
+    ns: Option<&str>,
+    path: &str,
+    version: Option<u64>,
+    kv: u8,
+) -> VersionCheck {
+    let Some((mount, rest)) = path.split_once("/data/").filter(|_| kv == 2) else {
+        return VersionCheck::NotOffered;
+    };
+    let url = format!("{mount}/metadata/{rest}");
+    let json = match http::send(&s.policy, || s.get(ns, &url), sealed).await {
+        Ok(a) => a.json(),
+        // A policy may grant `data/` reads and not `metadata/` ones.
+        Err(Failure::Error(Problem::Status(a))) if a.status == 403 => {
+            return VersionCheck::NotOffered
+        }
+        Err(_) => None,
+    };
+    let Some(meta) = json.as_ref().map(|j| &j["data"]) else {
+        return VersionCheck::Unknown;
+    };
+    let Some(v) = version.or_else(|| meta["current_version"].as_u64()) else {
+        return VersionCheck::Unknown;
+    };
+    let this = &meta["versions"][v.to_string()];
+    let gone = this.is_null()
+        || this["destroyed"].as_bool() == Some(true)
+        || this["deletion_time"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty());
+    if gone {
+        VersionCheck::Unknown
+    } else {
+        VersionCheck::Current(v.to_string())
+    }
 }
 
 /// An answer that is not JSON: not Vault, or a proxy's page.
@@ -673,7 +834,7 @@ async fn login(
     role_id: &SecretString,
     secret_id: &SecretString,
     policy: &Policy,
-) -> Result<SecretString, FetchError> {
+) -> Result<Kept, FetchError> {
     let body = serde_json::json!({
         "role_id": role_id.expose_secret(),
         "secret_id": secret_id.expose_secret(),
@@ -691,13 +852,21 @@ async fn login(
         r
     };
     match http::send(policy, make, sealed).await {
-        Ok(a) => a
-            .json()
-            .and_then(|j| j["auth"]["client_token"].as_str().map(str::to_owned))
-            .map(SecretString::from)
-            .ok_or_else(|| {
-                FetchError::new(FetchClass::Denied, "the AppRole login returned no token")
-            }),
+        Ok(a) => {
+            let json = a.json().unwrap_or(Value::Null);
+            let token = json["auth"]["client_token"]
+                .as_str()
+                .map(|t| SecretString::from(t.to_owned()))
+                .ok_or_else(|| {
+                    FetchError::new(FetchClass::Denied, "the AppRole login returned no token")
+                })?;
+            // A lease of 0 does not expire.
+            let until = json["auth"]["lease_duration"]
+                .as_u64()
+                .filter(|s| *s > 0)
+                .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s * 9 / 10));
+            Ok(Kept { token, until })
+        }
         Err(Failure::Error(Problem::Status(a)))
             if (400..500).contains(&a.status) && a.status != 429 =>
         {
