@@ -62,6 +62,8 @@ pub fn exec(args: &ExecArgs, reporter: &Reporter) -> u8 {
         return status.code();
     }
     if !args.watch {
+        // Ends the providers first (an AppRole token is revoked).
+        drop(lp);
         let err = command(args, &exported).exec();
         return spawn_failed(args, reporter, &err);
     }

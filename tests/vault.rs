@@ -468,6 +468,16 @@ fn approle_login_reads_with_the_roles_policy() {
     assert_eq!(read.len(), 1);
     let token = read[0].headers.get("x-vault-token").expect("a token");
     assert!(token.len() > 8 && *token != b.root, "the login's token");
+    // The run's token does not outlive it: revoked at the end (`revoke-self`).
+    let revoke: Vec<_> = env
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.target == "POST /v1/auth/token/revoke-self")
+        .collect();
+    assert_eq!(revoke.len(), 1, "one revoke-self");
+    assert_eq!(revoke[0].headers.get("x-vault-token"), Some(token));
+    assert_eq!(b.api().with_token(token).kv2_get("secret", &p, None).0, 403);
     assert_silent(&r, &secret_id, "approle");
     assert_silent(&r, token, "approle");
     let token = token.clone();

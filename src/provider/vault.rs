@@ -332,6 +332,34 @@ impl VaultProvider {
     }
 }
 
+/// An AppRole token is revoked when the provider ends (a render's end, a
+/// watch loop's stop), so that no token outlives the run that logged in.
+impl Drop for VaultProvider {
+    fn drop(&mut self) {
+        let Some(token) = self.approle.get_mut().ok().and_then(Option::take) else {
+            return;
+        };
+        let revoke = async {
+            let mut config = Config::from_env(&self.warnings).ok()?;
+            let trust = std::mem::replace(&mut config.trust, Trust::System);
+            let client = http::client(trust).ok()?;
+            let value = http::credential(token.token.expose_secret())?;
+            let url = format!("{}/v1/auth/token/revoke-self", config.addr);
+            // At most one short try: exit is not held up by a slow Vault.
+            let mut r = client
+                .post(url)
+                .header("X-Vault-Token", value)
+                .header("X-Vault-Request", "true")
+                .timeout(std::time::Duration::from_secs(2));
+            if let Some(ns) = &config.namespace {
+                r = r.header("X-Vault-Namespace", ns);
+            }
+            r.send().await.ok()
+        };
+        let _ = http::block_on(revoke, |_| None);
+    }
+}
+
 impl Provider for VaultProvider {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Vault
