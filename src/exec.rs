@@ -225,19 +225,8 @@ fn spawn(
 fn render_worker(mut lp: Loop, reporter: Reporter, tx: mpsc::Sender<Event>) -> mpsc::Sender<bool> {
     let (req_tx, req_rx) = mpsc::channel::<bool>();
     std::thread::spawn(move || loop {
-        // A held render is due when its wait ends, as if files had changed.
-        let first = match lp.held() {
-            Some(until) => {
-                match req_rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    Ok(r) => r,
-                    Err(mpsc::RecvTimeoutError::Timeout) => false,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            }
-            None => match req_rx.recv() {
-                Ok(r) => r,
-                Err(_) => return,
-            },
+        let Some(first) = watch::next(&req_rx, lp.held(), false) else {
+            return;
         };
         let mut refresh = first;
         let mut files = !first;

@@ -377,6 +377,19 @@ pub fn signal_events(signals: &[i32], tx: mpsc::Sender<Event>) -> Result<(), Dia
     Ok(())
 }
 
+/// The next message, or `due` once `until` passes (a held render is due then,
+/// as if files had changed); `None` when every sender is gone.
+pub fn next<T>(rx: &mpsc::Receiver<T>, until: Option<Instant>, due: T) -> Option<T> {
+    match until {
+        Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => Some(due),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+        },
+        None => rx.recv().ok(),
+    }
+}
+
 /// Takes every event already waiting, so that a burst is one render.
 pub fn drain(rx: &mpsc::Receiver<Event>, first: Event) -> Vec<Event> {
     let mut all = vec![first];
@@ -411,17 +424,8 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
     lp.defer_signals = false;
     lp.render(reporter, "start");
     loop {
-        // A held render is due when its wait ends, as if files had changed.
-        let first = match lp.held() {
-            Some(until) => match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(e) => e,
-                Err(mpsc::RecvTimeoutError::Timeout) => Event::Files,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(e) => e,
-                Err(_) => break,
-            },
+        let Some(first) = next(&rx, lp.held(), Event::Files) else {
+            break;
         };
         let events = drain(&rx, first);
         if events

@@ -251,9 +251,7 @@ impl VaultProvider {
     /// A session with the configured token, logging in with AppRole unless a
     /// kept token is still good.
     async fn session(&self) -> Result<Session, FetchError> {
-        let mut config = Config::from_env(&self.warnings)?;
-        let trust = std::mem::replace(&mut config.trust, Trust::System);
-        let client = http::client(trust)?;
+        let (mut config, client) = self.connect()?;
         let policy = Policy::within(self.settings.timeout);
         let token = match std::mem::replace(&mut config.token, TokenSource::Missing) {
             TokenSource::Token(t) | TokenSource::File(t) => t,
@@ -289,6 +287,15 @@ impl VaultProvider {
             token,
             policy,
         })
+    }
+
+    /// The configuration from the environment, and a client that trusts what
+    /// it says.
+    fn connect(&self) -> Result<(Config, reqwest::Client), FetchError> {
+        let mut config = Config::from_env(&self.warnings)?;
+        let trust = std::mem::replace(&mut config.trust, Trust::System);
+        let client = http::client(trust)?;
+        Ok((config, client))
     }
 
     /// The kept AppRole token, if it is still in its lease.
@@ -340,21 +347,21 @@ impl Drop for VaultProvider {
             return;
         };
         let revoke = async {
-            let mut config = Config::from_env(&self.warnings).ok()?;
-            let trust = std::mem::replace(&mut config.trust, Trust::System);
-            let client = http::client(trust).ok()?;
-            let value = http::credential(token.token.expose_secret())?;
-            let url = format!("{}/v1/auth/token/revoke-self", config.addr);
+            let (config, client) = self.connect().ok()?;
+            let s = Session {
+                client,
+                addr: config.addr,
+                namespace: config.namespace,
+                token: token.token,
+                policy: Policy::within(std::time::Duration::from_secs(2)),
+            };
+            let ns = s.namespace.as_deref();
             // At most one short try: exit is not held up by a slow Vault.
-            let mut r = client
-                .post(url)
-                .header("X-Vault-Token", value)
-                .header("X-Vault-Request", "true")
-                .timeout(std::time::Duration::from_secs(2));
-            if let Some(ns) = &config.namespace {
-                r = r.header("X-Vault-Namespace", ns);
-            }
-            r.send().await.ok()
+            s.request(reqwest::Method::POST, ns, "auth/token/revoke-self")
+                .timeout(s.policy.attempt_timeout)
+                .send()
+                .await
+                .ok()
         };
         let _ = http::block_on(revoke, |_| None);
     }
@@ -369,7 +376,9 @@ impl Provider for VaultProvider {
         let fetch = || {
             self.run(
                 requests,
-                async |s, (ns, path, version, kv)| read(s, ns.as_deref(), &path, version, kv).await,
+                async |s, (ns, path, version, mount)| {
+                    read(s, ns.as_deref(), &path, version, mount.kv).await
+                },
                 Err,
             )
         };
@@ -387,8 +396,8 @@ impl Provider for VaultProvider {
         let check = || {
             self.run(
                 requests,
-                async |s, (ns, path, version, kv)| {
-                    current(s, ns.as_deref(), &path, version, kv).await
+                async |s, (ns, path, version, mount)| {
+                    current(s, ns.as_deref(), &path, version, &mount).await
                 },
                 |_| VersionCheck::Unknown,
             )
@@ -487,14 +496,14 @@ impl Config {
 }
 
 /// A KV mount: its path (no slashes at the ends) and version.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Mount {
     path: String,
     kv: u8,
 }
 
-/// One read: namespace, API path (below `/v1/`), version, KV version.
-type Read = (Option<String>, String, Option<u64>, u8);
+/// One read: namespace, API path (below `/v1/`), version, and the mount.
+type Read = (Option<String>, String, Option<u64>, Mount);
 
 /// Everything one run needs to talk to Vault.
 struct Session {
@@ -508,12 +517,21 @@ struct Session {
 
 impl Session {
     fn get(&self, namespace: Option<&str>, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, namespace, path)
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        namespace: Option<&str>,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         // Checked before the session was made; empty only if that changed.
         let token = http::credential(self.token.expose_secret())
             .unwrap_or_else(|| reqwest::header::HeaderValue::from_static(""));
         let mut r = self
             .client
-            .get(format!("{}/v1/{path}", self.addr))
+            .request(method, format!("{}/v1/{path}", self.addr))
             .header("X-Vault-Token", token)
             .header("X-Vault-Request", "true");
         if let Some(ns) = namespace {
@@ -564,7 +582,7 @@ async fn plan(
         };
         match api_path(l, &mount) {
             Ok(path) => reads
-                .entry((ns, path, l.version, mount.kv))
+                .entry((ns, path, l.version, mount))
                 .or_default()
                 .push(i),
             Err(e) => failed[i] = Some(e),
@@ -739,12 +757,15 @@ async fn current(
     ns: Option<&str>,
     path: &str,
     version: Option<u64>,
-    kv: u8,
+    mount: &Mount,
 ) -> VersionCheck {
-    let Some((mount, rest)) = path.split_once("/data/").filter(|_| kv == 2) else {
+    let rest = path
+        .strip_prefix(mount.path.as_str())
+        .and_then(|r| r.strip_prefix("/data/"));
+    let Some(rest) = rest.filter(|_| mount.kv == 2) else {
         return VersionCheck::NotOffered;
     };
-    let url = format!("{mount}/metadata/{rest}");
+    let url = format!("{}/metadata/{rest}", mount.path);
     let json = match http::send(&s.policy, || s.get(ns, &url), sealed).await {
         Ok(a) => a.json(),
         // A policy may grant `data/` reads and not `metadata/` ones.
