@@ -274,10 +274,7 @@ fn file_secret_at_exactly_the_limit_is_read_and_one_byte_over_is_refused() {
     )
     .expect("write");
     let cases = [
-        (
-            "secrets:\n  S: { file: ten }\nk: $<S>\n",
-            "k: abcdefghij\n",
-        ),
+        ("secrets:\n  S: { file: ten }\nk: $<S>\n", "k: abcdefghij\n"),
         ("k: <<file|ten>>\n", "k: abcdefghij\n"),
         ("k: $<C>\n", "k: abcdefghij\n"),
     ];

@@ -167,3 +167,62 @@ fn humantime(d: Duration) -> String {
         format!("{}ms", d.as_millis())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch(path: &Path, limit: u64, timeout: Duration) -> Result<SecretBytes, FetchError> {
+        read(path, limit, Instant::now() + timeout, timeout)
+    }
+
+    #[test]
+    fn a_file_of_exactly_the_limit_is_read_and_one_byte_more_is_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("s");
+        std::fs::write(&p, "12345").expect("write");
+        let got = fetch(&p, 5, Duration::from_secs(5)).expect("at the limit");
+        assert_eq!(got.expose(), b"12345");
+        let e = fetch(&p, 4, Duration::from_secs(5)).expect_err("over the limit");
+        assert_eq!(e.class, FetchClass::Invalid);
+        assert_eq!(
+            e.message,
+            format!(
+                "file `{}` is larger than 4 bytes (raise with --max-secret-size)",
+                p.display()
+            )
+        );
+    }
+
+    #[test]
+    fn endless_and_empty_devices_are_bounded() {
+        let e = fetch(Path::new("/dev/zero"), 1024, Duration::from_secs(5)).expect_err("endless");
+        assert_eq!(e.class, FetchClass::Invalid);
+        let got = fetch(Path::new("/dev/null"), 1024, Duration::from_secs(5)).expect("empty");
+        assert_eq!(got.expose(), b"");
+    }
+
+    #[test]
+    fn a_fifo_without_a_writer_ends_at_the_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let e = fetch(&p, 1024, Duration::from_millis(100)).expect_err("no writer");
+        assert_eq!(e.class, FetchClass::Unreachable);
+        assert!(e.message.contains("after 100ms"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_directory_is_not_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = fetch(dir.path(), 1024, Duration::from_secs(5)).expect_err("directory");
+        assert_eq!(e.class, FetchClass::NotFound);
+    }
+}
