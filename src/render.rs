@@ -374,7 +374,9 @@ impl Session {
         let src_len = self.sources[input.source].text.len();
         let mut size = before.saturating_add(src_len);
         if let Some(block) = &input.scan.secrets {
-            size = (size + block.replacement.len()).saturating_sub(block.removal.len());
+            size = size
+                .saturating_add(block.replacement.len())
+                .saturating_sub(block.removal.len());
         }
         for (i, site) in input.scan.sites.iter().enumerate() {
             match ev.emit(site, key) {
