@@ -1625,3 +1625,32 @@ fn supervised_command_dies_with_a_sigkilled_supervisor() {
         );
     }
 }
+
+#[test]
+fn supervised_command_is_not_run_when_its_supervisor_is_already_gone() {
+    // The keyfill that becomes the command checks, after asking for the
+    // parent-death signal, that its parent is still the supervisor that
+    // started it; a supervisor that died first could not have sent it.
+    let dir = Dir::new();
+    let script = dir.script("ran.sh", ": > $D/ran\nexit 0");
+    let not_our_parent = (std::process::id() + 1).to_string();
+    let st = Command::new(BIN)
+        .args([
+            "__keyfill-supervised-command",
+            &not_our_parent,
+            "text",
+            &script,
+        ])
+        .status()
+        .expect("run keyfill");
+    assert_eq!(st.code(), Some(137));
+    assert!(!dir.exists("ran"));
+    // With its real parent it becomes the command.
+    let me = std::process::id().to_string();
+    let st = Command::new(BIN)
+        .args(["__keyfill-supervised-command", &me, "text", &script])
+        .status()
+        .expect("run keyfill");
+    assert_eq!(st.code(), Some(0));
+    assert!(dir.exists("ran"));
+}
