@@ -47,6 +47,8 @@ pub(crate) fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
             max_aliases: input.max_aliases,
         },
         max_input: input.max_input_size,
+        max_secret: usize::try_from(input.max_secret_size).unwrap_or(usize::MAX),
+        max_output: usize::try_from(input.max_output_size).unwrap_or(usize::MAX),
         export: false,
     }
 }
@@ -56,6 +58,7 @@ pub(crate) fn session(input: &InputArgs) -> Session {
         registry: Registry::new(Settings {
             concurrency: usize::from(input.concurrency),
             timeout: input.timeout,
+            max_secret_size: input.max_secret_size,
         }),
         ..Session::default()
     }
@@ -186,7 +189,8 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
     if let Some(f) = &fetched {
         let key = DigestKey::default();
         for unit in &units {
-            let mut ev = resolve::Evaluator::new(unit, &session.sources, f, true);
+            let mut ev = resolve::Evaluator::new(unit, &session.sources, f, true)
+                .max_secret(opts.max_secret);
             let mut ok = std::collections::HashMap::new();
             for d in unit.ns.all() {
                 ok.insert(

@@ -98,6 +98,12 @@ pub struct InputArgs {
     /// Most alias nodes in one input.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_aliases: usize,
+    /// Largest secret: a `file:` read, a composed value.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_secret_size: u64,
+    /// Largest rendered output, all inputs together.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_output_size: u64,
     /// Most requests in flight at once, per secret manager.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,

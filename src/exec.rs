@@ -74,7 +74,13 @@ pub fn exec(args: &ExecArgs, reporter: &Reporter) -> u8 {
 /// credentials removed unless `--pass-credentials`. Secrets never go into argv.
 fn command(args: &ExecArgs, exported: &[(String, SecretText)]) -> Command {
     let mut cmd = Command::new(&args.command[0]);
-    cmd.args(&args.command[1..]).env_remove(UNDER_INIT);
+    cmd.args(&args.command[1..]);
+    environment(cmd, args, exported)
+}
+
+/// The command's environment on `cmd` (see [`command`]).
+fn environment(mut cmd: Command, args: &ExecArgs, exported: &[(String, SecretText)]) -> Command {
+    cmd.env_remove(UNDER_INIT);
     if !args.pass_credentials {
         for v in CREDENTIALS {
             cmd.env_remove(v);
@@ -88,7 +94,11 @@ fn command(args: &ExecArgs, exported: &[(String, SecretText)]) -> Command {
 
 /// 127 when the command does not exist, 126 when it cannot be run, as shells do.
 fn spawn_failed(args: &ExecArgs, reporter: &Reporter, err: &std::io::Error) -> u8 {
-    let shown = args.command[0].to_string_lossy();
+    cannot_run(&args.command[0], reporter, err)
+}
+
+fn cannot_run(program: &std::ffi::OsStr, reporter: &Reporter, err: &std::io::Error) -> u8 {
+    let shown = program.to_string_lossy();
     let (code, what) = match err.kind() {
         std::io::ErrorKind::NotFound => (127, "not found"),
         std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
@@ -204,20 +214,83 @@ fn send(args: &ExecArgs, pid: i32, signal: i32) {
     };
 }
 
+/// First argument of a keyfill that the supervisor starts only to become the
+/// command (see [`become_command`]); `main` looks for it before parsing.
+pub const CHILD_MARK: &str = "__keyfill-supervised-command";
+
+/// Where the running keyfill's own binary is, even after it was replaced on disk.
+const SELF_EXE: &str = "/proc/self/exe";
+
+/// Starts the command under the supervisor. It is started through a fresh
+/// keyfill ([`become_command`]) that asks to be killed when the supervisor
+/// dies and then execs the command (same PID, argv as given): a SIGKILLed
+/// supervisor must not leave its command running orphaned, and setting the
+/// parent-death signal between fork and exec would need unsafe code. Without
+/// `/proc` the command is started directly.
 fn spawn(
     args: &ExecArgs,
     reporter: &Reporter,
     exported: &[(String, SecretText)],
 ) -> Result<i32, u8> {
-    let mut cmd = command(args, exported);
+    let mut via = Command::new(SELF_EXE);
+    let format = match reporter.format {
+        crate::report::Format::Json => "json",
+        crate::report::Format::Text => "text",
+    };
+    via.arg(CHILD_MARK)
+        .arg(rustix::process::getpid().as_raw_nonzero().to_string())
+        .arg(format)
+        .args(&args.command);
+    let mut via = environment(via, args, exported);
     if args.signal_group {
         // A group of its own, so that a signal reaches the command's children.
-        cmd.process_group(0);
+        via.process_group(0);
     }
-    match cmd.spawn() {
+    let started = match via.spawn() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut cmd = command(args, exported);
+            if args.signal_group {
+                cmd.process_group(0);
+            }
+            cmd.spawn()
+        }
+        other => other,
+    };
+    match started {
         Ok(child) => Ok(i32::try_from(child.id()).unwrap_or(0)),
         Err(e) => Err(spawn_failed(args, reporter, &e)),
     }
+}
+
+/// In the keyfill that [`spawn`] starts (`argv`: after [`CHILD_MARK`], the
+/// supervisor's PID, the log format, the command): asks for SIGKILL when the
+/// supervisor dies, then becomes the command. The exit status when it cannot.
+pub fn become_command(argv: &[std::ffi::OsString]) -> u8 {
+    let parent = argv
+        .first()
+        .and_then(|p| p.to_str())
+        .and_then(|p| p.parse::<i32>().ok());
+    let reporter = Reporter {
+        format: if argv.get(1).is_some_and(|f| f == "json") {
+            crate::report::Format::Json
+        } else {
+            crate::report::Format::Text
+        },
+        color: false,
+        quiet: false,
+    };
+    let (Some(parent), Some(program)) = (parent, argv.get(2)) else {
+        return Exit::Usage.code();
+    };
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    // A supervisor that died before the line above sent nothing: we were
+    // reparented already, and nobody would stop the command.
+    let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+    if ppid != parent {
+        return 128 + 9;
+    }
+    let err = Command::new(program).args(&argv[3..]).exec();
+    cannot_run(program, &reporter, &err)
 }
 
 /// Starts the thread that renders on request (`true`: a refresh); it reports

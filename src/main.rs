@@ -16,6 +16,11 @@ fn main() -> ExitCode {
             eprintln!("keyfill: internal error{at}; this is a bug, please report it");
         }
     }));
+    // A supervised command starts as a keyfill that becomes it (see exec.rs).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == keyfill::exec::CHILD_MARK) {
+        return ExitCode::from(keyfill::exec::become_command(&argv[2..]));
+    }
     let cli = keyfill::cli::Cli::parse();
     ExitCode::from(keyfill::app::run(cli))
 }

@@ -28,6 +28,10 @@ pub struct Options {
     pub limits: Limits,
     /// Largest input, in bytes.
     pub max_input: usize,
+    /// Largest composed secret, in bytes.
+    pub max_secret: usize,
+    /// Largest rendered output (all inputs), in bytes.
+    pub max_output: usize,
     /// Also compute every declared secret into [`Session::exported`].
     pub export: bool,
 }
@@ -294,7 +298,8 @@ impl Session {
         let mut out = Vec::new();
         let mut json_docs = Vec::new();
         for (input, unit) in prepared.inputs.iter().zip(&units) {
-            let Some(text) = self.render_one(input, unit, &fetched, opts, &key, &mut json_docs)
+            let Some(text) =
+                self.render_one(input, unit, &fetched, opts, &key, &mut json_docs, out.len())
             else {
                 continue;
             };
@@ -319,6 +324,13 @@ impl Session {
             } else {
                 out.extend_from_slice(text.as_bytes());
             }
+            if out.len() > opts.max_output {
+                // Sites were counted as they were emitted; this adds the
+                // document separators, and an input larger than the bound.
+                let name = &self.sources[input.source].name;
+                self.diags.push(too_large(name, opts.max_output));
+                return None;
+            }
         }
         if self.failed() {
             return None;
@@ -328,11 +340,20 @@ impl Session {
                 let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
                 out.extend_from_slice(text.as_bytes());
                 out.push(b'\n');
+                if out.len() > opts.max_output {
+                    self.diags.push(Diagnostic::invalid(format!(
+                        "the rendered JSON is larger than {} bytes (raise with --max-output-size)",
+                        opts.max_output
+                    )));
+                    return None;
+                }
             }
         }
         Some(out)
     }
 
+    /// Renders one input; `before` bytes of output precede it.
+    #[allow(clippy::too_many_arguments)]
     fn render_one(
         &mut self,
         input: &Loaded,
@@ -341,14 +362,36 @@ impl Session {
         opts: &Options,
         key: &DigestKey,
         json_docs: &mut Vec<serde_json::Value>,
+        before: usize,
     ) -> Option<String> {
-        let mut ev = Evaluator::new(unit, &self.sources, fetched, opts.redact);
+        let mut ev =
+            Evaluator::new(unit, &self.sources, fetched, opts.redact).max_secret(opts.max_secret);
         let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
         let mut expected = input.scan.segments.first().copied().unwrap_or_default();
         let mut ok = true;
+        // The output's size, kept as sites are emitted: many uses of a large
+        // secret stop at --max-output-size, not when memory runs out.
+        let src_len = self.sources[input.source].text.len();
+        let mut size = before.saturating_add(src_len);
+        if let Some(block) = &input.scan.secrets {
+            size = size
+                .saturating_add(block.replacement.len())
+                .saturating_sub(block.removal.len());
+        }
         for (i, site) in input.scan.sites.iter().enumerate() {
             match ev.emit(site, key) {
                 Some(e) => {
+                    size = size
+                        .saturating_add(e.text.len())
+                        .saturating_sub(site.region.len());
+                    if size > opts.max_output {
+                        let name = &self.sources[input.source].name;
+                        let d =
+                            too_large(name, opts.max_output).at(input.source, site.span.clone());
+                        self.diags.append(&mut ev.diags);
+                        self.diags.push(d);
+                        return None;
+                    }
                     expected = expected.concat(key, e.digest);
                     edits.push((site.region.clone(), e.text));
                 }
@@ -361,6 +404,19 @@ impl Session {
             // `exec --env`: every declared secret, computed as a render would.
             for d in unit.ns.all() {
                 match ev.value(&d.name) {
+                    // An environment variable cannot hold a NUL: refused here,
+                    // before anything is written or run.
+                    Some(v) if v.expose().contains('\0') => {
+                        self.diags.push(
+                            Diagnostic::invalid(format!(
+                                "secret `{}` contains a NUL character, which an environment variable cannot hold",
+                                d.name
+                            ))
+                            .at(d.source, d.name_span.clone())
+                            .note("exec --env exports every declared secret; nothing was written or run"),
+                        );
+                        ok = false;
+                    }
                     Some(v) => self.exported.push((d.name.clone(), v)),
                     None => ok = false,
                 }
@@ -401,6 +457,12 @@ impl Session {
             }
         }
     }
+}
+
+fn too_large(name: &str, max: usize) -> Diagnostic {
+    Diagnostic::invalid(format!(
+        "`{name}`: the rendered output is larger than {max} bytes (raise with --max-output-size)"
+    ))
 }
 
 fn oversize(name: &str, max: usize) -> Diagnostic {
@@ -444,6 +506,8 @@ mod tests {
                 max_aliases: 100,
             },
             max_input: 1 << 20,
+            max_secret: 1 << 20,
+            max_output: 1 << 24,
             export: false,
         };
         let mut s = Session::default();

@@ -592,6 +592,7 @@ pub struct Evaluator<'a, 'd> {
     sources: &'a [Source],
     fetched: &'a Fetched,
     redact: bool,
+    max_secret: usize,
     memo: HashMap<String, Option<Rc<Computed>>>,
     failures: HashMap<String, Exit>,
     /// Problems found while computing.
@@ -619,10 +620,17 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             sources,
             fetched,
             redact,
+            max_secret: usize::MAX,
             memo: HashMap::new(),
             failures: HashMap::new(),
             diags: Vec::new(),
         }
+    }
+
+    /// Bounds every composed value (a template's result) to `bytes`.
+    pub fn max_secret(mut self, bytes: usize) -> Self {
+        self.max_secret = bytes;
+        self
     }
 
     fn fail(&mut self, d: Diagnostic) -> Option<Rc<Computed>> {
@@ -726,7 +734,8 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 }
             }
             Origin::Template { template, .. } => {
-                Raw::Text(self.interpolate(template, d.source, &who, at.clone())?)
+                let at = at.clone();
+                Raw::Text(self.interpolate(template, d.source, &who, at.clone(), at)?)
             }
         };
         let raw = match raw {
@@ -783,37 +792,55 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         }))
     }
 
+    /// A template's text. `at` locates a fetch's failure, `size_at` the
+    /// composed value growing past `--max-secret-size`: checked before each
+    /// part is appended, so that doubling compositions stop at the bound
+    /// instead of exhausting memory.
     fn interpolate(
         &mut self,
         t: &Template,
         source: SourceId,
         who: &str,
         at: Option<(SourceId, Range<usize>)>,
+        size_at: Option<(SourceId, Range<usize>)>,
     ) -> Option<String> {
         let mut out = String::new();
         let mut ok = true;
         for p in &t.parts {
-            match p {
-                Part::Literal(l) => out.push_str(l),
+            let part = match p {
+                Part::Literal(l) => Some(l.clone()),
                 Part::Secret(r) => match self.compute(&r.name) {
                     Some(c) => match self.field(&c, r, who) {
-                        Some(Rendered::Str(s) | Rendered::Typed(s)) => out.push_str(&s),
-                        Some(Rendered::Json(v)) => out.push_str(&v.to_string()),
-                        None => ok = false,
+                        Some(Rendered::Str(s) | Rendered::Typed(s)) => Some(s),
+                        Some(Rendered::Json(v)) => Some(v.to_string()),
+                        None => None,
                     },
-                    None => ok = false,
+                    None => None,
                 },
                 Part::Direct(r) => {
                     let base = &self.sources[source].base_dir;
                     match Locator::parse(r.provider, &r.locator, base) {
                         Ok(loc) => match self.fetch_value(&loc, who, at.clone(), false) {
-                            Some(Raw::Text(v) | Raw::Base64(v)) => out.push_str(&v),
-                            None => ok = false,
+                            Some(Raw::Text(v) | Raw::Base64(v)) => Some(v),
+                            None => None,
                         },
-                        Err(_) => ok = false,
+                        Err(_) => None,
                     }
                 }
+            };
+            let Some(part) = part else {
+                ok = false;
+                continue;
+            };
+            if out.len().saturating_add(part.len()) > self.max_secret {
+                let d = Diagnostic::invalid(format!(
+                    "{who}: the composed value is larger than {} bytes (raise with --max-secret-size)",
+                    self.max_secret
+                ));
+                self.diags.push(attach(d, size_at));
+                return None;
             }
+            out.push_str(&part);
         }
         ok.then_some(out)
     }
@@ -905,6 +932,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 self.unit.source,
                 "reference",
                 None,
+                Some((self.unit.source, site.span.clone())),
             )?),
         };
         let value = match value {

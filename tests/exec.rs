@@ -1565,3 +1565,92 @@ fn signals_are_forwarded_while_a_refresh_stalls() {
     );
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
+
+// ---------------------------------------------------------------------------
+// Bounds: values an environment cannot hold, a supervisor killed outright
+// ---------------------------------------------------------------------------
+
+#[test]
+fn exec_env_nul_is_refused_before_writing_or_running() {
+    let dir = Dir::new();
+    let c = canary("nul");
+    // `\0` in a double-quoted YAML scalar is a NUL; the secret is unused, and
+    // --env exports it all the same.
+    dir.write(
+        "c.yaml",
+        &format!("secrets:\n  OK: fine\n  BAD: \"{c}\\0tail\"\nk: $<OK>\n"),
+    );
+    let script = dir.script("ran.sh", ": > $D/ran\nexit 0");
+    for watch in [false, true] {
+        let (st, err) = run(&dir, &exec_args(watch, &["--env"], &[&script]), &[]);
+        assert_eq!(st.code(), Some(3), "watch: {watch}: {err}");
+        assert!(
+            err.contains(
+                "error: secret `BAD` contains a NUL character, which an environment variable cannot hold"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains(&c), "the value stays off stderr: {err}");
+        assert!(!dir.exists("out.yaml"), "nothing written (watch: {watch})");
+        assert!(!dir.exists("ran"), "nothing run (watch: {watch})");
+    }
+    // Without --env the value is only spliced into the output: no refusal.
+    let (st, err) = run(&dir, &exec_args(false, &[], &[&script]), &[]);
+    assert_eq!(st.code(), Some(0), "{err}");
+    assert!(dir.exists("ran"));
+}
+
+#[test]
+fn supervised_command_dies_with_a_sigkilled_supervisor() {
+    for extra in [&[][..], &["--signal-group"][..]] {
+        let dir = Dir::new();
+        let mut k = supervised(&dir, &[], extra, &[]);
+        let lines = dir.lines("pids");
+        let cmd: u32 = lines[0].trim().parse().expect("command pid");
+        // The command is keyfill's own child (it became it by exec).
+        let stat = fs::read_to_string(format!("/proc/{cmd}/stat")).expect("command stat");
+        let ppid: u32 = stat[stat.rfind(") ").expect("stat") + 2..]
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("ppid");
+        assert_eq!(ppid, k.pid(), "{extra:?}");
+        // SIGKILL only keyfill, not its group: nothing can be forwarded.
+        k.signal(Signal::KILL);
+        let st = k.wait(SOON).expect("keyfill ends on SIGKILL");
+        assert_eq!(st.signal(), Some(9));
+        assert!(
+            poll_until(SOON, || !alive(cmd)),
+            "the command outlived its supervisor ({extra:?})"
+        );
+    }
+}
+
+#[test]
+fn supervised_command_is_not_run_when_its_supervisor_is_already_gone() {
+    // The keyfill that becomes the command checks, after asking for the
+    // parent-death signal, that its parent is still the supervisor that
+    // started it; a supervisor that died first could not have sent it.
+    let dir = Dir::new();
+    let script = dir.script("ran.sh", ": > $D/ran\nexit 0");
+    let not_our_parent = (std::process::id() + 1).to_string();
+    let st = Command::new(BIN)
+        .args([
+            "__keyfill-supervised-command",
+            &not_our_parent,
+            "text",
+            &script,
+        ])
+        .status()
+        .expect("run keyfill");
+    assert_eq!(st.code(), Some(137));
+    assert!(!dir.exists("ran"));
+    // With its real parent it becomes the command.
+    let me = std::process::id().to_string();
+    let st = Command::new(BIN)
+        .args(["__keyfill-supervised-command", &me, "text", &script])
+        .status()
+        .expect("run keyfill");
+    assert_eq!(st.code(), Some(0));
+    assert!(dir.exists("ran"));
+}

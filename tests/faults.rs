@@ -152,3 +152,254 @@ fn unwritable_targets_exit_6_and_keep_what_was_there() {
     assert_eq!(fs::read_to_string(target.join("keep")).expect("read"), "k");
     assert_eq!(leftovers(dir.path()), Vec::<String>::new());
 }
+
+// ---------------------------------------------------------------------------
+// Bounds: secret sizes, the output's size, files that never end
+// ---------------------------------------------------------------------------
+
+/// Runs `keyfill render ARGS` in `dir`, killed if it has not ended after a
+/// bound that only a hang can reach; (exit code, stdout, stderr).
+fn render_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("render")
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(fs::File::create(dir.join("stdout")).expect("stdout file"))
+        .stderr(fs::File::create(dir.join("stderr")).expect("stderr file"))
+        .spawn()
+        .expect("spawn");
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("keyfill render {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |n: &str| fs::read_to_string(dir.join(n)).expect("read capture");
+    (status.code(), read("stdout"), read("stderr"))
+}
+
+fn mkfifo(path: &Path) {
+    let st = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(st.success(), "mkfifo failed");
+}
+
+#[test]
+fn file_secret_from_dev_zero_stops_at_the_size_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(
+        dir.path().join("c.yaml"),
+        "secrets:\n  Z: { file: /dev/zero }\nk: $<Z>\n",
+    )
+    .expect("write");
+    let (code, out, err) = render_in(dir.path(), &["c.yaml"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with(
+            "error: secret `Z`: file `/dev/zero` is larger than 16777216 bytes (raise with --max-secret-size)\n"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("note: locator: file|/dev/zero"), "{err}");
+}
+
+#[test]
+fn file_secret_fifo_without_writer_gives_up_at_the_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mkfifo(&dir.path().join("fifo"));
+    fs::write(
+        dir.path().join("c.yaml"),
+        "secrets:\n  F: { file: fifo }\nk: $<F>\nd: <<file|fifo>>\n",
+    )
+    .expect("write");
+    let (code, out, err) = render_in(dir.path(), &["--timeout", "1s", "c.yaml"]);
+    assert_eq!(code, Some(5), "{err}");
+    assert_eq!(out, "");
+    let why = "gave up reading file `fifo` after 1s: its end never came (a FIFO without a writer?); raise with --timeout";
+    assert!(
+        err.contains(&format!("error: secret `F`: {why}\n")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("error: reference <<file|fifo>>: {why}\n")),
+        "{err}"
+    );
+}
+
+#[test]
+fn file_secret_fifo_filled_by_a_writer_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    fs::write(
+        dir.path().join("c.yaml"),
+        "secrets:\n  F: { file: fifo }\nk: $<F>\n",
+    )
+    .expect("write");
+    // Opening for writing waits for keyfill to open it for reading; the value
+    // comes in two writes with a pause, so that keyfill waits for the end.
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo)
+            .expect("open fifo");
+        f.write_all(b"s3c").expect("write");
+        f.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(100));
+        f.write_all(b"ret").expect("write");
+    });
+    let (code, out, err) = render_in(dir.path(), &["--timeout", "30s", "c.yaml"]);
+    writer.join().expect("writer");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "k: s3cret\n");
+}
+
+#[test]
+fn file_secret_at_exactly_the_limit_is_read_and_one_byte_over_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("ten"), "abcdefghij").expect("write");
+    fs::write(dir.path().join("eleven"), "abcdefghijk").expect("write");
+    // Declared in the config, referenced directly, and from a catalogue.
+    fs::write(
+        dir.path().join("cat.yaml"),
+        "secrets:\n  C: { file: ten }\n  D: { file: eleven }\n",
+    )
+    .expect("write");
+    let cases = [
+        ("secrets:\n  S: { file: ten }\nk: $<S>\n", "k: abcdefghij\n"),
+        ("k: <<file|ten>>\n", "k: abcdefghij\n"),
+        ("k: $<C>\n", "k: abcdefghij\n"),
+    ];
+    for (config, want) in cases {
+        fs::write(dir.path().join("c.yaml"), config).expect("write");
+        let (code, out, err) = render_in(
+            dir.path(),
+            &["--max-secret-size", "10", "--secrets", "cat.yaml", "c.yaml"],
+        );
+        assert_eq!(code, Some(0), "{config}: {err}");
+        assert_eq!(out, want, "{config}");
+    }
+    let over = "file `eleven` is larger than 10 bytes (raise with --max-secret-size)";
+    let cases = [
+        ("secrets:\n  S: { file: eleven }\nk: $<S>\n", "secret `S`"),
+        ("k: <<file|eleven>>\n", "reference <<file|eleven>>"),
+        ("k: $<D>\n", "secret `D`"),
+    ];
+    for (config, who) in cases {
+        fs::write(dir.path().join("c.yaml"), config).expect("write");
+        let (code, out, err) = render_in(
+            dir.path(),
+            &["--max-secret-size", "10", "--secrets", "cat.yaml", "c.yaml"],
+        );
+        assert_eq!(code, Some(3), "{config}: {err}");
+        assert_eq!(out, "");
+        assert!(err.starts_with(&format!("error: {who}: {over}\n")), "{err}");
+    }
+}
+
+/// `L0: x`, `Ln: "$<Ln-1>$<Ln-1>"` up to `L{levels}`, used once.
+fn doubling(levels: usize) -> String {
+    let mut text = String::from("secrets:\n  L0: x\n");
+    for i in 1..=levels {
+        text.push_str(&format!("  L{i}: \"$<L{}>$<L{}>\"\n", i - 1, i - 1));
+    }
+    text.push_str(&format!("k: $<L{levels}>\n"));
+    text
+}
+
+#[test]
+fn doubling_compositions_stop_at_the_secret_size_limit_naming_the_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("c.yaml"), doubling(64)).expect("write");
+    // 2^24 bytes is the 16 MiB default: L24 fits exactly, L25 does not.
+    let (code, out, err) = render_in(dir.path(), &["c.yaml"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with(
+            "error: secret `L25`: the composed value is larger than 16777216 bytes (raise with --max-secret-size)\n  --> c.yaml:27:3\n"
+        ),
+        "{err}"
+    );
+    // Configurable; a composed value of exactly the limit passes.
+    fs::write(dir.path().join("c.yaml"), doubling(3)).expect("write");
+    let (code, out, err) = render_in(dir.path(), &["--max-secret-size", "8", "c.yaml"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "k: xxxxxxxx\n");
+    let (code, _, err) = render_in(dir.path(), &["--max-secret-size", "7", "c.yaml"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.starts_with("error: secret `L3`: the composed value is larger than 7 bytes"),
+        "{err}"
+    );
+    // A composition in the config's own scalar is bounded too.
+    fs::write(
+        dir.path().join("c.yaml"),
+        "secrets:\n  A: abcd\nk: \"$<A>-$<A>\"\n",
+    )
+    .expect("write");
+    let (code, out, err) = render_in(dir.path(), &["--max-secret-size", "9", "c.yaml"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "k: \"abcd-abcd\"\n"),
+        "{err}"
+    );
+    let (code, _, err) = render_in(dir.path(), &["--max-secret-size", "8", "c.yaml"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.starts_with(
+            "error: reference: the composed value is larger than 8 bytes (raise with --max-secret-size)\n --> c.yaml:3:4\n"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn many_uses_of_an_allowed_secret_stop_at_the_output_size_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("big"), "v".repeat(10_000)).expect("write");
+    let mut config = String::from("secrets:\n  BIG: { file: big }\n");
+    for i in 0..100 {
+        config.push_str(&format!("k{i}: $<BIG>\n"));
+    }
+    fs::write(dir.path().join("c.yaml"), &config).expect("write");
+    let (code, out, err) = render_in(dir.path(), &["c.yaml"]);
+    assert_eq!(code, Some(0), "{err}");
+    let size = out.len();
+    assert!(size > 1_000_000, "{size}");
+    // Exactly the output's size passes; one byte less is refused, naming the input.
+    let exact = size.to_string();
+    let (code, again, err) = render_in(dir.path(), &["--max-output-size", &exact, "c.yaml"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(again.len(), size);
+    let less = (size - 1).to_string();
+    let (code, out, err) = render_in(dir.path(), &["--max-output-size", &less, "c.yaml"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with(&format!(
+            "error: `c.yaml`: the rendered output is larger than {less} bytes (raise with --max-output-size)\n"
+        )),
+        "{err}"
+    );
+    // Also with several inputs: the bound is on the whole output.
+    let half = (size / 2).to_string();
+    fs::write(dir.path().join("d.yaml"), "other: 1\n").expect("write");
+    let (code, _, err) = render_in(
+        dir.path(),
+        &["--max-output-size", &half, "d.yaml", "c.yaml"],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.starts_with("error: `c.yaml`: the rendered output is larger than"),
+        "{err}"
+    );
+}

@@ -17,7 +17,8 @@
 //!   declaration (config + `--secrets` catalogue); scope violation; unused secret with
 //!   `--strict`; `$<C.field>` on a non-JSON canary; the five-errors-in-one-pass file;
 //!   limits: `--max-depth` (in the body and on the secrets block), `--max-aliases`,
-//!   `--max-input-size`; `--format json` conversion failure (`!!int $<C>`); invalid
+//!   `--max-input-size`, `--max-secret-size` (a composition), `--max-output-size`;
+//!   `--format json` conversion failure (`!!int $<C>`); invalid
 //!   UTF-8 elsewhere in the file; errors read from stdin.
 //! - exit 4: missing JSON key (top level, nested, array index) in a JSON secret whose
 //!   values contain the canary; another secret's unset env / missing file while the
@@ -184,6 +185,8 @@ fn body_cases() -> Vec<(&'static str, &'static str, Vec<&'static str>, Expect)> 
         ("max-depth-secrets", "secrets:\n{DECL}v: $<C>\n", vec!["render", "--max-depth", "1"], Fail(3)),
         ("max-aliases", "secrets:\n{DECL}base: &b {x: $<C>}\na: *b\nb: *b\nc: *b\n", vec!["render", "--max-aliases", "1"], Fail(3)),
         ("max-input-size", "secrets:\n{DECL}v: $<C>\n", vec!["render", "--max-input-size", "10"], Fail(3)),
+        ("max-secret-size-composed", "secrets:\n{DECL}  D: \"$<C>$<C>$<C>$<C>\"\nv: $<D>\n", vec!["render", "--max-secret-size", "100"], Fail(3)),
+        ("max-output-size", "secrets:\n{DECL}v: $<C>\nw: $<C>\nx: $<C>\n", vec!["render", "--max-output-size", "50"], Fail(3)),
         ("other-env-unset", "secrets:\n{DECL}  U:\n    env: KF_LEAK_UNSET\nv: $<C>\nu: $<U>\n", vec!["render"], Fail(4)),
         ("other-file-missing", "secrets:\n{DECL}v: $<C>\nu: <<file|missing.txt>>\n", vec!["render"], Fail(4)),
         ("aws", "secrets:\n{DECL}v: $<C>\nu: <<aws|prod/db:password>>\n", vec!["render"], Fail(5)),

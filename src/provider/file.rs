@@ -4,8 +4,13 @@
 //! (the current folder for stdin). The content is used exactly, trailing newline
 //! included: keyfill does not guess which bytes of a secret are significant.
 
-use std::io::ErrorKind;
+use std::fs::File;
+use std::io::{ErrorKind, Read as _};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::{Mode, OFlags};
 
 use super::{FetchClass, FetchError, Locator, Provider, ProviderKind};
 use crate::secret::SecretBytes;
@@ -36,11 +41,13 @@ impl FileLocator {
     }
 }
 
-/// Reads files.
-pub(crate) struct FileProvider;
-
-/// Largest secret file read; a secret is never a whole disk image.
-const MAX_FILE: u64 = 64 * 1024 * 1024;
+/// Reads files, each at most `limit` bytes, all of them by `timeout`.
+pub(crate) struct FileProvider {
+    /// Largest file read, in bytes (`--max-secret-size`).
+    pub(crate) limit: u64,
+    /// Deadline for all of one fetch's files (`--timeout`).
+    pub(crate) timeout: Duration,
+}
 
 impl Provider for FileProvider {
     fn kind(&self) -> ProviderKind {
@@ -48,19 +55,29 @@ impl Provider for FileProvider {
     }
 
     fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
+        let deadline = Instant::now() + self.timeout;
         requests
             .iter()
             .map(|loc| {
                 let Locator::File(f) = loc else {
                     return Err(FetchError::new(FetchClass::Invalid, "not a file locator"));
                 };
-                read(&f.path)
+                read(&f.path, self.limit, deadline, self.timeout)
             })
             .collect()
     }
 }
 
-fn read(path: &Path) -> Result<SecretBytes, FetchError> {
+/// Reads `path` whatever it is: a regular file, a FIFO, a device. The file is
+/// opened non-blocking and polled before each read, so that a FIFO without a
+/// writer ends at the deadline instead of hanging, and at most `limit + 1`
+/// bytes are ever held, so that `/dev/zero` ends at the limit.
+fn read(
+    path: &Path,
+    limit: u64,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<SecretBytes, FetchError> {
     let shown = path.display();
     let fail = |e: std::io::Error| {
         let class = match e.kind() {
@@ -71,21 +88,141 @@ fn read(path: &Path) -> Result<SecretBytes, FetchError> {
         // The io::Error text names only the OS error, never file content.
         FetchError::new(class, format!("cannot read file `{shown}`: {e}"))
     };
-    let meta = std::fs::metadata(path).map_err(fail)?;
+    let too_big = || {
+        FetchError::new(
+            FetchClass::Invalid,
+            format!("file `{shown}` is larger than {limit} bytes (raise with --max-secret-size)"),
+        )
+    };
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| fail(e.into()))?;
+    let mut file = File::from(fd);
+    let meta = file.metadata().map_err(fail)?;
     if meta.is_dir() {
         return Err(FetchError::new(
             FetchClass::NotFound,
             format!("`{shown}` is a directory, not a file"),
         ));
     }
-    if meta.len() > MAX_FILE {
-        return Err(FetchError::new(
-            FetchClass::Invalid,
-            format!(
-                "file `{shown}` is larger than {} MiB",
-                MAX_FILE / 1024 / 1024
-            ),
-        ));
+    if meta.is_file() && meta.len() > limit {
+        return Err(too_big());
     }
-    std::fs::read(path).map(SecretBytes::new).map_err(fail)
+    let hint = if meta.is_file() { meta.len() } else { 0 };
+    let mut buf = Vec::with_capacity(usize::try_from(hint.min(limit) + 1).unwrap_or(0));
+    loop {
+        wait_readable(&file, deadline).map_err(|e| match e {
+            Wait::TimedOut => FetchError::new(
+                FetchClass::Unreachable,
+                format!(
+                    "gave up reading file `{shown}` after {}: its end never came (a FIFO without a writer?); raise with --timeout",
+                    humantime(timeout)
+                ),
+            ),
+            Wait::Failed(e) => fail(e),
+        })?;
+        let room = (limit + 1).saturating_sub(buf.len() as u64);
+        // Bytes read before an error stay in `buf`; WouldBlock means "poll again".
+        match (&mut file).take(room).read_to_end(&mut buf) {
+            Ok(_) => break,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    if buf.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(SecretBytes::new(buf))
+}
+
+enum Wait {
+    TimedOut,
+    Failed(std::io::Error),
+}
+
+/// Waits until `file` has data or its writer has gone. On Linux a FIFO opened
+/// before any writer reports neither until one comes, which is what lets the
+/// deadline apply.
+fn wait_readable(file: &File, deadline: Instant) -> Result<(), Wait> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Wait::TimedOut);
+        }
+        let timeout = Timespec::try_from(left).map_err(|_| Wait::TimedOut)?;
+        let mut fds = [PollFd::new(file, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) => return Err(Wait::TimedOut),
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Wait::Failed(e.into())),
+        }
+    }
+}
+
+/// `1s`, `500ms`: a duration as the command line spells it.
+fn humantime(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch(path: &Path, limit: u64, timeout: Duration) -> Result<SecretBytes, FetchError> {
+        read(path, limit, Instant::now() + timeout, timeout)
+    }
+
+    #[test]
+    fn a_file_of_exactly_the_limit_is_read_and_one_byte_more_is_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("s");
+        std::fs::write(&p, "12345").expect("write");
+        let got = fetch(&p, 5, Duration::from_secs(5)).expect("at the limit");
+        assert_eq!(got.expose(), b"12345");
+        let e = fetch(&p, 4, Duration::from_secs(5)).expect_err("over the limit");
+        assert_eq!(e.class, FetchClass::Invalid);
+        assert_eq!(
+            e.message,
+            format!(
+                "file `{}` is larger than 4 bytes (raise with --max-secret-size)",
+                p.display()
+            )
+        );
+    }
+
+    #[test]
+    fn endless_and_empty_devices_are_bounded() {
+        let e = fetch(Path::new("/dev/zero"), 1024, Duration::from_secs(5)).expect_err("endless");
+        assert_eq!(e.class, FetchClass::Invalid);
+        let got = fetch(Path::new("/dev/null"), 1024, Duration::from_secs(5)).expect("empty");
+        assert_eq!(got.expose(), b"");
+    }
+
+    #[test]
+    fn a_fifo_without_a_writer_ends_at_the_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let e = fetch(&p, 1024, Duration::from_millis(100)).expect_err("no writer");
+        assert_eq!(e.class, FetchClass::Unreachable);
+        assert!(e.message.contains("after 100ms"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_directory_is_not_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = fetch(dir.path(), 1024, Duration::from_secs(5)).expect_err("directory");
+        assert_eq!(e.class, FetchClass::NotFound);
+    }
 }

@@ -241,6 +241,9 @@ impl FetchError {
     }
 }
 
+/// Default of `--max-secret-size`: 16 MiB, far beyond any real secret.
+pub const DEFAULT_MAX_SECRET_SIZE: u64 = 16 * 1024 * 1024;
+
 /// How remote providers fetch: shared by every provider of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -248,6 +251,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// Deadline for all of a provider's fetches, retries included.
     pub timeout: Duration,
+    /// Largest `file:` secret read, in bytes.
+    pub max_secret_size: u64,
 }
 
 impl Default for Settings {
@@ -255,6 +260,7 @@ impl Default for Settings {
         Settings {
             concurrency: 8,
             timeout: Duration::from_secs(30),
+            max_secret_size: DEFAULT_MAX_SECRET_SIZE,
         }
     }
 }
@@ -333,7 +339,10 @@ impl Registry {
             .or_insert_with(|| -> Box<dyn Provider> {
                 match kind {
                     ProviderKind::Env => Box::new(env::EnvProvider),
-                    ProviderKind::File => Box::new(file::FileProvider),
+                    ProviderKind::File => Box::new(file::FileProvider {
+                        limit: settings.max_secret_size,
+                        timeout: settings.timeout,
+                    }),
                     ProviderKind::Aws => Box::new(aws::AwsProvider::new(settings)),
                     ProviderKind::Vault => Box::new(vault::VaultProvider::new(settings)),
                     ProviderKind::OnePassword => {
