@@ -45,9 +45,12 @@ pub(crate) fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
         limits: Limits {
             max_depth: usize::from(input.max_depth),
             max_aliases: input.max_aliases,
+            strict_yaml: input.strict_yaml,
         },
         max_input: input.max_input_size,
         export: false,
+        secrets_key: input.secrets_key.clone(),
+        secrets_block: !input.no_secrets_block,
     }
 }
 

@@ -89,6 +89,15 @@ pub struct InputArgs {
     /// Treat unused secrets as errors.
     #[arg(long)]
     pub strict: bool,
+    /// Refuse YAML the 1.2 spec refuses, even where libyaml-family readers accept it.
+    #[arg(long)]
+    pub strict_yaml: bool,
+    /// Top-level key of the declarations block, in configs and --secrets files.
+    #[arg(long, value_name = "KEY", env = "KEYFILL_SECRETS_KEY", default_value = "secrets", value_parser = parse_secrets_key)]
+    pub secrets_key: String,
+    /// No declarations block in configs: a top-level `secrets:` is left as it is.
+    #[arg(long)]
+    pub no_secrets_block: bool,
     /// Largest input file, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_input_size: usize,
@@ -255,6 +264,14 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         "ALRM" => sig::SIGALRM,
         _ => return Err(format!("`{s}` is not a signal such as HUP, USR1 or TERM")),
     })
+}
+
+/// A declarations key: not empty, one line.
+fn parse_secrets_key(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(['\n', '\r']) {
+        return Err("the secrets key must be a non-empty, single-line mapping key".to_owned());
+    }
+    Ok(s.to_owned())
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {

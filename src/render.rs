@@ -12,11 +12,11 @@ use crate::resolve::{self, Evaluator, Fetched, Namespace, Unit};
 use crate::secrets::{self, Declaration};
 use crate::source::Source;
 use crate::yaml::digest::{Acc, DigestKey};
-use crate::yaml::scan::{self, Limits, Scan};
+use crate::yaml::scan::{self, Limits, Scan, SecretsBlock};
 use crate::yaml::verify::{self, VerifyError};
 
 /// Render settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Unused secrets are errors.
     pub strict: bool,
@@ -30,6 +30,10 @@ pub struct Options {
     pub max_input: usize,
     /// Also compute every declared secret into [`Session::exported`].
     pub export: bool,
+    /// Top-level key of the declarations block (`secrets` unless --secrets-key).
+    pub secrets_key: String,
+    /// Whether configs have a declarations block (off: --no-secrets-block).
+    pub secrets_block: bool,
 }
 
 /// All state of one run: sources, diagnostics, providers.
@@ -140,23 +144,40 @@ impl Session {
         key: &DigestKey,
     ) -> Prepared {
         let mut prepared = Prepared::default();
+        let block_key = opts.secrets_key.as_str();
         for path in catalogues {
-            if let Some((source, scan)) = self.load(path, opts, key, false) {
+            if let Some((source, scan)) = self.load(path, opts, key, false, Some(block_key)) {
                 if let Some(block) = &scan.secrets {
                     let (decls, broken) = self.declare(source, &block.value, true);
                     prepared.catalogue.extend(decls);
                     prepared.catalogue_broken.extend(broken);
                 } else {
                     self.diags.push(
-                        Diagnostic::invalid(format!("`{path}` has no top-level `secrets:` block"))
-                            .at(source, 0..0),
+                        Diagnostic::invalid(format!(
+                            "`{path}` has no top-level `{block_key}:` block"
+                        ))
+                        .at(source, 0..0),
                     );
                 }
             }
         }
+        let input_key = opts.secrets_block.then_some(block_key);
         for path in inputs {
-            if let Some((source, scan)) = self.load(path, opts, key, true) {
+            let before = self.diags.len();
+            if let Some((source, scan)) = self.load(path, opts, key, true, input_key) {
+                // A config that already failed (a reference in a key, a malformed
+                // one) removes nothing, and its block is read to say more.
+                let failed = self.diags[before..].iter().any(Diagnostic::is_error);
                 let (decls, broken) = match &scan.secrets {
+                    // `exec --env` exports every declaration: none is unused there.
+                    Some(block)
+                        if !opts.export
+                            && !failed
+                            && unused_block(&scan, block, &prepared.catalogue) =>
+                    {
+                        self.refuse_unused_block(source, block, block_key);
+                        (Vec::new(), Vec::new())
+                    }
                     Some(block) => self.declare(source, &block.value, false),
                     None => (Vec::new(), Vec::new()),
                 };
@@ -177,9 +198,11 @@ impl Session {
         opts: &Options,
         key: &DigestKey,
         sites: bool,
+        block_key: Option<&str>,
     ) -> Option<(SourceId, Scan)> {
         let source = self.read(path, opts.max_input)?;
-        match scan::scan(&self.sources[source].text, source, opts.limits, key, sites) {
+        let text = &self.sources[source].text;
+        match scan::scan(text, source, opts.limits, key, sites, block_key) {
             Ok(mut s) => {
                 self.diags.append(&mut s.errors);
                 Some((source, s))
@@ -189,6 +212,32 @@ impl Session {
                 None
             }
         }
+    }
+
+    /// A block nothing uses is most likely the file format's own `secrets:` (Compose,
+    /// Helm, a ServiceAccount): removing it would break the file, so it is an error.
+    fn refuse_unused_block(&mut self, source: SourceId, block: &SecretsBlock, key: &str) {
+        let mut sensitive = Vec::new();
+        secrets::mask_all(&block.value, &mut sensitive);
+        for r in sensitive {
+            self.sources[source].mark_sensitive(r);
+        }
+        let what = match &block.value.kind {
+            scan::NodeKind::Map(_) => "none of its entries is used in this config",
+            _ => "it is not a mapping of declarations and nothing uses it",
+        };
+        self.diags.push(
+            Diagnostic::invalid(format!(
+                "top-level `{key}:` is read as keyfill's declarations block, but {what}"
+            ))
+            .at(source, block.key_span.clone())
+            .label("keyfill would remove this block from the output")
+            .note(format!(
+                "if this `{key}:` belongs to the file's own format (Docker Compose, Helm, \
+                 Kubernetes), pass --no-secrets-block to leave it untouched, or --secrets-key KEY \
+                 (e.g. x-keyfill) to declare keyfill's secrets under another key"
+            )),
+        );
     }
 
     fn declare(
@@ -403,6 +452,32 @@ impl Session {
     }
 }
 
+/// Whether a declarations block has content none of which the config references.
+/// An empty block (`secrets:`, `secrets: {}`) declares nothing and is not "unused".
+/// A reference declared nowhere may be a typo for one of the block's names: then
+/// the block is declared as usual, so that the error can suggest the name.
+fn unused_block(scan: &Scan, block: &SecretsBlock, catalogue: &[Declaration]) -> bool {
+    let entries = match &block.value.kind {
+        scan::NodeKind::Map(entries) => entries,
+        _ => return !block.value.is_null(),
+    };
+    if entries.is_empty() {
+        return false;
+    }
+    let referenced: HashSet<&str> = scan
+        .sites
+        .iter()
+        .flat_map(|s| s.template.parts.iter())
+        .filter_map(|p| match p {
+            crate::reference::Part::Secret(r) => Some(r.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let names: HashSet<&str> = entries.iter().filter_map(|(k, _)| k.as_str()).collect();
+    let known = |n: &&str| names.contains(n) || catalogue.iter().any(|d| d.name == *n);
+    referenced.iter().all(|n| known(n) && !names.contains(n))
+}
+
 fn oversize(name: &str, max: usize) -> Diagnostic {
     Diagnostic::invalid(format!(
         "`{name}` is larger than {max} bytes (raise with --max-input-size)"
@@ -442,9 +517,12 @@ mod tests {
             limits: Limits {
                 max_depth: 64,
                 max_aliases: 100,
+                strict_yaml: false,
             },
             max_input: 1 << 20,
             export: false,
+            secrets_key: "secrets".to_owned(),
+            secrets_block: true,
         };
         let mut s = Session::default();
         let out = s.render(&[path.display().to_string()], &[], &opts);
