@@ -292,6 +292,37 @@ mod tests {
     }
 
     #[test]
+    fn yaml_and_block_options_reach_every_command() {
+        for cmd in [
+            &["render", "c.yaml"][..],
+            &["check", "c.yaml"],
+            &["watch", "c.yaml", "-o", "o"],
+            &["exec", "c.yaml", "-o", "o", "--", "true"],
+        ] {
+            let mut argv = vec!["keyfill", cmd[0]];
+            argv.extend([
+                "--strict-yaml",
+                "--secrets-key",
+                "x-keyfill",
+                "--no-secrets-block",
+            ]);
+            argv.extend_from_slice(&cmd[1..]);
+            let cli = Cli::try_parse_from(&argv).expect("parses");
+            let input = match &cli.command {
+                Command::Render(a) => &a.input,
+                Command::Check(a) => &a.input,
+                Command::Watch(a) => &a.input,
+                Command::Exec(a) => &a.input,
+            };
+            assert!(input.strict_yaml && input.no_secrets_block, "{cmd:?}");
+            assert_eq!(input.secrets_key, "x-keyfill", "{cmd:?}");
+        }
+        let err = Cli::try_parse_from(["keyfill", "render", "--secrets-key", "", "c.yaml"])
+            .expect_err("an empty key is refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
