@@ -83,7 +83,7 @@ pub struct InputArgs {
     /// Config files to render (`-` reads stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
-    /// Secrets catalogue with a top-level `secrets:` block (repeatable).
+    /// Secrets catalogue with a top-level `secrets:` (or --secrets-key) block (repeatable).
     #[arg(long = "secrets", value_name = "FILE")]
     pub secrets: Vec<String>,
     /// Treat unused secrets as errors.
