@@ -45,11 +45,14 @@ pub(crate) fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
         limits: Limits {
             max_depth: usize::from(input.max_depth),
             max_aliases: input.max_aliases,
+            strict_yaml: input.strict_yaml,
         },
         max_input: input.max_input_size,
         max_secret: usize::try_from(input.max_secret_size).unwrap_or(usize::MAX),
         max_output: usize::try_from(input.max_output_size).unwrap_or(usize::MAX),
         export: false,
+        secrets_key: input.secrets_key.clone(),
+        secrets_block: !input.no_secrets_block,
     }
 }
 

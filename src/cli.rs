@@ -83,12 +83,21 @@ pub struct InputArgs {
     /// Config files to render (`-` reads stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
-    /// Secrets catalogue with a top-level `secrets:` block (repeatable).
+    /// Secrets catalogue with a top-level `secrets:` (or --secrets-key) block (repeatable).
     #[arg(long = "secrets", value_name = "FILE")]
     pub secrets: Vec<String>,
     /// Treat unused secrets as errors.
     #[arg(long)]
     pub strict: bool,
+    /// Refuse YAML the 1.2 spec refuses, even where libyaml-family readers accept it.
+    #[arg(long)]
+    pub strict_yaml: bool,
+    /// Top-level key of the declarations block, in configs and --secrets files.
+    #[arg(long, value_name = "KEY", env = "KEYFILL_SECRETS_KEY", default_value = "secrets", value_parser = parse_secrets_key)]
+    pub secrets_key: String,
+    /// No declarations block in configs: a top-level `secrets:` is left as it is.
+    #[arg(long)]
+    pub no_secrets_block: bool,
     /// Largest input file, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_input_size: usize,
@@ -263,6 +272,14 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
     })
 }
 
+/// A declarations key: not empty, one line.
+fn parse_secrets_key(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(['\n', '\r']) {
+        return Err("the secrets key must be a non-empty, single-line mapping key".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_mode(s: &str) -> Result<u32, String> {
     match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
         Ok(m) if m <= 0o7777 => Ok(m),
@@ -278,6 +295,37 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn yaml_and_block_options_reach_every_command() {
+        for cmd in [
+            &["render", "c.yaml"][..],
+            &["check", "c.yaml"],
+            &["watch", "c.yaml", "-o", "o"],
+            &["exec", "c.yaml", "-o", "o", "--", "true"],
+        ] {
+            let mut argv = vec!["keyfill", cmd[0]];
+            argv.extend([
+                "--strict-yaml",
+                "--secrets-key",
+                "x-keyfill",
+                "--no-secrets-block",
+            ]);
+            argv.extend_from_slice(&cmd[1..]);
+            let cli = Cli::try_parse_from(&argv).expect("parses");
+            let input = match &cli.command {
+                Command::Render(a) => &a.input,
+                Command::Check(a) => &a.input,
+                Command::Watch(a) => &a.input,
+                Command::Exec(a) => &a.input,
+            };
+            assert!(input.strict_yaml && input.no_secrets_block, "{cmd:?}");
+            assert_eq!(input.secrets_key, "x-keyfill", "{cmd:?}");
+        }
+        let err = Cli::try_parse_from(["keyfill", "render", "--secrets-key", "", "c.yaml"])
+            .expect_err("an empty key is refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]

@@ -12,11 +12,11 @@ use crate::resolve::{self, Evaluator, Fetched, Namespace, Unit};
 use crate::secrets::{self, Declaration};
 use crate::source::Source;
 use crate::yaml::digest::{Acc, DigestKey};
-use crate::yaml::scan::{self, Limits, Scan};
+use crate::yaml::scan::{self, Limits, Scan, SecretsBlock};
 use crate::yaml::verify::{self, VerifyError};
 
 /// Render settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Unused secrets are errors.
     pub strict: bool,
@@ -34,6 +34,10 @@ pub struct Options {
     pub max_output: usize,
     /// Also compute every declared secret into [`Session::exported`].
     pub export: bool,
+    /// Top-level key of the declarations block (`secrets` unless --secrets-key).
+    pub secrets_key: String,
+    /// Whether configs have a declarations block (off: --no-secrets-block).
+    pub secrets_block: bool,
 }
 
 /// All state of one run: sources, diagnostics, providers.
@@ -144,23 +148,40 @@ impl Session {
         key: &DigestKey,
     ) -> Prepared {
         let mut prepared = Prepared::default();
+        let block_key = opts.secrets_key.as_str();
         for path in catalogues {
-            if let Some((source, scan)) = self.load(path, opts, key, false) {
+            if let Some((source, scan)) = self.load(path, opts, key, false, Some(block_key)) {
                 if let Some(block) = &scan.secrets {
                     let (decls, broken) = self.declare(source, &block.value, true);
                     prepared.catalogue.extend(decls);
                     prepared.catalogue_broken.extend(broken);
                 } else {
                     self.diags.push(
-                        Diagnostic::invalid(format!("`{path}` has no top-level `secrets:` block"))
-                            .at(source, 0..0),
+                        Diagnostic::invalid(format!(
+                            "`{path}` has no top-level `{block_key}:` block"
+                        ))
+                        .at(source, 0..0),
                     );
                 }
             }
         }
+        let input_key = opts.secrets_block.then_some(block_key);
         for path in inputs {
-            if let Some((source, scan)) = self.load(path, opts, key, true) {
+            let before = self.diags.len();
+            if let Some((source, scan)) = self.load(path, opts, key, true, input_key) {
+                // A config that already failed (a reference in a key, a malformed
+                // one) removes nothing, and its block is read to say more.
+                let failed = self.diags[before..].iter().any(Diagnostic::is_error);
                 let (decls, broken) = match &scan.secrets {
+                    // `exec --env` exports every declaration: none is unused there.
+                    Some(block)
+                        if !opts.export
+                            && !failed
+                            && unused_block(&scan, block, &prepared.catalogue) =>
+                    {
+                        self.refuse_unused_block(source, block, block_key);
+                        (Vec::new(), Vec::new())
+                    }
                     Some(block) => self.declare(source, &block.value, false),
                     None => (Vec::new(), Vec::new()),
                 };
@@ -181,9 +202,11 @@ impl Session {
         opts: &Options,
         key: &DigestKey,
         sites: bool,
+        block_key: Option<&str>,
     ) -> Option<(SourceId, Scan)> {
         let source = self.read(path, opts.max_input)?;
-        match scan::scan(&self.sources[source].text, source, opts.limits, key, sites) {
+        let text = &self.sources[source].text;
+        match scan::scan(text, source, opts.limits, key, sites, block_key) {
             Ok(mut s) => {
                 self.diags.append(&mut s.errors);
                 Some((source, s))
@@ -193,6 +216,32 @@ impl Session {
                 None
             }
         }
+    }
+
+    /// A block nothing uses is most likely the file format's own `secrets:` (Compose,
+    /// Helm, a ServiceAccount): removing it would break the file, so it is an error.
+    fn refuse_unused_block(&mut self, source: SourceId, block: &SecretsBlock, key: &str) {
+        let mut sensitive = Vec::new();
+        secrets::mask_all(&block.value, &mut sensitive);
+        for r in sensitive {
+            self.sources[source].mark_sensitive(r);
+        }
+        let what = match &block.value.kind {
+            scan::NodeKind::Map(_) => "none of its entries is used in this config",
+            _ => "it is not a mapping of declarations and nothing uses it",
+        };
+        self.diags.push(
+            Diagnostic::invalid(format!(
+                "top-level `{key}:` is read as keyfill's declarations block, but {what}"
+            ))
+            .at(source, block.key_span.clone())
+            .label("keyfill would remove this block from the output")
+            .note(format!(
+                "if this `{key}:` belongs to the file's own format (Docker Compose, Helm, \
+                 Kubernetes), pass --no-secrets-block to leave it untouched, or --secrets-key KEY \
+                 (e.g. x-keyfill) to declare keyfill's secrets under another key"
+            )),
+        );
     }
 
     fn declare(
@@ -465,6 +514,34 @@ fn too_large(name: &str, max: usize) -> Diagnostic {
     ))
 }
 
+/// Whether a declarations block has content none of which the config references.
+/// An empty block (`secrets:`, `secrets: {}`) declares nothing and is not "unused".
+/// A reference declared nowhere but close to one of the block's names is taken for
+/// a typo: then the block is declared as usual, so that the error can suggest the name.
+fn unused_block(scan: &Scan, block: &SecretsBlock, catalogue: &[Declaration]) -> bool {
+    let entries = match &block.value.kind {
+        scan::NodeKind::Map(entries) => entries,
+        _ => return !block.value.is_null(),
+    };
+    if entries.is_empty() {
+        return false;
+    }
+    let referenced: HashSet<&str> = scan
+        .sites
+        .iter()
+        .flat_map(|s| s.template.parts.iter())
+        .filter_map(|p| match p {
+            crate::reference::Part::Secret(r) => Some(r.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<&str> = entries.iter().filter_map(|(k, _)| k.as_str()).collect();
+    let in_catalogue = |n: &str| catalogue.iter().any(|d| d.name == n);
+    !referenced
+        .iter()
+        .any(|n| names.contains(n) || (!in_catalogue(n) && secrets::closest(n, &names).is_some()))
+}
+
 fn oversize(name: &str, max: usize) -> Diagnostic {
     Diagnostic::invalid(format!(
         "`{name}` is larger than {max} bytes (raise with --max-input-size)"
@@ -494,25 +571,188 @@ mod tests {
     use crate::provider::ProviderKind;
 
     fn render(yaml: &str) -> (Session, Option<Vec<u8>>) {
+        render_with(yaml, None, |_| {})
+    }
+
+    /// Renders `yaml`, with a `--secrets` catalogue when given, under adjusted options.
+    fn render_with(
+        yaml: &str,
+        catalogue: Option<&str>,
+        adjust: impl FnOnce(&mut Options),
+    ) -> (Session, Option<Vec<u8>>) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, yaml).expect("write");
-        let opts = Options {
+        let mut catalogues = Vec::new();
+        if let Some(text) = catalogue {
+            let cpath = dir.path().join("catalogue.yaml");
+            std::fs::write(&cpath, text).expect("write");
+            catalogues.push(cpath.display().to_string());
+        }
+        let mut opts = Options {
             strict: false,
             redact: false,
             json: false,
             limits: Limits {
                 max_depth: 64,
                 max_aliases: 100,
+                strict_yaml: false,
             },
             max_input: 1 << 20,
             max_secret: 1 << 20,
             max_output: 1 << 24,
             export: false,
+            secrets_key: "secrets".to_owned(),
+            secrets_block: true,
         };
+        adjust(&mut opts);
         let mut s = Session::default();
-        let out = s.render(&[path.display().to_string()], &[], &opts);
+        let out = s.render(&[path.display().to_string()], &catalogues, &opts);
         (s, out)
+    }
+
+    fn errors(s: &Session) -> Vec<String> {
+        s.diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .collect()
+    }
+
+    fn rendered(out: Option<Vec<u8>>) -> String {
+        String::from_utf8(out.expect("renders")).expect("utf-8")
+    }
+
+    const COMPOSE: &str = "services:\n  db:\n    image: postgres\n    secrets: [db_password, my-secret]\nsecrets:\n  db_password:\n    file: ./pw.txt\n  my-secret:\n    external: true\n";
+
+    #[test]
+    fn unused_secrets_block_is_an_error_naming_both_options_never_a_removal() {
+        let (s, out) = render(COMPOSE);
+        assert!(out.is_none());
+        assert_eq!(s.exit(), Exit::Invalid);
+        let errs: Vec<&Diagnostic> = s.diags.iter().filter(|d| d.is_error()).collect();
+        // One error for the block, not one per entry (no "invalid secret name `my-secret`").
+        assert_eq!(errs.len(), 1, "{:?}", errors(&s));
+        assert_eq!(
+            errs[0].message,
+            "top-level `secrets:` is read as keyfill's declarations block, but none of its entries is used in this config"
+        );
+        let notes = errs[0].notes.join("\n");
+        assert!(notes.contains("--no-secrets-block"), "{notes}");
+        assert!(notes.contains("--secrets-key KEY"), "{notes}");
+        // A `file:` entry that looks like a keyfill declaration is not read either.
+        assert!(s.registry.started().is_empty());
+    }
+
+    #[test]
+    fn service_account_secrets_sequence_is_an_error_not_a_removal() {
+        let (s, out) = render("apiVersion: v1\nkind: ServiceAccount\nsecrets:\n- name: token\n");
+        assert!(out.is_none());
+        assert_eq!(
+            errors(&s),
+            vec!["top-level `secrets:` is read as keyfill's declarations block, but it is not a mapping of declarations and nothing uses it"]
+        );
+    }
+
+    #[test]
+    fn no_secrets_block_leaves_top_level_secrets_byte_identical() {
+        let (s, out) = render_with(COMPOSE, None, |o| o.secrets_block = false);
+        assert_eq!(rendered(out), COMPOSE, "{:?}", errors(&s));
+        // References in it are ordinary content then: substituted from the catalogue.
+        let yaml = "a: $<A>\nsecrets:\n  x: $<A>\n";
+        let (_, out) = render_with(yaml, Some("secrets:\n  A: { value: v }\n"), |o| {
+            o.secrets_block = false;
+        });
+        assert_eq!(rendered(out), "a: v\nsecrets:\n  x: v\n");
+    }
+
+    #[test]
+    fn secrets_key_names_the_block_in_configs_and_catalogues() {
+        let yaml = "x-keyfill:\n  A: { value: v }\nb: $<A>$<C>\nsecrets:\n  db: { file: ./pw }\n";
+        let (s, out) = render_with(yaml, Some("x-keyfill:\n  C: { value: w }\n"), |o| {
+            o.secrets_key = "x-keyfill".to_owned();
+        });
+        assert_eq!(
+            rendered(out),
+            "b: vw\nsecrets:\n  db: { file: ./pw }\n",
+            "{:?}",
+            errors(&s)
+        );
+        // A catalogue without the configured key is an error naming it.
+        let (s, out) = render_with("b: x\n", Some("secrets:\n  C: { value: w }\n"), |o| {
+            o.secrets_key = "x-keyfill".to_owned();
+        });
+        assert!(out.is_none());
+        assert!(
+            errors(&s)[0].ends_with("has no top-level `x-keyfill:` block"),
+            "{:?}",
+            errors(&s)
+        );
+    }
+
+    #[test]
+    fn block_with_one_used_entry_keeps_unused_ones_as_warnings() {
+        let (s, out) = render("secrets:\n  A: { value: v }\n  B: { value: w }\nx: $<A>\n");
+        assert_eq!(rendered(out), "x: v\n");
+        let warnings: Vec<&str> = s
+            .diags
+            .iter()
+            .filter(|d| !d.is_error())
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(warnings, vec!["secret `B` is declared but never used"]);
+    }
+
+    #[test]
+    fn typo_in_a_reference_keeps_the_block_declared_for_the_suggestion() {
+        let (s, out) = render("secrets:\n  DB_PASSWORD: { value: v }\nx: $<DB_PASSWRD>\n");
+        assert!(out.is_none());
+        assert_eq!(errors(&s), vec!["secret `DB_PASSWRD` is not declared"]);
+    }
+
+    #[test]
+    fn undeclared_reference_unlike_any_entry_still_refuses_the_unused_block() {
+        let (s, out) = render(&format!("p: $<P>\n{COMPOSE}"));
+        assert!(out.is_none());
+        assert_eq!(
+            errors(&s),
+            vec![
+                "top-level `secrets:` is read as keyfill's declarations block, but none of its entries is used in this config",
+                "secret `P` is not declared",
+            ]
+        );
+    }
+
+    #[test]
+    fn exec_env_exports_a_block_no_reference_uses() {
+        let (s, out) = render_with("secrets:\n  A: { value: v }\nx: 1\n", None, |o| {
+            o.export = true;
+        });
+        assert_eq!(rendered(out), "x: 1\n", "{:?}", errors(&s));
+        assert_eq!(s.exported.len(), 1);
+    }
+
+    #[test]
+    fn under_indented_flow_continuation_substitutes_in_both_modes_or_is_refused_with_strict_yaml() {
+        let yaml = "args: [\"a\",\n  $<A>,\n\"c\"]\nsecrets:\n  A: { value: \"x, y\" }\n";
+        let (s, out) = render(yaml);
+        assert_eq!(
+            rendered(out),
+            "args: [\"a\",\n  'x, y',\n\"c\"]\n",
+            "{:?}",
+            errors(&s)
+        );
+        let multiline = yaml.replace("x, y", "x\\n  y");
+        let (s, out) = render(&multiline);
+        assert_eq!(
+            rendered(out),
+            "args: [\"a\",\n  \"x\\n  y\",\n\"c\"]\n",
+            "{:?}",
+            errors(&s)
+        );
+        let (s, out) = render_with(yaml, None, |o| o.limits.strict_yaml = true);
+        assert!(out.is_none());
+        assert_eq!(errors(&s), vec!["invalid YAML: invalid indentation"]);
     }
 
     #[test]

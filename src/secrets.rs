@@ -221,7 +221,8 @@ fn mask_literals(
 }
 
 /// Marks every scalar under `node` sensitive (inside the quotes).
-fn mask_all(node: &Node, out: &mut Vec<Range<usize>>) {
+/// Marks every scalar value under `node` sensitive.
+pub(crate) fn mask_all(node: &Node, out: &mut Vec<Range<usize>>) {
     match &node.kind {
         NodeKind::Scalar { style, .. } => {
             let quoted = matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted);

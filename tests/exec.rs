@@ -384,6 +384,40 @@ fn exit_codes_pass_through_without_watch() {
 }
 
 #[test]
+fn exec_takes_secrets_key_no_secrets_block_and_strict_yaml_like_render() {
+    let dir = Dir::new();
+    let compose = "services:\n  db:\n    secrets: [db-password]\n    environment: [P=$<P>]\nsecrets:\n  db-password:\n    file: ./pw.txt\n";
+    let script = dir.script("ok.sh", "exit 0");
+    // keyfill's block under --secrets-key; Compose's own `secrets:` stays.
+    dir.write("c.yaml", &format!("x-keyfill:\n  P: v\n{compose}"));
+    let extra = ["--secrets-key", "x-keyfill"];
+    let (st, err) = run(&dir, &exec_args(false, &extra, &[&script]), &[]);
+    assert_eq!(st.code(), Some(0), "{err}");
+    assert_eq!(dir.read("out.yaml"), compose.replace("$<P>", "v"));
+    // Declarations only from --secrets with --no-secrets-block.
+    dir.write("c.yaml", compose);
+    dir.write("cat.yaml", "secrets:\n  P: w\n");
+    let extra = ["--no-secrets-block", "--secrets", "cat.yaml"];
+    let (st, err) = run(&dir, &exec_args(true, &extra, &[&script]), &[]);
+    assert_eq!(st.code(), Some(0), "{err}");
+    assert_eq!(dir.read("out.yaml"), compose.replace("$<P>", "w"));
+    // Without either, the unused Compose block is refused and nothing runs.
+    let marker = dir.script("marker.sh", ": > $D/ran");
+    let (st, err) = run(&dir, &exec_args(false, &[], &[&marker]), &[]);
+    assert_eq!(st.code(), Some(3), "{err}");
+    assert!(err.contains("--no-secrets-block"), "{err}");
+    assert!(!dir.exists("ran"));
+    // --strict-yaml refuses an under-indented flow continuation the default reads.
+    dir.write("c.yaml", "a: [1,\n2]\n");
+    let (st, err) = run(&dir, &exec_args(false, &["--strict-yaml"], &[&marker]), &[]);
+    assert_eq!(st.code(), Some(3), "{err}");
+    assert!(!dir.exists("ran"));
+    let (st, err) = run(&dir, &exec_args(false, &[], &[&script]), &[]);
+    assert_eq!(st.code(), Some(0), "{err}");
+    assert_eq!(dir.read("out.yaml"), "a: [1,\n2]\n");
+}
+
+#[test]
 fn exit_codes_pass_through_with_watch() {
     let dir = Dir::new();
     dir.write("c.yaml", &config("v1"));

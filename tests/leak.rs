@@ -19,7 +19,8 @@
 //!   limits: `--max-depth` (in the body and on the secrets block), `--max-aliases`,
 //!   `--max-input-size`, `--max-secret-size` (a composition), `--max-output-size`;
 //!   `--format json` conversion failure (`!!int $<C>`); invalid
-//!   UTF-8 elsewhere in the file; errors read from stdin.
+//!   UTF-8 elsewhere in the file; errors read from stdin; a `secrets:` block nothing
+//!   uses (mapping, flow with a Compose-style entry, sequence, under `--secrets-key`).
 //! - exit 4: missing JSON key (top level, nested, array index) in a JSON secret whose
 //!   values contain the canary; another secret's unset env / missing file while the
 //!   canary secret is used.
@@ -239,6 +240,11 @@ fn declaration_cases() -> Vec<(&'static str, &'static str, Vec<&'static str>, Ex
         ("syntax-unclosed-quote", "secrets:\n  C: \"{C}\n  D: x\nv: $<C>\n", r(), Fail(3)),
         ("syntax-tab", "secrets:\n  C: {C}\n\tv: $<C>\n", r(), Fail(3)),
         ("syntax-after-secret", "secrets:\n  C: {C}\n  D: [1, 2\nv: $<C>\n", r(), Fail(3)),
+        ("unused-block", "secrets:\n  C: {C}\nv: 1\n", r(), Fail(3)),
+        ("unused-block-flow", "secrets: {C: {C}, my-secret: {external: true}}\nv: 1\n", r(), Fail(3)),
+        ("unused-block-seq", "secrets: [{C}]\nv: 1\n", r(), Fail(3)),
+        ("unused-block-secrets-key", "x-keyfill:\n  C: {C}\nv: 1\n", vec!["render", "--secrets-key", "x-keyfill"], Fail(3)),
+        ("no-secrets-block", "secrets:\n  C: {C}\nv: $<CAT>\n", vec!["render", "--no-secrets-block", "--secrets", "catalogue.yaml"], Rendered),
     ]
 }
 

@@ -26,6 +26,21 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most alias nodes in one input.
     pub max_aliases: usize,
+    /// Refuse what the YAML 1.2 spec refuses, rather than read what libyaml reads.
+    pub strict_yaml: bool,
+}
+
+impl Limits {
+    /// The parser settings, shared by the scan and the verification so that both
+    /// read the same tree. Leniency is granit's PyYAML/libyaml-compatible
+    /// indentation (under-indented flow continuation lines); nothing else.
+    pub(crate) fn parser_options(&self, nesting: usize) -> granit_parser::Options {
+        granit_parser::options! {
+            strict_indentation: self.strict_yaml,
+            flow_nesting_limit: nesting,
+            block_nesting_limit: nesting,
+        }
+    }
 }
 
 /// A node of the captured `secrets:` block.
@@ -181,15 +196,17 @@ struct RootEntry {
     value_end: usize,
 }
 
-/// Runs the first pass over `src`.
+/// Runs the first pass over `src`. `block_key` names the top-level key of the
+/// declarations block (`None`: no block, every key is content).
 pub fn scan(
     src: &str,
     source: SourceId,
     limits: Limits,
     key: &DigestKey,
     want_sites: bool,
+    block_key: Option<&str>,
 ) -> Result<Scan, Diagnostic> {
-    Walker::new(src, source, limits, key, want_sites).run()
+    Walker::new(src, source, limits, key, want_sites, block_key).run()
 }
 
 struct Walker<'a, 'k> {
@@ -198,6 +215,7 @@ struct Walker<'a, 'k> {
     limits: Limits,
     key: &'k DigestKey,
     want_sites: bool,
+    block_key: Option<&'k str>,
     out: Scan,
     frames: Vec<Frame<'a>>,
     acc: Acc,
@@ -222,6 +240,7 @@ impl<'a, 'k> Walker<'a, 'k> {
         limits: Limits,
         key: &'k DigestKey,
         want_sites: bool,
+        block_key: Option<&'k str>,
     ) -> Self {
         Walker {
             src,
@@ -229,6 +248,7 @@ impl<'a, 'k> Walker<'a, 'k> {
             limits,
             key,
             want_sites,
+            block_key,
             out: Scan::default(),
             frames: Vec::new(),
             acc: Acc::default(),
@@ -248,11 +268,7 @@ impl<'a, 'k> Walker<'a, 'k> {
     }
 
     fn run(mut self) -> Result<Scan, Diagnostic> {
-        let options = granit_parser::options! {
-            strict_indentation: true,
-            flow_nesting_limit: self.limits.max_depth,
-            block_nesting_limit: self.limits.max_depth,
-        };
+        let options = self.limits.parser_options(self.limits.max_depth);
         for item in Parser::new_from_str_with_options(self.src, options) {
             let (ev, span) = item.map_err(|e| self.parse_error(&e))?;
             let r = span.byte_range().unwrap_or(0..0);
@@ -546,11 +562,13 @@ impl<'a, 'k> Walker<'a, 'k> {
     ) {
         let (is_key, in_key) = self.role();
         self.note_root_key(is_key, r.start);
-        // The root `secrets` key of the first document opens the declarations block.
-        if self.at_root_key(is_key) && value == "secrets" && self.capture.is_none() {
+        // The root `secrets` key (or --secrets-key) of the first document opens the
+        // declarations block.
+        if self.at_root_key(is_key) && self.block_key == Some(&*value) && self.capture.is_none() {
             if self.out.secrets.is_some() || self.pending_secrets.is_some() {
                 self.out.errors.push(
-                    Diagnostic::invalid("duplicate `secrets:` block").at(self.source, r.clone()),
+                    Diagnostic::invalid(format!("duplicate `{value}:` block"))
+                        .at(self.source, r.clone()),
                 );
             } else {
                 self.pending_secrets = Some(r.clone());

@@ -32,11 +32,7 @@ pub fn verify(
     limits: Limits,
     json: bool,
 ) -> Result<(Acc, Vec<Value>), VerifyError> {
-    let options = granit_parser::options! {
-        strict_indentation: true,
-        flow_nesting_limit: limits.max_depth + 64,
-        block_nesting_limit: limits.max_depth + 64,
-    };
+    let options = limits.parser_options(limits.max_depth + 64);
     let mut acc = Acc::default();
     let mut docs = Vec::new();
     let mut stack: Vec<Build> = Vec::new();
@@ -260,6 +256,7 @@ mod tests {
         let limits = Limits {
             max_depth: 64,
             max_aliases: 100,
+            strict_yaml: false,
         };
         match verify(text, &DigestKey::default(), limits, true) {
             Ok((_, docs)) => docs,
@@ -291,6 +288,7 @@ mod tests {
         let limits = Limits {
             max_depth: 64,
             max_aliases: 100,
+            strict_yaml: false,
         };
         assert!(verify("a: .inf\n", &DigestKey::default(), limits, true).is_err());
     }
