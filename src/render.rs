@@ -325,8 +325,7 @@ impl Session {
         }
         if opts.json {
             for doc in json_docs {
-                let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(doc.pretty().as_bytes());
                 out.push(b'\n');
             }
         }
@@ -340,7 +339,7 @@ impl Session {
         fetched: &Fetched,
         opts: &Options,
         key: &DigestKey,
-        json_docs: &mut Vec<serde_json::Value>,
+        json_docs: &mut Vec<verify::Json>,
     ) -> Option<String> {
         let mut ev = Evaluator::new(unit, &self.sources, fetched, opts.redact);
         let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();

@@ -116,13 +116,10 @@ impl Reporter {
         let name;
         if let Some(loc) = d.location.as_ref().filter(|_| !d.snippet) {
             if let Some(src) = sources.get(loc.source) {
-                let lc = src.line_col(loc.span.start);
-                group = group.element(Level::NOTE.message(format!(
-                    "at {}:{}:{}",
-                    sanitize(&src.name),
-                    lc.line,
-                    lc.col
-                )));
+                let (line, col) = position(src, loc.span.start);
+                group = group.element(
+                    Level::NOTE.message(format!("at {}:{line}:{col}", sanitize(&src.name))),
+                );
             }
         }
         if let Some(loc) = d.location.as_ref().filter(|_| d.snippet) {
@@ -237,6 +234,23 @@ fn cut(text: &str, max: usize, kept: (usize, usize), out: &mut String) {
     out.push_str(&text[tail..]);
 }
 
+/// The 1-based line and column of `offset` as the line is shown: a masked value
+/// before it counts as the mask's width, so no column reveals a value's length.
+fn position(src: &Source, offset: usize) -> (usize, usize) {
+    let lc = src.line_col(offset);
+    let line = src.line_range(offset);
+    if !src
+        .sensitive()
+        .iter()
+        .any(|r| r.start < line.end && r.end > line.start)
+    {
+        return (lc.line, lc.col);
+    }
+    let shown = shown_line(src, line.clone());
+    let at = shown.start[offset.clamp(line.start, line.end) - line.start];
+    (lc.line, shown.text[..at].chars().count() + 1)
+}
+
 /// A source line as the reporter shows it, and where each byte offset of the
 /// line lands in it when it starts a span (`start`) and when it ends one (`end`):
 /// an offset inside a masked range starts at the mask and ends after it.
@@ -247,7 +261,8 @@ struct Shown {
 }
 
 /// The line's text with each sensitive range replaced by [`MASK`] and unsafe
-/// characters escaped. Tabs stay: the snippet renderer expands them itself.
+/// characters replaced by U+FFFD (the message names them escaped). Tabs stay:
+/// the snippet renderer expands them itself.
 fn shown_line(src: &Source, line: std::ops::Range<usize>) -> Shown {
     let text = &src.text[line.clone()];
     let mut out = String::with_capacity(text.len());
@@ -287,7 +302,9 @@ fn shown_line(src: &Source, line: std::ops::Range<usize>) -> Shown {
                     end[i + b] = out.len();
                 }
                 if is_unsafe(c) && c != '\t' {
-                    out.extend(c.escape_unicode());
+                    // One column, as the snippet renderer shows the bidi controls it
+                    // knows: carets and columns stay those of the source.
+                    out.push(char::REPLACEMENT_CHARACTER);
                 } else {
                     out.push(c);
                 }
@@ -313,10 +330,10 @@ fn json_line(d: &Diagnostic, sources: &[Source]) -> String {
     }
     if let Some(loc) = &d.location {
         if let Some(src) = sources.get(loc.source) {
-            let lc = src.line_col(loc.span.start);
+            let (line, col) = position(src, loc.span.start);
             v["file"] = sanitize(&src.name).into();
-            v["line"] = lc.line.into();
-            v["column"] = lc.col.into();
+            v["line"] = line.into();
+            v["column"] = col.into();
         }
     }
     if !d.notes.is_empty() {
@@ -415,6 +432,8 @@ mod tests {
         assert_eq!(under(&src, 6..23).1, MASK);
         assert_eq!(under(&src, 10..12).1, MASK);
         assert_eq!(under(&src, 5..24).1, "\"********\"");
+        // The column after the value is counted on the masked line.
+        assert_eq!(position(&src, at), (1, 19));
     }
 
     #[test]
@@ -423,10 +442,12 @@ mod tests {
         let at = text.find("$<B>").unwrap();
         let src = source(text, None);
         let (line, under_caret) = under(&src, at..at + 4);
-        assert_eq!(line, "x: \"a\\u{202e}b\\u{85}\" # $<B>");
+        assert_eq!(line, "x: \"a\u{fffd}b\u{fffd}\" # $<B>");
         assert_eq!(under_caret, "$<B>");
         let rlo = text.find('\u{202e}').unwrap();
-        assert_eq!(under(&src, rlo..rlo + 3).1, "\\u{202e}");
+        assert_eq!(under(&src, rlo..rlo + 3).1, "\u{fffd}");
+        // Columns stay those of the source.
+        assert_eq!(position(&src, at), (1, 13));
     }
 
     #[test]
