@@ -82,6 +82,10 @@ pub struct Diagnostic {
     /// Whether the source line may be quoted. Off for syntax errors: before the
     /// document parses, keyfill cannot know which bytes are inline secrets.
     pub snippet: bool,
+    /// A second place the diagnostic names (the first of two duplicates), with
+    /// its label. Boxed: most diagnostics have none, and the type travels in
+    /// `Result`s.
+    pub related: Option<Box<(Location, String)>>,
 }
 
 impl Diagnostic {
@@ -95,6 +99,7 @@ impl Diagnostic {
             label: None,
             notes: Vec::new(),
             snippet: true,
+            related: None,
         }
     }
 
@@ -122,6 +127,17 @@ impl Diagnostic {
         if location.is_some() {
             self.location = location;
         }
+        self
+    }
+
+    /// Names a second place, in the same source, with a label for it.
+    pub fn also_at(
+        mut self,
+        source: SourceId,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Self {
+        self.related = Some(Box::new((Location { source, span }, label.into())));
         self
     }
 

@@ -144,6 +144,41 @@ impl Reporter {
                 );
             }
         }
+        let related_label = d.related.as_ref().map(|r| sanitize(&r.1));
+        let related_text;
+        let related_name;
+        if let (Some(related), Some(label)) = (&d.related, &related_label) {
+            let loc = &related.0;
+            if let Some(src) = sources.get(loc.source) {
+                if d.snippet {
+                    let line = src.line_range(loc.span.start);
+                    let lc = src.line_col(loc.span.start);
+                    let shown = shown_line(src, line.clone());
+                    let start =
+                        shown.start[loc.span.start.clamp(line.start, line.end) - line.start];
+                    let end =
+                        shown.end[loc.span.end.clamp(line.start, line.end) - line.start].max(start);
+                    related_text = shown.text;
+                    related_name = sanitize(&src.name);
+                    group = group.element(
+                        Snippet::source(related_text.as_str())
+                            .line_start(lc.line)
+                            .path(related_name.as_str())
+                            .annotation(
+                                AnnotationKind::Context
+                                    .span(start..end)
+                                    .label(label.as_str()),
+                            ),
+                    );
+                } else {
+                    let (line, col) = position(src, loc.span.start);
+                    group = group.element(
+                        Level::NOTE
+                            .message(format!("{label} at {}:{line}:{col}", sanitize(&src.name))),
+                    );
+                }
+            }
+        }
         for n in &notes {
             group = group.element(Level::NOTE.message(n.as_str()));
         }
@@ -334,6 +369,18 @@ fn json_line(d: &Diagnostic, sources: &[Source]) -> String {
             v["file"] = sanitize(&src.name).into();
             v["line"] = line.into();
             v["column"] = col.into();
+        }
+    }
+    if let Some(related) = &d.related {
+        let (loc, label) = &**related;
+        if let Some(src) = sources.get(loc.source) {
+            let (line, col) = position(src, loc.span.start);
+            v["related"] = serde_json::json!({
+                "label": sanitize(label),
+                "file": sanitize(&src.name),
+                "line": line,
+                "column": col,
+            });
         }
     }
     if !d.notes.is_empty() {
