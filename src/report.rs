@@ -124,21 +124,16 @@ impl Reporter {
         }
         if let Some(loc) = d.location.as_ref().filter(|_| d.snippet) {
             if let Some(src) = sources.get(loc.source) {
-                let line = src.line_range(loc.span.start);
-                let lc = src.line_col(loc.span.start);
-                let shown = shown_line(src, line.clone());
-                let start = shown.start[loc.span.start.clamp(line.start, line.end) - line.start];
-                let end =
-                    shown.end[loc.span.end.clamp(line.start, line.end) - line.start].max(start);
-                masked = shown.text;
+                let (text, line, span) = quote(src, &loc.span);
+                masked = text;
                 name = sanitize(&src.name);
-                let mut ann = AnnotationKind::Primary.span(start..end);
+                let mut ann = AnnotationKind::Primary.span(span);
                 if let Some(l) = &label {
                     ann = ann.label(l.as_str());
                 }
                 group = group.element(
                     Snippet::source(masked.as_str())
-                        .line_start(lc.line)
+                        .line_start(line)
                         .path(name.as_str())
                         .annotation(ann),
                 );
@@ -151,24 +146,14 @@ impl Reporter {
             let loc = &related.0;
             if let Some(src) = sources.get(loc.source) {
                 if d.snippet {
-                    let line = src.line_range(loc.span.start);
-                    let lc = src.line_col(loc.span.start);
-                    let shown = shown_line(src, line.clone());
-                    let start =
-                        shown.start[loc.span.start.clamp(line.start, line.end) - line.start];
-                    let end =
-                        shown.end[loc.span.end.clamp(line.start, line.end) - line.start].max(start);
-                    related_text = shown.text;
+                    let (text, line, span) = quote(src, &loc.span);
+                    related_text = text;
                     related_name = sanitize(&src.name);
                     group = group.element(
                         Snippet::source(related_text.as_str())
-                            .line_start(lc.line)
+                            .line_start(line)
                             .path(related_name.as_str())
-                            .annotation(
-                                AnnotationKind::Context
-                                    .span(start..end)
-                                    .label(label.as_str()),
-                            ),
+                            .annotation(AnnotationKind::Context.span(span).label(label.as_str())),
                     );
                 } else {
                     let (line, col) = position(src, loc.span.start);
@@ -284,6 +269,17 @@ fn position(src: &Source, offset: usize) -> (usize, usize) {
     let shown = shown_line(src, line.clone());
     let at = shown.start[offset.clamp(line.start, line.end) - line.start];
     (lc.line, shown.text[..at].chars().count() + 1)
+}
+
+/// The line holding `span.start` as shown, its 1-based number, and `span` moved
+/// onto the shown line (clamped to it).
+fn quote(src: &Source, span: &std::ops::Range<usize>) -> (String, usize, std::ops::Range<usize>) {
+    let line = src.line_range(span.start);
+    let number = src.line_col(span.start).line;
+    let shown = shown_line(src, line.clone());
+    let start = shown.start[span.start.clamp(line.start, line.end) - line.start];
+    let end = shown.end[span.end.clamp(line.start, line.end) - line.start].max(start);
+    (shown.text, number, start..end)
 }
 
 /// A source line as the reporter shows it, and where each byte offset of the
