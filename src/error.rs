@@ -82,6 +82,10 @@ pub struct Diagnostic {
     /// Whether the source line may be quoted. Off for syntax errors: before the
     /// document parses, keyfill cannot know which bytes are inline secrets.
     pub snippet: bool,
+    /// A second place the diagnostic names (the first of two duplicates), with
+    /// its label. Boxed: most diagnostics have none, and the type travels in
+    /// `Result`s.
+    pub related: Option<Box<(Location, String)>>,
 }
 
 impl Diagnostic {
@@ -95,6 +99,7 @@ impl Diagnostic {
             label: None,
             notes: Vec::new(),
             snippet: true,
+            related: None,
         }
     }
 
@@ -122,6 +127,17 @@ impl Diagnostic {
         if location.is_some() {
             self.location = location;
         }
+        self
+    }
+
+    /// Names a second place, in the same source, with a label for it.
+    pub fn also_at(
+        mut self,
+        source: SourceId,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Self {
+        self.related = Some(Box::new((Location { source, span }, label.into())));
         self
     }
 
@@ -193,22 +209,11 @@ impl Diagnostics {
     }
 }
 
-/// Quotes untrusted text (names, locators, keys) for a message: control and
-/// bidirectional characters are escaped so they cannot rewrite the terminal.
+/// Quotes untrusted text (names, locators, keys) for a message. Control and
+/// bidirectional characters are escaped, and long text cut, where every message
+/// is printed (`report::sanitize`), so they are left as they are here.
 pub fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('`');
-    for c in text.chars() {
-        if c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
-        {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('`');
-    out
+    format!("`{text}`")
 }
 
 #[cfg(test)]
@@ -242,8 +247,8 @@ mod tests {
     }
 
     #[test]
-    fn quoted_escapes_controls() {
-        assert_eq!(quoted("a\u{1b}[2Jb"), "`a\\u{1b}[2Jb`");
-        assert_eq!(quoted("x\u{202e}y"), "`x\\u{202e}y`");
+    fn quoted_leaves_escaping_to_the_reporter() {
+        // Escaping here as well would print `\u{1b}` as `\\u{1b}` or hide it twice.
+        assert_eq!(quoted("a\u{1b}[2Jb"), "`a\u{1b}[2Jb`");
     }
 }

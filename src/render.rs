@@ -386,8 +386,7 @@ impl Session {
         }
         if opts.json {
             for doc in json_docs {
-                let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(doc.pretty().as_bytes());
                 out.push(b'\n');
                 if out.len() > opts.max_output {
                     self.diags.push(Diagnostic::invalid(format!(
@@ -410,7 +409,7 @@ impl Session {
         fetched: &Fetched,
         opts: &Options,
         key: &DigestKey,
-        json_docs: &mut Vec<serde_json::Value>,
+        json_docs: &mut Vec<verify::Json>,
         before: usize,
     ) -> Option<String> {
         let mut ev =

@@ -502,3 +502,52 @@ fn output_file_has_canary_and_no_temp_leftovers() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A quoted source line never reveals an inline value's length: the same config
+/// with values of 1, 8, 9 and 300 characters gives byte-identical diagnostics,
+/// in text and in the JSON log.
+#[test]
+fn mask_never_reveals_an_inline_value_length() {
+    let configs = [
+        "secrets:\n  C: {V}\n",
+        "secrets:\n  C: \"{V}\"\n",
+        "secrets:\n  C: '{V}'\n",
+        "secrets:\n  C: |\n    {V}\n    {V}\n",
+        "secrets: {C: {V}, D: $<NOPE>}\nv: $<C>\n",
+        "secrets:\n  C:\n    value: {V}\n    type: int\nv: $<C>\n",
+        "secrets:\n  C:\n    env: KF_LEAK_UNSET\n    defualt: {V}\nv: $<C>\n",
+        "secrets:\n  C: \"{V}-$<NOPE>\"\nv: $<C>\n",
+        "secrets:\n  C: \"$<D>{V}$<NOPE>-{V}\"\n  D: x\nv: $<C>\n",
+        "secrets: {C: \"{V}\", D: \"{V}$<NOPE>\"}\nv: $<C>\n",
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    for config in configs {
+        for log in ["text", "json"] {
+            let outcomes: Vec<(Option<i32>, String)> = [1, 8, 9, 300]
+                .iter()
+                .map(|&n| {
+                    let text = config.replace("{V}", &"q".repeat(n));
+                    std::fs::write(dir.path().join("c.yaml"), text).expect("write");
+                    let out = Command::new(BIN)
+                        .args(["--log-format", log, "render", "c.yaml"])
+                        .current_dir(dir.path())
+                        .env_remove("KF_LEAK_UNSET")
+                        .env("NO_COLOR", "1")
+                        .output()
+                        .expect("run keyfill");
+                    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+                    (out.status.code(), stderr)
+                })
+                .collect();
+            assert!(!outcomes[0].1.is_empty(), "{config:?}: no diagnostic");
+            assert!(
+                !outcomes[3].1.contains("qqqq"),
+                "{config:?}: value shown\n{}",
+                outcomes[3].1
+            );
+            for o in &outcomes[1..] {
+                assert_eq!(o, &outcomes[0], "{config:?} ({log}): lengths differ");
+            }
+        }
+    }
+}

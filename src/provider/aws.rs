@@ -138,8 +138,7 @@ impl AwsLocator {
             {
                 return Err(format!(
                     "secret name `{}` contains `{}`; names use letters, digits and /_+=.@-",
-                    id.escape_debug(),
-                    c.escape_debug()
+                    id, c
                 ));
             }
         }
@@ -163,7 +162,7 @@ impl AwsLocator {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             {
-                return Err(format!("`{}` is not an AWS region name", r.escape_debug()));
+                return Err(format!("`{}` is not an AWS region name", r));
             }
         }
         Ok(())

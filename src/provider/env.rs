@@ -27,7 +27,7 @@ impl EnvLocator {
         if text.contains(['=', '\0']) || text.chars().any(char::is_whitespace) {
             return Err(format!(
                 "`{}` is not a valid environment variable name",
-                text.escape_debug()
+                text
             ));
         }
         Ok(EnvLocator {

@@ -49,7 +49,7 @@ impl OpLocator {
     pub fn parse(text: &str) -> Result<Self, String> {
         let rest = text
             .strip_prefix("op://")
-            .ok_or_else(|| format!("`{}` does not start with `op://`", text.escape_debug()))?;
+            .ok_or_else(|| format!("`{}` does not start with `op://`", text))?;
         let (main, query) = match rest.split_once('?') {
             Some((m, q)) => (m, Some(q)),
             None => (rest, None),
@@ -58,7 +58,7 @@ impl OpLocator {
         if !(3..=4).contains(&segs.len()) || segs.iter().any(|s| s.is_empty()) {
             return Err(format!(
                 "`{}` is not op://VAULT/ITEM/FIELD or op://VAULT/ITEM/SECTION/FIELD",
-                text.escape_debug()
+                text
             ));
         }
         let mut loc = OpLocator {

@@ -108,11 +108,7 @@ impl VaultLocator {
             .chars()
             .find(|c| matches!(c, '#' | '?' | '%' | '\\') || c.is_whitespace() || c.is_control())
         {
-            return Err(format!(
-                "vault path `{}` contains `{}`",
-                self.path.escape_debug(),
-                c.escape_debug()
-            ));
+            return Err(format!("vault path `{}` contains `{}`", self.path, c));
         }
         if let Some(ns) = &self.namespace {
             if ns.chars().any(|c| c.is_control()) {
@@ -138,10 +134,7 @@ fn under(path: &str, mount: &str) -> bool {
 pub(crate) fn parse_version(v: &str) -> Result<u64, String> {
     match v.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "version `{}` is not a positive whole number",
-            v.escape_debug()
-        )),
+        _ => Err(format!("version `{}` is not a positive whole number", v)),
     }
 }
 

@@ -6,6 +6,7 @@
 //! mapping keys (errors), and the path of every site for `scope` checks. It also
 //! folds every event that will reach the output into the verification digest, in
 //! segments split at the sites, and enforces the nesting and alias limits.
+//! A scalar key given twice in one mapping is a warning naming both places.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -164,7 +165,17 @@ struct Frame<'a> {
     in_key: bool,
     key: Option<Cow<'a, str>>,
     index: usize,
+    /// Scalar keys seen so far, by (tag or resolved kind, text), with their span;
+    /// made on the first key.
+    keys: Option<KeySet<'a>>,
 }
+
+/// A mapping's scalar keys: (tag or resolved kind, text) to the key's span.
+type KeySet<'a> = HashMap<(Cow<'static, str>, Cow<'a, str>), Range<usize>>;
+
+/// At most this many duplicate-key warnings per source: a generated file full of
+/// them still gets a short report.
+const MAX_DUPLICATE_WARNINGS: usize = 20;
 
 enum Partial {
     Map(Vec<(Node, Node)>, Option<Node>, usize),
@@ -231,6 +242,7 @@ struct Walker<'a, 'k> {
     root_flow: bool,
     root_entries: Vec<RootEntry>,
     secrets_entry: Option<usize>,
+    duplicates: usize,
 }
 
 impl<'a, 'k> Walker<'a, 'k> {
@@ -264,6 +276,7 @@ impl<'a, 'k> Walker<'a, 'k> {
             root_flow: false,
             root_entries: Vec::new(),
             secrets_entry: None,
+            duplicates: 0,
         }
     }
 
@@ -277,6 +290,12 @@ impl<'a, 'k> Walker<'a, 'k> {
                 self.max_end = self.max_end.max(r.end);
             }
             self.last_end = r.end;
+        }
+        if self.duplicates > MAX_DUPLICATE_WARNINGS {
+            self.out.errors.push(Diagnostic::warning(format!(
+                "{} more keys given twice in one mapping are not shown",
+                self.duplicates - MAX_DUPLICATE_WARNINGS
+            )));
         }
         self.finish_secrets();
         self.out.segments.push(self.acc);
@@ -479,6 +498,7 @@ impl<'a, 'k> Walker<'a, 'k> {
             in_key,
             key: None,
             index: 0,
+            keys: None,
         });
         Ok(())
     }
@@ -597,6 +617,9 @@ impl<'a, 'k> Walker<'a, 'k> {
             self.node_done();
             return;
         }
+        if is_key {
+            self.note_key(&value, style, tag.as_deref(), &r);
+        }
         if self.want_sites && reference::may_contain_reference(&value) {
             let (template, errors) = reference::parse(&value);
             for e in &errors {
@@ -649,6 +672,53 @@ impl<'a, 'k> Walker<'a, 'k> {
             }
         }
         self.node_done();
+    }
+
+    /// Records a scalar key of the current mapping; the second time a key is
+    /// given (same tag or resolved kind, same text) warns with both places.
+    /// Readers disagree on such a file: Go yaml and js-yaml refuse it, PyYAML and
+    /// SnakeYAML keep the last value. Keys that are collections or aliases are not compared,
+    /// nor merge keys (`<<`), nor the `secrets:` block (which reports its own
+    /// duplicates as errors).
+    // `&Cow`, not `&str`: cloning it keeps a key borrowed from the source borrowed.
+    #[allow(clippy::ptr_arg)]
+    fn note_key(
+        &mut self,
+        value: &Cow<'a, str>,
+        style: ScalarStyle,
+        tag: Option<&str>,
+        r: &Range<usize>,
+    ) {
+        let kind: Cow<'static, str> = match (tag, style) {
+            (Some(t), _) => Cow::Owned(t.to_owned()),
+            (None, ScalarStyle::Plain) if value == "<<" => return,
+            (None, ScalarStyle::Plain) => Cow::Borrowed(kind_name(resolve_core(value))),
+            (None, _) => Cow::Borrowed("str"),
+        };
+        let Some(f) = self.frames.last_mut().filter(|f| f.map) else {
+            return;
+        };
+        let keys = f.keys.get_or_insert_with(HashMap::new);
+        let first = match keys.entry((kind, value.clone())) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(r.clone());
+                return;
+            }
+            std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+        };
+        self.duplicates += 1;
+        if self.duplicates > MAX_DUPLICATE_WARNINGS {
+            return;
+        }
+        self.out.errors.push(
+            Diagnostic::warning(format!(
+                "key `{value}` is given twice in one mapping; readers disagree on which value wins"
+            ))
+            .at(self.source, r.clone())
+            .label("given again here")
+            .also_at(self.source, first, "first given here")
+            .note("Go yaml and js-yaml refuse the file; PyYAML and SnakeYAML keep the last value"),
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -912,4 +982,76 @@ pub fn locate(src: &str, span: &Range<usize>, value: &str, range: Range<usize>) 
         .map_or(span.clone(), |(i, _)| {
             span.start + i..span.start + i + needle.len()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warnings(src: &str) -> Vec<(String, Range<usize>, Option<Range<usize>>)> {
+        let limits = Limits {
+            max_depth: 64,
+            max_aliases: 100,
+            strict_yaml: false,
+        };
+        let scan =
+            scan(src, 0, limits, &DigestKey::default(), true, Some("secrets")).expect("scans");
+        scan.errors
+            .into_iter()
+            .filter(|d| !d.is_error())
+            .map(|d| {
+                let at = d.location.map(|l| l.span).unwrap_or_default();
+                (d.message, at, d.related.map(|r| r.0.span.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn duplicate_key_warns_with_both_places() {
+        let src = "a: 1\nb: 2\na: 3\n";
+        assert_eq!(
+            warnings(src),
+            [(
+                "key `a` is given twice in one mapping; readers disagree on which value wins"
+                    .to_owned(),
+                10..11,
+                Some(0..1)
+            )]
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_compare_by_value_and_kind_per_mapping() {
+        // Plain and quoted spellings of one string are one key; `1` and `"1"` are two.
+        assert_eq!(warnings("x: 1\n\"x\": 2\n").len(), 1);
+        assert_eq!(warnings("1: a\n\"1\": b\n").len(), 0);
+        // Same key in sibling mappings, in a sequence of mappings, in two documents.
+        assert_eq!(warnings("a: {k: 1}\nb: {k: 2}\n").len(), 0);
+        assert_eq!(warnings("- {k: 1}\n- {k: 2}\n").len(), 0);
+        assert_eq!(warnings("k: 1\n---\nk: 2\n").len(), 0);
+        // Nested and flow mappings are checked too.
+        assert_eq!(warnings("a:\n  b: {k: 1, k: 2}\n").len(), 1);
+        // Merge keys and complex keys are not compared.
+        assert_eq!(warnings("<<: {m: 1}\n<<: {n: 1}\n").len(), 0);
+        assert_eq!(warnings("? [a]\n: 1\n? [a]\n: 2\n").len(), 0);
+    }
+
+    #[test]
+    fn duplicate_keys_in_the_secrets_block_are_left_to_its_own_errors() {
+        assert_eq!(warnings("secrets:\n  A: x\n  A: y\nv: $<A>\n").len(), 0);
+    }
+
+    #[test]
+    fn many_duplicate_keys_give_a_bounded_report() {
+        let src: String = (0..100).map(|i| format!("k: {i}\n")).collect();
+        let w = warnings(&src);
+        assert_eq!(w.len(), MAX_DUPLICATE_WARNINGS + 1);
+        assert_eq!(
+            w[MAX_DUPLICATE_WARNINGS].0,
+            format!(
+                "{} more keys given twice in one mapping are not shown",
+                99 - MAX_DUPLICATE_WARNINGS
+            )
+        );
+    }
 }
