@@ -34,6 +34,8 @@ pub fn verify(
 ) -> Result<(Acc, Vec<Value>), VerifyError> {
     let options = granit_parser::options! {
         strict_indentation: true,
+        // As the first pass reads it (see `scan`).
+        block_scalar_eof_without_line_feed: true,
         flow_nesting_limit: limits.max_depth + 64,
         block_nesting_limit: limits.max_depth + 64,
     };
