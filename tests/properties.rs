@@ -779,3 +779,321 @@ fn hostile_replacement_over_yaml_test_suite() {
         failures.join("\n\n")
     );
 }
+
+// ---------------------------------------------------------------------------
+// c. Readers of both families: PyYAML (YAML 1.1, pure-Python scanner)
+// ---------------------------------------------------------------------------
+
+/// Loads files with PyYAML's pure-Python `SafeLoader` (unknown `!tags` kept as
+/// `{"tag", "v"}`) in ONE python3 process; one JSON line per path, the tree
+/// encoded so that nothing is lost: ints and floats as text, mappings as pair
+/// lists (keys need not be strings), anything else by its `repr`.
+const PYYAML_SCRIPT: &str = r#"
+import json, sys
+import yaml
+
+class L(yaml.SafeLoader):
+    pass
+
+def unknown(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        v = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        v = loader.construct_sequence(node, deep=True)
+    else:
+        v = loader.construct_mapping(node, deep=True)
+    return ("!tag", node.tag, v)
+
+L.add_multi_constructor("!", unknown)
+L.add_multi_constructor("tag:", unknown)
+
+def enc(v):
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        return {"int": str(v)}
+    if isinstance(v, float):
+        return {"float": repr(v)}
+    if isinstance(v, list):
+        return [enc(x) for x in v]
+    if isinstance(v, dict):
+        return {"map": [[enc(k), enc(x)] for k, x in v.items()]}
+    if isinstance(v, tuple) and len(v) == 3 and v[0] == "!tag":
+        return {"tag": v[1], "v": enc(v[2])}
+    return {"other": type(v).__name__ + ":" + repr(v)}
+
+sys.setrecursionlimit(20000)
+for path in sys.stdin.read().split("\n"):
+    if not path:
+        continue
+    try:
+        with open(path, "rb") as f:
+            docs = [enc(d) for d in yaml.load_all(f, Loader=L)]
+        out = {"ok": docs}
+    except BaseException as e:
+        out = {"err": type(e).__name__ + ": " + str(e)[:300]}
+    sys.stdout.write(json.dumps(out) + "\n")
+"#;
+
+/// PyYAML's reading of each file (see [`PYYAML_SCRIPT`]). Panics when python3
+/// or PyYAML is missing: the property must not pass by skipping.
+fn pyyaml_load(paths: &[PathBuf]) -> Vec<Result<serde_json::Value, String>> {
+    use std::io::Write as _;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(PYYAML_SCRIPT)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is required for the PyYAML oracle (it is installed with moto)");
+    let list: String = paths
+        .iter()
+        .map(|p| format!("{}\n", p.to_str().expect("utf-8 temp path")))
+        .collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(list.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "the PyYAML oracle failed (is PyYAML installed? `python3 -c 'import yaml'`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), paths.len(), "PyYAML oracle output is short");
+    lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            match v.get("ok") {
+                Some(docs) => Ok(docs.clone()),
+                None => Err(v["err"].as_str().unwrap_or("?").to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// Replaces every `$<Sn>` inside every string of a PyYAML tree by `values[n]`.
+fn substitute_json(v: &serde_json::Value, values: &[String]) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => J::String(substitute_text(s, values)),
+        J::Array(items) => J::Array(items.iter().map(|i| substitute_json(i, values)).collect()),
+        J::Object(m) => J::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), substitute_json(x, values)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Replaces every `$<Sn>` in `s` by `values[n]` (in one pass, so a value that
+/// itself looks like a reference stays as it is).
+fn substitute_text(s: &str, values: &[String]) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("$<S") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 3..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let n = after[..digits].parse::<usize>().ok();
+        match n {
+            Some(n) if after[digits..].starts_with('>') && n < values.len() => {
+                out.push_str(&values[n]);
+                rest = &after[digits + 1..];
+            }
+            _ => {
+                out.push_str("$<S");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Same substitution over an independent Rust reader's tree.
+fn substitute_value(v: &Value, values: &[String]) -> Value {
+    map_strings(v, &|s| substitute_text(s, values))
+}
+
+/// A scratch directory whose catalogue declares `S0..Sn` as files holding `values`.
+fn write_case(dir: &Path, config: &str, values: &[String]) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut catalogue = String::from("secrets:\n");
+    for (i, v) in values.iter().enumerate() {
+        let p = dir.join(format!("v{i}"));
+        std::fs::write(&p, v).unwrap();
+        let pj = serde_json::to_string(p.to_str().unwrap()).unwrap();
+        catalogue.push_str(&format!("  S{i}: {{ file: {pj} }}\n"));
+    }
+    let cat = dir.join("catalogue.yaml");
+    std::fs::write(&cat, catalogue).unwrap();
+    let cfg = dir.join("config.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    (cfg, cat)
+}
+
+fn keyfill(args: &[&std::ffi::OsStr]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyfill"))
+        .args(args)
+        .output()
+        .expect("spawn keyfill");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Value of key `k` in the single document under the YAML 1.2 reading
+/// (granit with its default, test-suite conforming options).
+fn yaml12_value_of_k(text: &str) -> Option<String> {
+    let mut next_is_value = false;
+    let mut depth = 0usize;
+    for ev in Parser::new_from_str(text) {
+        let (ev, _) = ev.ok()?;
+        match ev {
+            Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
+            Event::MappingEnd | Event::SequenceEnd => depth -= 1,
+            Event::Scalar(v, ..) if depth == 1 => {
+                if next_is_value {
+                    return Some(v.into_owned());
+                }
+                next_is_value = v == "k";
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Every block-scalar header × with and without a final line break × with and
+/// without a reference: the value is exactly the substituted one under PyYAML,
+/// a libyaml port, the YAML 1.2 reading and `--format json`; the header is kept
+/// whenever it can express the value; a file without references is unchanged.
+#[test]
+fn block_scalar_at_eof_without_newline_keeps_its_value() {
+    const HEADERS: &[(&str, usize)] = &[
+        ("|", 2),
+        (">", 2),
+        ("|+", 2),
+        ("|-", 2),
+        (">+", 2),
+        (">-", 2),
+        ("|2", 2),
+        ("|2+", 2),
+        ("|-2", 2),
+        (">1", 1),
+        ("|4-", 4),
+        ("|  # note", 2),
+        (">+ # note", 2),
+        ("|1+ #n", 1),
+    ];
+    const VALUES: &[&str] = &["val", "two\nlines", "val\n", "val\n\n", " lead"];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    for (h, ind) in HEADERS {
+        for final_break in [false, true] {
+            let nl = if final_break { "\n" } else { "" };
+            let pad = " ".repeat(*ind);
+            // Without a reference: unchanged bytes.
+            let plain = format!("a: 1\nk: {h}\n{pad}text{nl}");
+            let dir = tmp.path().join(format!("u{}", cases.len()));
+            let (cfg, _) = write_case(&dir, &plain, &[]);
+            let run = keyfill(&["render".as_ref(), cfg.as_os_str()]);
+            assert_eq!(run.code, Some(0), "{plain:?}\n{run}");
+            assert_eq!(run.stdout, plain, "unreferenced block changed");
+            for v in VALUES {
+                if v.starts_with(' ') && !h.contains(|c: char| c.is_ascii_digit()) {
+                    continue; // no block scalar without indicator can start with a space
+                }
+                let config = format!("a: 1\nk: {h}\n{pad}$<S0>{nl}");
+                let marker = format!("a: 1\nk: {h}\n{pad}{MARKER}{nl}");
+                let dir = tmp.path().join(format!("c{}", cases.len()));
+                let (cfg, cat) = write_case(&dir, &config, &[v.to_string()]);
+                let m = dir.join("marker.yaml");
+                std::fs::write(&m, &marker).unwrap();
+                let run = keyfill(&[
+                    "render".as_ref(),
+                    cfg.as_os_str(),
+                    "--secrets".as_ref(),
+                    cat.as_os_str(),
+                ]);
+                assert_eq!(run.code, Some(0), "{config:?} with {v:?}\n{run}");
+                let out = dir.join("out.yaml");
+                std::fs::write(&out, &run.stdout).unwrap();
+                let json = keyfill(&[
+                    "render".as_ref(),
+                    cfg.as_os_str(),
+                    "--secrets".as_ref(),
+                    cat.as_os_str(),
+                    "--format".as_ref(),
+                    "json".as_ref(),
+                ]);
+                assert_eq!(json.code, Some(0), "{config:?}\n{json}");
+                cases.push((config, v.to_string(), m, out, run.stdout, json.stdout));
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    for c in &cases {
+        paths.push(c.2.clone());
+        paths.push(c.3.clone());
+    }
+    let py = pyyaml_load(&paths);
+    let mut errors = Vec::new();
+    for (i, (config, v, _, _, out, json)) in cases.iter().enumerate() {
+        // The substituted value: the reference replaced in the value as
+        // libyaml-family readers read the source.
+        let want = match &py[2 * i] {
+            Ok(t) => t[0]["map"][1][1].as_str().unwrap().replace(MARKER, v),
+            Err(e) => panic!("PyYAML cannot read {config:?}: {e}"),
+        };
+        let got_py = py[2 * i + 1]
+            .as_ref()
+            .ok()
+            .and_then(|t| t[0]["map"][1][1].as_str().map(str::to_owned));
+        let got_serde = load_all(out)
+            .ok()
+            .and_then(|d| d[0].get("k").and_then(|x| x.as_str().map(str::to_owned)));
+        let got_12 = yaml12_value_of_k(out);
+        let got_json = serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .and_then(|j| j["k"].as_str().map(str::to_owned));
+        for (who, got) in [
+            ("PyYAML", &got_py),
+            ("yaml_serde", &got_serde),
+            ("YAML 1.2 reading", &got_12),
+            ("--format json", &got_json),
+        ] {
+            if got.as_deref() != Some(want.as_str()) {
+                errors.push(format!(
+                    "{config:?} with {v:?}: {who} reads {got:?}, want {want:?}\noutput: {out:?}"
+                ));
+            }
+        }
+        // The header survives when its chomping can say the value.
+        let header = config.lines().nth(1).unwrap();
+        let out_header = out.lines().nth(1).unwrap_or("");
+        let chomp_fits = match (header.contains('-'), header.contains('+')) {
+            (true, _) => !want.ends_with('\n'),
+            (_, true) => want.ends_with('\n'),
+            _ => want.ends_with('\n') && !want.ends_with("\n\n"),
+        };
+        let folded_multi_line = header.contains('>') && want.trim_end_matches('\n').contains('\n');
+        if chomp_fits && !folded_multi_line && out_header != header {
+            errors.push(format!(
+                "{config:?} with {v:?}: header became {out_header:?}"
+            ));
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} failures:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+}
