@@ -1097,3 +1097,321 @@ fn block_scalar_at_eof_without_newline_keeps_its_value() {
         errors.join("\n")
     );
 }
+
+/// Look-alikes and indicator-laden values in block and flow context read back
+/// as exactly the string under PyYAML's own scanner, a libyaml port and
+/// keyfill's YAML 1.2 reading (`{password: pa?ss}` once broke PyYAML).
+#[test]
+fn lookalike_values_read_as_the_same_string_under_pyyaml() {
+    let mut values: Vec<String> = LOOKALIKES.iter().map(|s| s.to_string()).collect();
+    values.extend(
+        [
+            "pa?ss",
+            "a?",
+            "?a",
+            "a ?b",
+            "a:",
+            "a:b",
+            "a:,b",
+            "a:]",
+            "a:}",
+            "a,b",
+            "a[b",
+            "a]b",
+            "a{b",
+            "a}b",
+            "a#b",
+            "a #b",
+            "a: b",
+            "1:20",
+            "1:20:30.5",
+            "0b101",
+            "0x1F",
+            "0o17",
+            "-0x1F",
+            "+12",
+            "12e3",
+            "1_000.5",
+            "y",
+            "Y",
+            "yes",
+            "NO",
+            "oN",
+            "Off",
+            "~",
+            "=",
+            "<<",
+            "2001-12-14",
+            "2001-12-14 21:59:43.10 -5",
+            ".inf",
+            "-.Inf",
+            ".NaN",
+            "-",
+            "-a",
+            "?",
+            ":",
+            ":a",
+            "-- a",
+            "!a",
+            "&a",
+            "*a",
+            "%a",
+            "@a",
+            "`a",
+            "|a",
+            ">a",
+            "'a",
+            "\"a",
+            "a'",
+            "a\"",
+            "a\\b",
+            "key: value # c",
+            "é?ß",
+            "日本:語",
+            "\u{1F600}?",
+        ]
+        .map(str::to_owned),
+    );
+    const CONTEXTS: &[(&str, &str)] = &[
+        ("k: ", "\n"),
+        ("k: '", "'\n"),
+        ("{k: ", "}\n"),
+        ("{k: ", ", z: 1}\n"),
+        ("[", ", z]\n"),
+        ("k: [", "]\n"),
+        ("- ", "\n- z\n"),
+        ("{\"k\": \"", "\"}\n"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    for v in &values {
+        for (pre, post) in CONTEXTS {
+            let config = format!("{pre}$<S0>{post}");
+            let dir = tmp.path().join(format!("c{}", cases.len()));
+            let (cfg, cat) = write_case(&dir, &config, std::slice::from_ref(v));
+            let m = dir.join("marker.yaml");
+            std::fs::write(&m, format!("{pre}{MARKER}{post}")).unwrap();
+            let run = keyfill(&[
+                "render".as_ref(),
+                cfg.as_os_str(),
+                "--secrets".as_ref(),
+                cat.as_os_str(),
+            ]);
+            assert_eq!(run.code, Some(0), "{config:?} with {v:?}\n{run}");
+            let out = dir.join("out.yaml");
+            std::fs::write(&out, &run.stdout).unwrap();
+            cases.push((config, v.clone(), m, out, run.stdout));
+        }
+    }
+    let mut paths = Vec::new();
+    for c in &cases {
+        paths.push(c.2.clone());
+        paths.push(c.3.clone());
+    }
+    let py = pyyaml_load(&paths);
+    let mut errors = Vec::new();
+    for (i, (config, v, m, _, out)) in cases.iter().enumerate() {
+        let values = [v.clone()];
+        let marker = std::fs::read_to_string(m).unwrap();
+        let marker_py = py[2 * i].as_ref().expect("PyYAML reads the marker config");
+        let want_py = substitute_json(marker_py, &values)
+            .to_string()
+            .replace(MARKER, "$<S0>");
+        let want_py = substitute_json(&serde_json::from_str(&want_py).unwrap(), &values);
+        match &py[2 * i + 1] {
+            Ok(got) if *got == want_py => {}
+            got => errors.push(format!(
+                "{config:?} with {v:?}: PyYAML reads {got:?}, want {want_py:?}\noutput: {out:?}"
+            )),
+        }
+        let want_serde: Vec<Value> = load_all(&marker)
+            .unwrap()
+            .iter()
+            .map(|d| replace_exact(d, MARKER, v))
+            .collect();
+        match load_all(out) {
+            Ok(got) if got == want_serde => {}
+            got => errors.push(format!(
+                "{config:?} with {v:?}: yaml_serde reads {got:?}\noutput: {out:?}"
+            )),
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} failures:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+}
+
+/// A JSON config stays JSON whatever the value: every code point class (C0,
+/// DEL, C1, line and paragraph separators, BOM, non-characters, non-BMP) comes
+/// out as JSON escapes a strict parser takes (serde_json and Python's `json`),
+/// reading back as exactly the value; `--format json` likewise.
+#[test]
+fn json_config_stays_json_for_every_code_point_class() {
+    let mut values: Vec<String> = (0u32..0x20)
+        .chain([0x7f])
+        .chain(0x80..0xa0)
+        .filter_map(char::from_u32)
+        .map(|c| format!("a{c}b"))
+        .collect();
+    values.extend(
+        [
+            "\u{2028}",
+            "\u{2029}",
+            "\u{feff}x",
+            "\u{fffe}",
+            "\u{ffff}",
+            "\u{fdd0}",
+            "\u{a0}",
+            "\u{1F600}",
+            "\u{10FFFF}",
+            "\u{10000}",
+            "\"",
+            "\\",
+            "/",
+            "\\u0041",
+            "\\x1B",
+            "\u{1b}[31mred\u{1b}[0m",
+            "tab\there",
+            "cr\rlf\n",
+            "",
+            "$<S0>",
+            "é",
+        ]
+        .map(str::to_owned),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "{\n  \"a\": \"$<S0>\",\n  \"b\": [1, \"pre $<S0> post\"]\n}\n";
+    let mut outs = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let dir = tmp.path().join(format!("c{i}"));
+        let (cfg, cat) = write_case(&dir, config, std::slice::from_ref(v));
+        let args = [
+            "render".as_ref(),
+            cfg.as_os_str(),
+            "--secrets".as_ref(),
+            cat.as_os_str(),
+        ];
+        let run = keyfill(&args);
+        assert_eq!(run.code, Some(0), "{v:?}\n{run}");
+        let want = serde_json::json!({"a": v, "b": [1, format!("pre {v} post")]});
+        let got: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{v:?}: output is not JSON ({e}): {:?}", run.stdout));
+        assert_eq!(got, want, "{v:?}");
+        let mut jargs = args.to_vec();
+        jargs.extend([std::ffi::OsStr::new("--format"), std::ffi::OsStr::new("json")]);
+        let json = keyfill(&jargs);
+        assert_eq!(json.code, Some(0), "{v:?}\n{json}");
+        let got: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(got, want, "{v:?} (--format json)");
+        let out = dir.join("out.json");
+        std::fs::write(&out, &run.stdout).unwrap();
+        outs.push((out, want));
+    }
+    // Python's strict parser: no raw control characters, no `\x`, no `\0`.
+    let script = "import json,sys\nfor p in sys.stdin.read().split('\\n'):\n    \
+                  if p: print(json.dumps(json.loads(open(p,encoding='utf-8').read(), strict=True)))";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is required");
+    let list: String = outs
+        .iter()
+        .map(|(p, _)| format!("{}\n", p.display()))
+        .collect();
+    {
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(list.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python's json refused an output");
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), outs.len());
+    for (line, (_, want)) in lines.iter().zip(&outs) {
+        let got: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(&got, want);
+    }
+}
+
+/// `secrets:` with nothing after it, `{}`, `~`, `null`, as the only key and
+/// among others at start, middle and end, block and flow: it declares nothing,
+/// is removed, and the rest renders.
+#[test]
+fn empty_secrets_block_declares_nothing() {
+    const SPELLINGS: &[&str] = &[
+        "secrets:",
+        "secrets: {}",
+        "secrets: ~",
+        "secrets: null",
+        "secrets:   # none",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for s in SPELLINGS {
+        cases.push((format!("{s}\n"), "{}\n".into()));
+        cases.push((s.to_string(), "{}\n".into()));
+        cases.push((format!("{s}\na: 1\nb: x\n"), "a: 1\nb: x\n".into()));
+        cases.push((format!("a: 1\n{s}\nb: x\n"), "a: 1\nb: x\n".into()));
+        cases.push((format!("a: 1\nb: x\n{s}\n"), "a: 1\nb: x\n".into()));
+        cases.push((format!("a: 1\nb: x\n{s}"), "a: 1\nb: x\n".into()));
+        cases.push((
+            format!("a: 1\r\n{s}\r\nb: x\r\n"),
+            "a: 1\r\nb: x\r\n".into(),
+        ));
+    }
+    for s in ["secrets:", "secrets: ", "secrets: {}", "secrets: ~"] {
+        cases.push((format!("{{{s}}}\n"), "{}\n".into()));
+        cases.push((format!("{{{s}, a: 1}}\n"), "{a: 1}\n".into()));
+        cases.push((format!("{{a: 1, {s}}}\n"), "{a: 1}\n".into()));
+        cases.push((format!("{{a: 1, {s}, b: 2}}\n"), "{a: 1, b: 2}\n".into()));
+    }
+    let mut errors = Vec::new();
+    for (i, (config, want)) in cases.iter().enumerate() {
+        let dir = tmp.path().join(format!("c{i}"));
+        let (cfg, _) = write_case(&dir, config, &[]);
+        let run = keyfill(&["render".as_ref(), cfg.as_os_str()]);
+        if run.code != Some(0) {
+            errors.push(format!("{config:?}: {run}"));
+            continue;
+        }
+        // Flow mappings keep the spaces around the removed entry; the tree is
+        // what matters there, the exact bytes in block style.
+        let same = if config.starts_with('{') {
+            load_all(&run.stdout).ok() == load_all(want).ok()
+        } else {
+            run.stdout == *want
+        };
+        if !same {
+            errors.push(format!("{config:?}: got {:?}, want {want:?}", run.stdout));
+        }
+    }
+    // With a reference elsewhere, resolved from a catalogue.
+    let dir = tmp.path().join("ref");
+    let (cfg, cat) = write_case(&dir, "secrets:\nk: $<S0>\n", &["v".into()]);
+    let run = keyfill(&[
+        "render".as_ref(),
+        cfg.as_os_str(),
+        "--secrets".as_ref(),
+        cat.as_os_str(),
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "k: v\n"),
+        "{run}"
+    );
+    assert!(
+        errors.is_empty(),
+        "{} failures:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+}
