@@ -1301,7 +1301,10 @@ fn json_config_stays_json_for_every_code_point_class() {
             .unwrap_or_else(|e| panic!("{v:?}: output is not JSON ({e}): {:?}", run.stdout));
         assert_eq!(got, want, "{v:?}");
         let mut jargs = args.to_vec();
-        jargs.extend([std::ffi::OsStr::new("--format"), std::ffi::OsStr::new("json")]);
+        jargs.extend([
+            std::ffi::OsStr::new("--format"),
+            std::ffi::OsStr::new("json"),
+        ]);
         let json = keyfill(&jargs);
         assert_eq!(json.code, Some(0), "{v:?}\n{json}");
         let got: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
@@ -1414,4 +1417,440 @@ fn empty_secrets_block_declares_nothing() {
         errors.len(),
         errors.join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------
+// d. Substitution property over the real-world corpus
+// ---------------------------------------------------------------------------
+
+fn corpus_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realworld-corpus");
+    assert!(dir.is_dir(), "corpus not found at {}", dir.display());
+    dir
+}
+
+/// Corpus files named by MANIFEST.tsv, in its order.
+fn corpus_files() -> Vec<PathBuf> {
+    let dir = corpus_dir();
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
+    let mut lines = manifest.lines();
+    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    let col = header.iter().position(|h| *h == "corpus_path").unwrap();
+    lines
+        .filter_map(|l| l.split('\t').nth(col))
+        .map(|p| dir.join(p))
+        .collect()
+}
+
+/// Value scalars (not in a key, no tag, non-empty) of the first parse, any style.
+fn value_scalars(src: &str) -> Vec<(std::ops::Range<usize>, ScalarStyle)> {
+    let mut stack: Vec<(bool, bool, bool)> = Vec::new(); // (map, expect_key, in_key)
+    let mut out = Vec::new();
+    let enter = |stack: &mut Vec<(bool, bool, bool)>| match stack.last_mut() {
+        None => false,
+        Some(f) => {
+            let key = f.2 || (f.0 && f.1);
+            if f.0 {
+                f.1 = !f.1;
+            }
+            key
+        }
+    };
+    for ev in Parser::new_from_str(src) {
+        let Ok((ev, span)) = ev else {
+            return Vec::new();
+        };
+        match ev {
+            Event::Scalar(_, style, _, tag) => {
+                let in_key = enter(&mut stack);
+                let Some(r) = span.byte_range() else { continue };
+                if !in_key && tag.is_none() && !r.is_empty() {
+                    out.push((r, style));
+                }
+            }
+            Event::Alias(_) => {
+                enter(&mut stack);
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                let in_key = enter(&mut stack);
+                stack.push((matches!(ev, Event::MappingStart(..)), true, in_key));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A hostile value from a seeded generator: indicators, line breaks of every
+/// kind, look-alike scalars, quotes, backslashes, unicode, controls.
+fn seeded_hostile(rng: &mut fastrand::Rng) -> String {
+    const WS: &[&str] = &[" ", "\n", "\t", "\r\n", "  ", "\r", "\u{85}", "\u{2028}"];
+    match rng.u32(0..12) {
+        0..=5 => (0..rng.usize(1..6))
+            .map(|_| FRAGMENTS[rng.usize(..FRAGMENTS.len())])
+            .collect(),
+        6..=7 => LOOKALIKES[rng.usize(..LOOKALIKES.len())].to_owned(),
+        8 => {
+            let l = LOOKALIKES[rng.usize(..LOOKALIKES.len())];
+            let w = WS[rng.usize(..WS.len())];
+            if rng.bool() {
+                format!("{w}{l}")
+            } else {
+                format!("{l}{w}")
+            }
+        }
+        9 => (0..rng.usize(1..8))
+            .map(|_| match rng.u32(0..4) {
+                0 => rng.char('\0'..='\u{a0}'),
+                1 => rng.char('\u{a0}'..='\u{fffd}'),
+                2 => rng.char('\u{10000}'..='\u{10ffff}'),
+                _ => rng.char(' '..='~'),
+            })
+            .collect(),
+        10 => format!(
+            "line one\n  indented: {}\n\n- item # not a comment\n",
+            FRAGMENTS[rng.usize(..FRAGMENTS.len())]
+        ),
+        _ => "x".repeat(rng.usize(1..3000)) + FRAGMENTS[rng.usize(..FRAGMENTS.len())],
+    }
+}
+
+/// Puts `$<Sn>` at a random scalar: in place of it, or before or after its
+/// text (inside the quotes), or at the start of a block scalar's line.
+fn place_reference(
+    src: &str,
+    r: &std::ops::Range<usize>,
+    style: ScalarStyle,
+    n: usize,
+    rng: &mut fastrand::Rng,
+) -> Option<(std::ops::Range<usize>, String, String)> {
+    let reference = format!("$<S{n}>");
+    let text = &src[r.clone()];
+    match style {
+        ScalarStyle::Literal | ScalarStyle::Folded => {
+            // Content lines: skip a header line if the span starts at the indicator.
+            let mut offsets = Vec::new();
+            let mut at = 0;
+            for (i, line) in text.split_inclusive('\n').enumerate() {
+                let header = i == 0 && text.starts_with(['|', '>']);
+                let trimmed = line.trim_start_matches(' ');
+                if !header && !trimmed.trim().is_empty() {
+                    offsets.push(at + line.len() - trimmed.len());
+                }
+                at += line.len();
+            }
+            if offsets.is_empty() {
+                return None;
+            }
+            let o = r.start + offsets[rng.usize(..offsets.len())];
+            Some((o..o, reference, "block line".into()))
+        }
+        _ => {
+            let quoted = matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted);
+            let (inner_start, inner_end) = if quoted {
+                (r.start + 1, r.end - 1)
+            } else {
+                (r.start, r.end)
+            };
+            match rng.u32(0..4) {
+                0 => Some((inner_start..inner_start, reference, "prefix".into())),
+                1 if !src[..inner_end].ends_with(['$', '\\']) => {
+                    Some((inner_end..inner_end, reference, "suffix".into()))
+                }
+                _ => Some((r.clone(), reference, "whole".into())),
+            }
+        }
+    }
+}
+
+/// The first place two encoded trees differ, for a readable failure.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> String {
+    use serde_json::Value as J;
+    match (a, b) {
+        (J::Array(x), J::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find(|(_, (p, q))| p != q)
+            .map(|(i, (p, q))| first_difference(p, q, &format!("{path}/{i}")))
+            .unwrap_or_default(),
+        (J::Object(x), J::Object(y)) if x.keys().eq(y.keys()) => x
+            .iter()
+            .zip(y.values())
+            .find(|((_, p), q)| p != q)
+            .map(|((k, p), q)| first_difference(p, q, &format!("{path}.{k}")))
+            .unwrap_or_default(),
+        _ => format!("at {path}: got {a}, want {b}"),
+    }
+}
+
+struct CorpusCase {
+    label: String,
+    values: Vec<String>,
+    edited: PathBuf,
+    output: PathBuf,
+}
+
+#[derive(Default)]
+struct CorpusTally {
+    files: usize,
+    not_utf8: usize,
+    too_large: usize,
+    refused: Vec<String>,
+    changed: Vec<String>,
+    no_scalars: usize,
+    renders: usize,
+    sites: usize,
+    serde_checked: usize,
+    serde_unreadable: usize,
+    failures: Vec<String>,
+    cases: Vec<CorpusCase>,
+}
+
+/// Random scalars of every corpus file keyfill renders become references to
+/// hostile values; the output, read by PyYAML (pure-Python scanner, YAML 1.1)
+/// and by `yaml_serde` (a libyaml port), must equal the edited file read by the
+/// same reader with the values substituted into its tree. Fixed seed
+/// (`KEYFILL_CORPUS_SEED` to vary it), `KEYFILL_CORPUS_SITES` sites per file.
+#[test]
+fn substitution_property_over_realworld_corpus() {
+    let env_num = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let seed = env_num("KEYFILL_CORPUS_SEED", 0x6b65_7966_696c_6c09);
+    let sites_per_render = env_num("KEYFILL_CORPUS_SITES", 6) as usize;
+    // PyYAML's pure-Python scanner reads about 200 KB/s: bound each file it reads.
+    const MAX_FILE: usize = 48 * 1024;
+
+    let files = corpus_files();
+    assert!(files.len() > 1500, "only {} corpus files", files.len());
+    let tmp = tempfile::tempdir().unwrap();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let tally = std::sync::Mutex::new(CorpusTally::default());
+    let worker = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(file) = files.get(i) else { break };
+        let name = file
+            .strip_prefix(corpus_dir())
+            .unwrap()
+            .display()
+            .to_string();
+        let mut local = CorpusTally {
+            files: 1,
+            ..CorpusTally::default()
+        };
+        corpus_file(
+            file,
+            &name,
+            &tmp.path().join(format!("f{i}")),
+            seed,
+            sites_per_render,
+            MAX_FILE,
+            &mut local,
+        );
+        let mut t = tally.lock().unwrap();
+        t.files += local.files;
+        t.not_utf8 += local.not_utf8;
+        t.too_large += local.too_large;
+        t.refused.extend(local.refused);
+        t.changed.extend(local.changed);
+        t.no_scalars += local.no_scalars;
+        t.renders += local.renders;
+        t.sites += local.sites;
+        t.serde_checked += local.serde_checked;
+        t.serde_unreadable += local.serde_unreadable;
+        t.failures.extend(local.failures);
+        t.cases.extend(local.cases);
+    };
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(worker);
+        }
+    });
+    let mut t = tally.into_inner().unwrap();
+    t.cases.sort_by(|a, b| a.label.cmp(&b.label));
+
+    // One python3 process reads every edited file and every output.
+    let mut paths = Vec::new();
+    for c in &t.cases {
+        paths.push(c.edited.clone());
+        paths.push(c.output.clone());
+    }
+    let py = pyyaml_load(&paths);
+    let mut py_checked = 0;
+    let mut py_sites = 0;
+    let mut py_unreadable = 0;
+    for (i, c) in t.cases.iter().enumerate() {
+        let Ok(edited) = &py[2 * i] else {
+            py_unreadable += 1;
+            continue;
+        };
+        py_checked += 1;
+        py_sites += c.values.len();
+        let want = substitute_json(edited, &c.values);
+        match &py[2 * i + 1] {
+            Ok(got) if *got == want => {}
+            Ok(got) => t.failures.push(format!(
+                "{}: PyYAML reads the output differently: {}\nvalues: {:?}",
+                c.label,
+                first_difference(got, &want, ""),
+                c.values
+            )),
+            Err(e) => t.failures.push(format!(
+                "{}: PyYAML cannot read the output: {e}\nvalues: {:?}",
+                c.label, c.values
+            )),
+        }
+    }
+    eprintln!(
+        "corpus substitution: {} files ({} not UTF-8, {} over {} KiB, {} refused by keyfill, \
+         {} changed without references, {} without value scalars); {} renders with {} \
+         substituted scalars; PyYAML checked {} renders ({} scalars; {} files it cannot read); \
+         yaml_serde checked {} renders ({} files it cannot read); {} mismatches",
+        t.files,
+        t.not_utf8,
+        t.too_large,
+        MAX_FILE / 1024,
+        t.refused.len(),
+        t.changed.len(),
+        t.no_scalars,
+        t.renders,
+        t.sites,
+        py_checked,
+        py_sites,
+        py_unreadable,
+        t.serde_checked,
+        t.serde_unreadable,
+        t.failures.len()
+    );
+    for r in t.refused.iter().chain(&t.changed) {
+        eprintln!("  skipped {r}");
+    }
+    assert!(
+        py_sites > 2000,
+        "too few scalars checked by PyYAML: {py_sites}"
+    );
+    assert!(
+        t.failures.is_empty(),
+        "{} mismatches:\n\n{}",
+        t.failures.len(),
+        t.failures
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+}
+
+/// One corpus file: the unchanged render, then one render with references.
+fn corpus_file(
+    file: &Path,
+    name: &str,
+    dir: &Path,
+    seed: u64,
+    sites_per_render: usize,
+    max_file: usize,
+    t: &mut CorpusTally,
+) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        t.not_utf8 += 1;
+        return;
+    };
+    if text.len() > max_file {
+        t.too_large += 1;
+        return;
+    }
+    let run = keyfill(&["render".as_ref(), file.as_os_str()]);
+    if run.code != Some(0) {
+        let why = run.stderr.lines().next().unwrap_or("").to_owned();
+        t.refused
+            .push(format!("{name}: exit {:?}: {why}", run.code));
+        return;
+    }
+    if run.stdout != text {
+        t.changed.push(format!(
+            "{name}: rendered changed without references (a `secrets:` block?)"
+        ));
+        return;
+    }
+    let sites = value_scalars(&text);
+    if sites.is_empty() {
+        t.no_scalars += 1;
+        return;
+    }
+    // Per-file seed: the sample does not depend on thread scheduling.
+    let h = name.bytes().fold(seed, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut rng = fastrand::Rng::with_seed(h);
+    let mut chosen: Vec<usize> = (0..sites.len()).collect();
+    rng.shuffle(&mut chosen);
+    chosen.truncate(sites_per_render);
+    chosen.sort_unstable();
+    let mut edits = Vec::new();
+    let mut values = Vec::new();
+    let mut how = Vec::new();
+    for &s in &chosen {
+        let (r, style) = &sites[s];
+        if let Some((at, reference, mode)) =
+            place_reference(&text, r, *style, values.len(), &mut rng)
+        {
+            edits.push((at, reference));
+            how.push(format!("S{} {mode} {style:?} @{}", values.len(), r.start));
+            values.push(seeded_hostile(&mut rng));
+        }
+    }
+    let mut edited = text.clone();
+    for (at, reference) in edits.iter().rev() {
+        edited.replace_range(at.clone(), reference);
+    }
+    let (cfg, cat) = write_case(dir, &edited, &values);
+    let run = keyfill(&[
+        "render".as_ref(),
+        cfg.as_os_str(),
+        "--secrets".as_ref(),
+        cat.as_os_str(),
+    ]);
+    t.renders += 1;
+    t.sites += values.len();
+    let label = format!("{name} [{}]", how.join(", "));
+    if run.code != Some(0) {
+        t.failures.push(format!(
+            "{label}: render failed\nvalues: {values:?}\n{}",
+            run.stderr
+        ));
+        return;
+    }
+    let output = dir.join("output.yaml");
+    std::fs::write(&output, &run.stdout).unwrap();
+    // The libyaml port, in process.
+    match load_all(&edited) {
+        Ok(docs) => {
+            t.serde_checked += 1;
+            let want: Vec<Value> = docs.iter().map(|d| substitute_value(d, &values)).collect();
+            match load_all(&run.stdout) {
+                Ok(got) if got == want => {}
+                Ok(_) => t.failures.push(format!(
+                    "{label}: yaml_serde reads the output differently\nvalues: {values:?}"
+                )),
+                Err(e) => t.failures.push(format!(
+                    "{label}: yaml_serde cannot read the output: {e}\nvalues: {values:?}"
+                )),
+            }
+        }
+        Err(_) => t.serde_unreadable += 1,
+    }
+    t.cases.push(CorpusCase {
+        label,
+        values,
+        edited: cfg,
+        output,
+    });
 }
