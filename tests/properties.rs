@@ -1854,3 +1854,74 @@ fn corpus_file(
         output,
     });
 }
+
+/// Renders `config` with `S0..` = `values` and checks that PyYAML and
+/// `yaml_serde` read the output as the config's own reading with the values
+/// substituted.
+fn assert_reads_back(configs: &[(&str, &[&str])]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    let mut runs = Vec::new();
+    for (i, (config, values)) in configs.iter().enumerate() {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        let dir = tmp.path().join(format!("c{i}"));
+        let (cfg, cat) = write_case(&dir, config, &values);
+        let run = keyfill(&[
+            "render".as_ref(),
+            cfg.as_os_str(),
+            "--secrets".as_ref(),
+            cat.as_os_str(),
+        ]);
+        assert_eq!(run.code, Some(0), "{config:?}\n{run}");
+        let out = dir.join("out.yaml");
+        std::fs::write(&out, &run.stdout).unwrap();
+        let want: Vec<Value> = load_all(config)
+            .unwrap()
+            .iter()
+            .map(|d| substitute_value(d, &values))
+            .collect();
+        assert_eq!(
+            load_all(&run.stdout).unwrap(),
+            want,
+            "yaml_serde: {config:?}\n{run}"
+        );
+        paths.extend([cfg, out]);
+        runs.push((config.to_string(), values, run.stdout));
+    }
+    let py = pyyaml_load(&paths);
+    for (i, (config, values, out)) in runs.iter().enumerate() {
+        let want = substitute_json(py[2 * i].as_ref().unwrap(), values);
+        assert_eq!(
+            py[2 * i + 1].as_ref().ok(),
+            Some(&want),
+            "PyYAML: {config:?}\noutput: {out:?}"
+        );
+    }
+}
+
+/// Corpus mismatch (Argo workflow, Ansible playbook): a value with `?` spliced
+/// plain into a flow collection ended the scalar for PyYAML.
+#[test]
+fn question_mark_value_in_flow_collection_reads_back_under_pyyaml() {
+    assert_reads_back(&[
+        ("dependencies: [A, $<S0>]\n", &["\u{1F600}?"]),
+        ("- {name: $<S0>, state: present}\n", &["pa?ss"]),
+        ("k: {a: [x, {b: $<S0>}]}\n", &["a?b"]),
+        ("k: [$<S0>]\n", &["a ?b"]),
+    ]);
+}
+
+/// Corpus mismatch (GitHub workflow, Helm template, Home Assistant card): a block
+/// scalar that ends the file without a line break gained a `\n` for libyaml
+/// readers, and `|+` lost its header.
+#[test]
+fn block_scalar_ending_the_file_reads_back_under_libyaml() {
+    assert_reads_back(&[
+        ("run: |\n  set -e\n  echo \"$<S0> done\"", &["1:20\n"]),
+        ("run: |\n  set -e\n  echo $<S0>", &["plain"]),
+        ("run: |+\n  $<S0>", &["keep"]),
+        ("run: >\n  folded\n  $<S0>", &["x"]),
+        ("a:\n  b: |-\n    $<S0>", &["line\n\nnext"]),
+        ("- |2\n    $<S0>", &[" lead"]),
+    ]);
+}

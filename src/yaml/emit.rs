@@ -388,6 +388,62 @@ mod tests {
     }
 
     #[test]
+    fn question_mark_is_never_plain_in_flow_context() {
+        assert_eq!(emit("pa?ss", Prefer::Plain, Ctx::Flow), "'pa?ss'");
+        assert_eq!(emit("a?", Prefer::Plain, Ctx::Flow), "'a?'");
+        assert_eq!(emit("pa?ss", Prefer::Plain, Ctx::Block), "pa?ss");
+    }
+
+    #[test]
+    fn double_quotes_use_only_json_escapes() {
+        assert_eq!(
+            emit("\0\u{1b}\u{7f}\u{80}\u{1F600}", Prefer::Double, Ctx::Block),
+            "\"\\u0000\\u001B\\u007F\\u0080\u{1F600}\""
+        );
+    }
+
+    #[test]
+    fn block_scalar_keeps_its_header_and_is_unambiguous_at_eof() {
+        let shape = |header, at_eof| BlockShape {
+            folded: false,
+            indent: 2,
+            header,
+            tail: "  # c",
+            line_break: "\n",
+            blank_follows: false,
+            at_eof,
+        };
+        let emit_block = |s: &str, sh: &BlockShape<'_>| {
+            let mut out = String::new();
+            block_scalar(s, sh, &mut out).then_some(out)
+        };
+        // Keep chomping stays when it says the value.
+        assert_eq!(
+            emit_block("a\n", &shape("+", false)).as_deref(),
+            Some("|+  # c\n  a\n")
+        );
+        // The indentation indicator stays, and lets a value start with a space.
+        assert_eq!(
+            emit_block(" a\n", &shape("2", false)).as_deref(),
+            Some("|2  # c\n   a\n")
+        );
+        assert_eq!(
+            emit_block("a", &shape("2+", false)).as_deref(),
+            Some("|2-  # c\n  a\n")
+        );
+        assert_eq!(emit_block(" a", &shape("", false)), None);
+        // At the end of the file without a line break: strip chomping, no break.
+        assert_eq!(
+            emit_block("a\nb", &shape("", true)).as_deref(),
+            Some("|-  # c\n  a\n  b")
+        );
+        assert_eq!(
+            emit_block("a\n", &shape("", true)).as_deref(),
+            Some("|  # c\n  a\n")
+        );
+    }
+
+    #[test]
     fn floats_read_as_floats_everywhere() {
         assert_eq!(float_text(1.0), "1.0");
         assert_eq!(float_text(1e300), "1.0e+300");
