@@ -785,7 +785,7 @@ fn hostile_replacement_over_yaml_test_suite() {
 // ---------------------------------------------------------------------------
 
 /// Loads files with PyYAML's pure-Python `SafeLoader` (unknown `!tags` kept as
-/// `{"tag", "v"}`) in ONE python3 process; one JSON line per path, the tree
+/// `{"tag", "v"}`, unhashable keys by their `repr`) in ONE python3 process; one JSON line per path, the tree
 /// encoded so that nothing is lost: ints and floats as text, mappings as pair
 /// lists (keys need not be strings), anything else by its `repr`.
 const PYYAML_SCRIPT: &str = r#"
@@ -806,6 +806,21 @@ def unknown(loader, suffix, node):
 
 L.add_multi_constructor("!", unknown)
 L.add_multi_constructor("tag:", unknown)
+
+# Templated configs (`{{ .Values.x }}`) have mappings as keys: keep them, by repr.
+def construct_mapping(self, node, deep=False):
+    self.flatten_mapping(node)
+    m = {}
+    for kn, vn in node.value:
+        k = self.construct_object(kn, deep=True)
+        try:
+            hash(k)
+        except TypeError:
+            k = ("!unhashable", repr(k))
+        m[k] = self.construct_object(vn, deep=deep)
+    return m
+
+L.construct_mapping = construct_mapping
 
 def enc(v):
     if v is None or isinstance(v, (bool, str)):
