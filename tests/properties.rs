@@ -1938,5 +1938,7 @@ fn block_scalar_ending_the_file_reads_back_under_libyaml() {
         ("run: >\n  folded\n  $<S0>", &["x"]),
         ("a:\n  b: |-\n    $<S0>", &["line\n\nnext"]),
         ("- |2\n    $<S0>", &[" lead"]),
+        ("a: 1\r\nrun: |\r\n  $<S0>", &["x\ny"]),
+        ("a: 1\r\nrun: |+ # keep\r\n  $<S0>\r\n", &["x\n"]),
     ]);
 }
