@@ -1010,9 +1010,11 @@ fn emit_site(site: &Site, value: &Rendered, src: &str, key: &DigestKey) -> Emitt
                     &BlockShape {
                         folded: b.folded,
                         indent: b.indent,
+                        header: src.get(b.header.clone()).unwrap_or(""),
                         tail,
                         line_break,
                         blank_follows: b.blank_follows,
+                        at_eof: b.at_eof,
                     },
                     &mut text,
                 ),

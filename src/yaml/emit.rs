@@ -52,9 +52,11 @@ pub fn plain_ok(s: &str, ctx: Ctx) -> bool {
     if s.contains(": ") || s.contains(" #") || !s.chars().all(safe_char) {
         return false;
     }
+    // In flow context PyYAML ends a plain scalar at `?` as well as at `,[]{}`, and
+    // libyaml refuses `:` before a flow indicator: none of them goes out plain.
     if ctx == Ctx::Flow
         && s.bytes()
-            .any(|c| matches!(c, b',' | b'[' | b']' | b'{' | b'}' | b':' | b'#'))
+            .any(|c| matches!(c, b',' | b'[' | b']' | b'{' | b'}' | b':' | b'#' | b'?'))
     {
         return false;
     }
@@ -90,10 +92,7 @@ pub fn double_quoted(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '\0' => out.push_str("\\0"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02X}", c as u32);
-            }
+            // `\uXXXX` rather than YAML's `\0`/`\x..`: a JSON config stays JSON.
             c if !safe_char(c) => {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
@@ -135,6 +134,8 @@ pub struct BlockShape<'a> {
     pub folded: bool,
     /// Column of the content lines.
     pub indent: usize,
+    /// The indicators after `|`/`>` as written (indentation digit, chomping).
+    pub header: &'a str,
     /// The rest of the header line after the indicators (spaces and a comment).
     pub tail: &'a str,
     /// The file's line break (`\n` or `\r\n`).
@@ -142,10 +143,18 @@ pub struct BlockShape<'a> {
     /// Whether the source text right after the replaced region starts with a blank
     /// line, which keep chomping (`|+`) would swallow.
     pub blank_follows: bool,
+    /// Whether the scalar's last line ends the file without a line break.
+    pub at_eof: bool,
 }
 
 /// Writes `s` as a block scalar shaped like the original, or returns `false`
 /// when no block scalar at that indentation reads back as exactly `s`.
+///
+/// The header is kept as written (indentation indicator, comment) and so is its
+/// chomping indicator whenever that one reads back exactly. A last line that
+/// ends the file without a line break is read as `text\n` by YAML 1.2 readers
+/// and as `text` by libyaml-family ones; it is only written that way under
+/// strip chomping (`|-`), where both read `text`.
 pub fn block_scalar(s: &str, shape: &BlockShape<'_>, out: &mut String) -> bool {
     let body = s.trim_end_matches('\n');
     let trailing = s.len() - body.len();
@@ -157,35 +166,56 @@ pub fn block_scalar(s: &str, shape: &BlockShape<'_>, out: &mut String) -> bool {
     if !body.chars().all(|c| c == '\n' || c == '\t' || safe_char(c)) {
         return false;
     }
-    let mut lines = body.split('\n');
+    let digit = shape.header.chars().find(char::is_ascii_digit);
     let first_content = body.split('\n').find(|l| !l.is_empty());
-    // Indentation is detected from the first non-empty line; one that starts with
-    // white space would be read as more indented. Whitespace-only lines are read
-    // differently by different parsers.
-    if first_content.is_none_or(|l| l.starts_with([' ', '\t']))
+    // Without an indentation indicator, indentation is detected from the first
+    // non-empty line; one that starts with white space would be read as more
+    // indented. Whitespace-only lines are read differently by different parsers.
+    if first_content.is_none_or(|l| digit.is_none() && l.starts_with([' ', '\t']))
         || body
             .split('\n')
             .any(|l| !l.is_empty() && l.trim_matches([' ', '\t']).is_empty())
     {
         return false;
     }
+    let written = if shape.header.contains('-') {
+        '-'
+    } else if shape.header.contains('+') {
+        '+'
+    } else {
+        ' '
+    };
+    let chomp = match trailing {
+        0 => '-',
+        1 if written == '+' && !shape.blank_follows => '+',
+        1 => ' ',
+        _ => '+',
+    };
     let multi_line = body.contains('\n');
     let folded = shape.folded && !multi_line;
     out.push(if folded { '>' } else { '|' });
-    out.push_str(match trailing {
-        0 => "-",
-        1 => "",
-        _ => "+",
-    });
+    if chomp == written {
+        out.push_str(shape.header);
+    } else {
+        out.extend(digit);
+        if chomp != ' ' {
+            out.push(chomp);
+        }
+    }
     out.push_str(shape.tail);
     out.push_str(shape.line_break);
     let pad = " ".repeat(shape.indent);
-    for line in lines.by_ref() {
+    let mut lines = body.split('\n').peekable();
+    while let Some(line) = lines.next() {
         if !line.is_empty() {
             out.push_str(&pad);
             out.push_str(line);
         }
-        out.push_str(shape.line_break);
+        // Under strip chomping the last break is no content, so the file may
+        // keep ending without one.
+        if lines.peek().is_some() || !(shape.at_eof && trailing == 0) {
+            out.push_str(shape.line_break);
+        }
     }
     for _ in 1..trailing {
         out.push_str(shape.line_break);
@@ -318,7 +348,7 @@ mod tests {
                 Prefer::Plain,
                 Ctx::Block
             ),
-            "\"\\u0085\\u2028\\u2029\\uFEFF\\x01\\x7F\\u009F\""
+            "\"\\u0085\\u2028\\u2029\\uFEFF\\u0001\\u007F\\u009F\""
         );
         assert_eq!(emit("q\"\\", Prefer::Double, Ctx::Block), "\"q\\\"\\\\\"");
     }
@@ -328,9 +358,11 @@ mod tests {
         let shape = BlockShape {
             folded: false,
             indent: 2,
+            header: "",
             tail: "",
             line_break: "\n",
             blank_follows: false,
+            at_eof: false,
         };
         let mut out = String::new();
         assert!(block_scalar("a\n\nb\n", &shape, &mut out));
@@ -353,6 +385,62 @@ mod tests {
             },
             &mut out
         ));
+    }
+
+    #[test]
+    fn question_mark_is_never_plain_in_flow_context() {
+        assert_eq!(emit("pa?ss", Prefer::Plain, Ctx::Flow), "'pa?ss'");
+        assert_eq!(emit("a?", Prefer::Plain, Ctx::Flow), "'a?'");
+        assert_eq!(emit("pa?ss", Prefer::Plain, Ctx::Block), "pa?ss");
+    }
+
+    #[test]
+    fn double_quotes_use_only_json_escapes() {
+        assert_eq!(
+            emit("\0\u{1b}\u{7f}\u{80}\u{1F600}", Prefer::Double, Ctx::Block),
+            "\"\\u0000\\u001B\\u007F\\u0080\u{1F600}\""
+        );
+    }
+
+    #[test]
+    fn block_scalar_keeps_its_header_and_is_unambiguous_at_eof() {
+        let shape = |header, at_eof| BlockShape {
+            folded: false,
+            indent: 2,
+            header,
+            tail: "  # c",
+            line_break: "\n",
+            blank_follows: false,
+            at_eof,
+        };
+        let emit_block = |s: &str, sh: &BlockShape<'_>| {
+            let mut out = String::new();
+            block_scalar(s, sh, &mut out).then_some(out)
+        };
+        // Keep chomping stays when it says the value.
+        assert_eq!(
+            emit_block("a\n", &shape("+", false)).as_deref(),
+            Some("|+  # c\n  a\n")
+        );
+        // The indentation indicator stays, and lets a value start with a space.
+        assert_eq!(
+            emit_block(" a\n", &shape("2", false)).as_deref(),
+            Some("|2  # c\n   a\n")
+        );
+        assert_eq!(
+            emit_block("a", &shape("2+", false)).as_deref(),
+            Some("|2-  # c\n  a\n")
+        );
+        assert_eq!(emit_block(" a", &shape("", false)), None);
+        // At the end of the file without a line break: strip chomping, no break.
+        assert_eq!(
+            emit_block("a\nb", &shape("", true)).as_deref(),
+            Some("|-  # c\n  a\n  b")
+        );
+        assert_eq!(
+            emit_block("a\n", &shape("", true)).as_deref(),
+            Some("|  # c\n  a\n")
+        );
     }
 
     #[test]

@@ -38,6 +38,10 @@ impl Limits {
     pub(crate) fn parser_options(&self, nesting: usize) -> granit_parser::Options {
         granit_parser::options! {
             strict_indentation: self.strict_yaml,
+            // A block scalar's last line at the end of the file, without a line
+            // break, reads as libyaml-family consumers read it (no `\n`), in both
+            // modes: the emitter writes such values so every reader agrees.
+            block_scalar_eof_without_line_feed: true,
             flow_nesting_limit: nesting,
             block_nesting_limit: nesting,
         }
@@ -106,12 +110,16 @@ pub struct BlockSite {
     pub folded: bool,
     /// Content column.
     pub indent: usize,
+    /// Indicators after `|`/`>` (indentation digit, chomping) as written.
+    pub header: Range<usize>,
     /// Header tail (spaces and comment) after the indicators.
     pub tail: Range<usize>,
     /// The line break used after the header.
     pub line_break: &'static str,
     /// Whether a blank line follows the replaced region.
     pub blank_follows: bool,
+    /// Whether the region ends the file without a line break.
+    pub at_eof: bool,
 }
 
 /// A scalar whose value changes in the output.
@@ -788,17 +796,28 @@ impl<'a, 'k> Walker<'a, 'k> {
         let Some(entry) = entries.get(idx) else {
             return;
         };
+        let b = src.as_bytes();
+        // An empty value (`secrets:` and nothing after it) ends at the key's `:`.
+        let mut value_end = entry.value_end.max(block.key_span.end);
+        if value_end == block.key_span.end {
+            let mut i = value_end;
+            while i < b.len() && matches!(b[i], b' ' | b'\t') {
+                i += 1;
+            }
+            if b.get(i) == Some(&b':') {
+                value_end = i + 1;
+            }
+        }
         if self.root_flow {
             block.removal = if idx + 1 < entries.len() {
                 entry.key_start..entries[idx + 1].key_start
             } else if idx > 0 {
-                entries[idx - 1].value_end..entry.value_end
+                entries[idx - 1].value_end..value_end
             } else {
-                entry.key_start..entry.value_end
+                entry.key_start..value_end
             };
             return;
         }
-        let b = src.as_bytes();
         let mut start = entry.key_start;
         let line_start = src[..start].rfind(['\n', '\r']).map_or(0, |i| i + 1);
         if src[line_start..start]
@@ -807,7 +826,7 @@ impl<'a, 'k> Walker<'a, 'k> {
         {
             start = line_start;
         }
-        let mut end = entry.value_end.max(block.key_span.end);
+        let mut end = value_end;
         while end > entry.key_start && matches!(b[end - 1], b' ' | b'\t' | b'\n' | b'\r') {
             end -= 1;
         }
@@ -948,9 +967,11 @@ fn block_layout(
         BlockSite {
             folded: style == ScalarStyle::Folded,
             indent,
+            header: p + 1..tail_start,
             tail,
             line_break,
             blank_follows,
+            at_eof: end >= b.len() && !src.ends_with(['\n', '\r']),
         },
     )
 }
