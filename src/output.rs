@@ -539,7 +539,9 @@ fn write_new(
 ) -> Result<Outcome, Diagnostic> {
     let dir = folder(file);
     let mut tmp = locked_temp(shown, dir)?;
-    tmp.write_all(bytes)
+    // Through the File: NamedTempFile's own writes wrap errors with the path.
+    tmp.as_file_mut()
+        .write_all(bytes)
         .map_err(|e| fail(shown, "writing the temporary file failed", &e))?;
     // Owner before mode (a chown may clear bits), both before the rename, so
     // the file never exists under its name with the wrong ones.
