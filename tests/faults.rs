@@ -247,7 +247,8 @@ fn output_symlink_is_followed_and_the_link_kept() {
     // dangling at first: the final target is created, as `>` would.
     std::os::unix::fs::symlink("real/target.yaml", d.join("link2")).expect("link");
     std::os::unix::fs::symlink("link2", d.join("out.yaml")).expect("link");
-    for value in ["one", "two", "two"] {
+    let mut last_ino = 0;
+    for (i, value) in ["one", "two", "two"].into_iter().enumerate() {
         let o = sh(d, "\"$K\" render -o out.yaml --mode 0640 c.yaml", value);
         assert_eq!(
             o.status.code(),
@@ -264,6 +265,11 @@ fn output_symlink_is_followed_and_the_link_kept() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = fs::metadata(&target).expect("meta").permissions().mode();
         assert_eq!(mode & 0o7777, 0o640);
+        // Unchanged bytes are not rewritten through the link either.
+        use std::os::unix::fs::MetadataExt as _;
+        let ino = fs::metadata(&target).expect("meta").ino();
+        assert_eq!(ino == last_ino, i == 2, "round {i}");
+        last_ino = ino;
         assert_eq!(leftovers(d), Vec::<String>::new());
         assert_eq!(leftovers(&d.join("real")), Vec::<String>::new());
     }
@@ -450,4 +456,45 @@ fn unchanged_output_still_gets_its_mode_and_owner() {
         assert_ne!(m.ino(), ino);
         assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (4321, 0, 0o600));
     }
+}
+
+#[test]
+fn in_place_fallback_works_through_a_link_and_enforces_the_mode() {
+    let dir = small();
+    let d = dir.path();
+    let probe = Command::new("unshare").args(["-rm", "true"]).status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "this test needs `unshare -rm` (util-linux, unprivileged user namespaces)"
+    );
+    // A single bind-mounted file (as Kubernetes mounts a subPath) behind a link:
+    // rename over it fails with EBUSY.
+    let script = r#"
+        set -e
+        mkdir m && echo old > m/real.yaml && echo old > src && mount --bind src m/real.yaml
+        ln -s m/real.yaml link
+        st=0; "$K" render -o link c.yaml 2>err || st=$?
+        echo "plain: $st $(cat m/real.yaml)"
+        "$K" render -o link --in-place-fallback --mode 0640 c.yaml 2>/dev/null
+        echo "fallback: $(cat m/real.yaml) $(stat -c %a m/real.yaml) $(stat -c %F link)"
+        chmod 0666 m/real.yaml
+        "$K" -v render -o link --in-place-fallback c.yaml 2>log
+        echo "unchanged: $(stat -c %a m/real.yaml) $(grep -c unchanged log)"
+        ls -A m | tr '\n' ' '
+    "#;
+    let o = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .current_dir(d)
+        .env("K", BIN)
+        .env("KA", "v1")
+        .output()
+        .expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "plain: 6 old\nfallback: k: v1 640 symbolic link\nunchanged: 600 1\nreal.yaml ",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = fs::read_to_string(d.join("err")).expect("err");
+    assert!(err.contains("--in-place-fallback"), "{err}");
 }
