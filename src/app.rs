@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> u8 {
         color,
         quiet: cli.global.quiet,
     };
+    output::survive_file_size_limit();
     match cli.command {
         Command::Render(args) => render(&args, &reporter, cli.global.verbose).code(),
         Command::Check(args) => check(&args, &reporter).code(),
@@ -82,6 +83,13 @@ pub(crate) fn finish(session: &mut Session, reporter: &Reporter) -> Exit {
 
 fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
     let opts = options(&args.input, args.redact, args.format == OutputFormat::Json);
+    if let Some(out) = &args.output {
+        let input = &args.input;
+        if let Err(d) = output::refuse_input_as_output(out, &input.files, &input.secrets) {
+            reporter.emit(&[d], &[]);
+            return Exit::Usage;
+        }
+    }
     let mut session = session(&args.input);
     let Some(bytes) = session.render(&args.input.files, &args.input.secrets, &opts) else {
         return finish(&mut session, reporter);
@@ -106,11 +114,7 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
             status
         }
         Some(path) => {
-            let wopts = WriteOptions {
-                mode: args.mode,
-                in_place_fallback: args.in_place_fallback,
-                defer_signals: true,
-            };
+            let wopts = WriteOptions::new(&args.write, true, args.input.timeout);
             match output::write(path, &bytes, wopts) {
                 Ok(outcome) => {
                     if verbose > 0 || outcome == Outcome::InPlace {

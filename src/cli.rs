@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::output::Owner;
+
 /// Render configuration files that reference secrets.
 #[derive(Debug, Parser)]
 #[command(name = "keyfill", version, about, max_term_width = 100)]
@@ -136,9 +138,20 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
     pub format: OutputFormat,
-    /// File mode of the output, in octal.
+    /// Mode, owner and fallback of the output file.
+    #[command(flatten)]
+    pub write: OutputArgs,
+}
+
+/// How the output file is written (render, watch and exec).
+#[derive(Clone, Debug, Args)]
+pub struct OutputArgs {
+    /// File mode of the output, in octal (permission bits only, at most 0777).
     #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
     pub mode: u32,
+    /// Numeric owner of the output, `UID` or `UID:GID`, set before it appears.
+    #[arg(long, value_name = "UID[:GID]", value_parser = parse_owner)]
+    pub owner: Option<Owner>,
     /// Rewrite the output in place where it cannot be replaced by rename (bind mounts).
     #[arg(long)]
     pub in_place_fallback: bool,
@@ -184,12 +197,9 @@ pub struct LoopArgs {
     /// Write here (atomically).
     #[arg(short, long, value_name = "OUT", required = true)]
     pub output: PathBuf,
-    /// File mode of the output, in octal.
-    #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
-    pub mode: u32,
-    /// Rewrite the output in place where it cannot be replaced by rename (bind mounts).
-    #[arg(long)]
-    pub in_place_fallback: bool,
+    /// Mode, owner and fallback of the output file.
+    #[command(flatten)]
+    pub write: OutputArgs,
     /// Re-fetch remote secrets this often, to pick up rotation (e.g. 5m).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub refresh: Option<Duration>,
@@ -282,8 +292,33 @@ fn parse_secrets_key(s: &str) -> Result<String, String> {
 
 fn parse_mode(s: &str) -> Result<u32, String> {
     match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
-        Ok(m) if m <= 0o7777 => Ok(m),
+        Ok(m) if m <= 0o777 => Ok(m),
+        // Set-id and sticky bits make no sense on a config file of secrets.
+        Ok(m) if m <= 0o7777 => Err(format!(
+            "`{s}` has set-user-id, set-group-id or sticky bits; give permission bits only (at most 0777)"
+        )),
         _ => Err(format!("`{s}` is not an octal file mode such as 0600")),
+    }
+}
+
+/// Parses a numeric `UID` or `UID:GID` (names would need this system's user
+/// database, which an init container writing for another image lacks).
+fn parse_owner(s: &str) -> Result<Owner, String> {
+    let bad = || format!("`{s}` is not a numeric owner such as 1000 or 1000:1000");
+    // u32::MAX means "leave unchanged" to chown, so it is no id.
+    let id = |t: &str| match t.parse::<u32>() {
+        Ok(n) if n != u32::MAX && t.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(bad()),
+    };
+    match s.split_once(':') {
+        None => Ok(Owner {
+            uid: id(s)?,
+            gid: None,
+        }),
+        Some((u, g)) => Ok(Owner {
+            uid: id(u)?,
+            gid: Some(id(g)?),
+        }),
     }
 }
 
@@ -345,6 +380,48 @@ mod tests {
     #[test]
     fn modes() {
         assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("0o777"), Ok(0o777));
         assert!(parse_mode("999").is_err());
+    }
+
+    #[test]
+    fn mode_takes_permission_bits_only() {
+        for bad in ["7777", "4755", "2640", "1777", "01000"] {
+            let e = parse_mode(bad).err().unwrap_or_default();
+            assert!(e.contains("permission bits only"), "{bad}: {e}");
+        }
+        assert!(parse_mode("17777").is_err());
+    }
+
+    #[test]
+    fn owners_are_numeric() {
+        assert_eq!(
+            parse_owner("1000"),
+            Ok(Owner {
+                uid: 1000,
+                gid: None
+            })
+        );
+        assert_eq!(
+            parse_owner("0:65534"),
+            Ok(Owner {
+                uid: 0,
+                gid: Some(65534)
+            })
+        );
+        for bad in [
+            "",
+            ":",
+            "app",
+            "1000:",
+            ":1000",
+            "+1",
+            "-1",
+            "1:2:3",
+            "4294967295",
+            "1 ",
+        ] {
+            assert!(parse_owner(bad).is_err(), "{bad}");
+        }
     }
 }

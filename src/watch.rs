@@ -173,6 +173,12 @@ impl Loop {
         why: &str,
     ) -> (Rendered, Vec<(String, SecretText)>) {
         self.seen = self.stamps();
+        // Checked on every render: a link swap can make an input the output.
+        let (files, secrets) = (&self.input.files, &self.input.secrets);
+        if let Err(d) = output::refuse_input_as_output(&self.out.output, files, secrets) {
+            reporter.emit(&[d], &[]);
+            return (Rendered::Failed(Exit::Usage), Vec::new());
+        }
         let mut opts = app::options(&self.input, false, false);
         opts.export = self.export;
         let mut session = app::session(&self.input);
@@ -199,11 +205,7 @@ impl Loop {
             reporter.render(why, &changed, &shown, outcome);
             return (Rendered::Failed(status), Vec::new());
         };
-        let wopts = WriteOptions {
-            mode: self.out.mode,
-            in_place_fallback: self.out.in_place_fallback,
-            defer_signals: self.defer_signals,
-        };
+        let wopts = WriteOptions::new(&self.out.write, self.defer_signals, self.input.timeout);
         match output::write(&self.out.output, &bytes, wopts) {
             Ok(Outcome::Unchanged) => {
                 reporter.render(why, &changed, &shown, "unchanged");
@@ -326,12 +328,17 @@ pub fn watch_inputs(
             format!("the folder of `{}` does not exist", out.output.display()),
         )
     })?;
+    // Through a symlink, the writes (temporary file and rename) happen at its
+    // final target, possibly in an input's folder.
+    let target = output::final_file(&out.output).and_then(|f| split(&f));
     let debouncer = new_debouncer(out.debounce, move |res: DebounceEventResult| {
         if let Ok(events) = res {
-            let ours = |p: &Path| {
-                p.file_name() == Some(output.1.as_os_str())
-                    && p.parent() == Some(output.0.as_path())
+            let at = |p: &Path, (dir, name): &(PathBuf, OsString)| {
+                p.parent() == Some(dir.as_path())
+                    && (p.file_name() == Some(name.as_os_str())
+                        || p.file_name().is_some_and(output::is_temp_name))
             };
+            let ours = |p: &Path| at(p, &output) || target.as_ref().is_some_and(|t| at(p, t));
             if events.iter().any(|e| !ours(&e.path)) {
                 let _ = tx.send(Event::Files);
             }
@@ -404,6 +411,11 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
     use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
     let (tx, rx) = mpsc::channel();
     if let Err(d) = signal_events(&[SIGTERM, SIGINT, SIGHUP], tx.clone()) {
+        reporter.emit(&[d], &[]);
+        return Exit::Usage;
+    }
+    let (files, secrets) = (&args.input.files, &args.input.secrets);
+    if let Err(d) = output::refuse_input_as_output(&args.out.output, files, secrets) {
         reporter.emit(&[d], &[]);
         return Exit::Usage;
     }

@@ -1,8 +1,14 @@
 //! Faults during a write: the output is always the old or the new bytes, never a
 //! mix; a SIGTERM leaves no temporary file and still ends the process by that
-//! signal; a read-only folder leaves the old output intact.
+//! signal; a SIGKILL's temporary file is gone after the next run; a file-size
+//! limit is exit 6; a read-only folder leaves the old output intact.
+//!
+//! Also what `-o` may name (SPEC §5): symlinks followed to their final target,
+//! FIFOs, devices and `/dev/stdout` written through, an input refused, and the
+//! mode and owner enforced on every write.
 
 use std::fs;
+use std::os::unix::fs::FileTypeExt as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -105,13 +111,34 @@ fn interrupt(signal: &str, rounds: u64) {
                 "round {i}: temporary file left behind"
             );
         } else {
-            for l in leftovers(dir.path()) {
-                let _ = fs::remove_file(dir.path().join(l));
-            }
+            // A SIGKILLed run cannot clean up; the next run's sweep takes what
+            // any earlier round left, so at most this round's file is here.
+            let left = leftovers(dir.path());
+            assert!(
+                left.len() <= 1,
+                "round {i}: earlier temps not swept: {left:?}"
+            );
         }
     }
     // The jitter must actually interrupt some renders, or this proves nothing.
     assert!(killed > 0, "no render was interrupted; widen the delays");
+    if signal == "-KILL" {
+        // Also one a dead run surely left (unlocked), whatever the timing did.
+        fs::write(dir.path().join(".keyfill-dead0.tmp"), "partial").expect("plant");
+        let before = fs::read(&out).expect("output");
+        let version = if before == new { "aaaa" } else { "bbbb" };
+        render_once(&config, &out, version);
+        assert_eq!(
+            leftovers(dir.path()),
+            Vec::<String>::new(),
+            "stray temp after the next run"
+        );
+        let after = fs::read(&out).expect("output");
+        assert!(
+            after == old || after == new,
+            "output is neither old nor new"
+        );
+    }
 }
 
 #[test]
@@ -120,7 +147,7 @@ fn sigterm_during_renders_leaves_old_or_new_and_no_temp_file() {
 }
 
 #[test]
-fn sigkill_during_renders_leaves_old_or_new() {
+fn sigkill_leaves_old_or_new_and_no_stray_temp_after_next_run() {
     interrupt("-KILL", 30);
 }
 
@@ -151,6 +178,325 @@ fn unwritable_targets_exit_6_and_keep_what_was_there() {
     assert_eq!(run(&target), Some(6));
     assert_eq!(fs::read_to_string(target.join("keep")).expect("read"), "k");
     assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+    // A link to a directory is the directory.
+    std::os::unix::fs::symlink("target", dir.path().join("dirlink")).expect("link");
+    assert_eq!(run(&dir.path().join("dirlink")), Some(6));
+    assert!(fs::symlink_metadata(dir.path().join("dirlink"))
+        .expect("link")
+        .file_type()
+        .is_symlink());
+}
+
+/// Runs `sh -c SCRIPT` in `dir` with `$K` the keyfill binary and `KA` set.
+fn sh(dir: &Path, script: &str, value: &str) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("K", BIN)
+        .env("KA", value)
+        .output()
+        .expect("run sh")
+}
+
+/// A folder with `c.yaml`, whose one secret is the env var `KA`.
+fn small() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(
+        dir.path().join("c.yaml"),
+        "secrets:\n  A: { env: KA }\nk: $<A>\n",
+    )
+    .expect("write");
+    dir
+}
+
+fn is_link(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+#[test]
+fn sigxfsz_leaves_old_output_and_no_temp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = big_config(dir.path());
+    let out = dir.path().join("out.yaml");
+    render_once(&config, &out, "aaaa");
+    let old = fs::read(&out).expect("old");
+    // 100 blocks (at most 100 KiB) is far below the 2 MB output.
+    let o = sh(
+        dir.path(),
+        "ulimit -f 100 && KF_VERSION=bbbb exec \"$K\" render -o out.yaml big.yaml",
+        "",
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.signal(), None, "died of a signal: {err}");
+    assert_eq!(o.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("File too large") && err.contains("ulimit -f"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&out).expect("output"), old);
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn output_symlink_is_followed_and_the_link_kept() {
+    let dir = small();
+    let d = dir.path();
+    fs::create_dir(d.join("real")).expect("mkdir");
+    // out.yaml -> link2 -> real/target.yaml (relative to the link's folder),
+    // dangling at first: the final target is created, as `>` would.
+    std::os::unix::fs::symlink("real/target.yaml", d.join("link2")).expect("link");
+    std::os::unix::fs::symlink("link2", d.join("out.yaml")).expect("link");
+    let mut last_ino = 0;
+    for (i, value) in ["one", "two", "two"].into_iter().enumerate() {
+        let o = sh(d, "\"$K\" render -o out.yaml --mode 0640 c.yaml", value);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(is_link(&d.join("out.yaml")) && is_link(&d.join("link2")));
+        let target = d.join("real/target.yaml");
+        assert_eq!(
+            fs::read_to_string(&target).expect("target"),
+            format!("k: {value}\n")
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(&target).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o7777, 0o640);
+        // Unchanged bytes are not rewritten through the link either.
+        use std::os::unix::fs::MetadataExt as _;
+        let ino = fs::metadata(&target).expect("meta").ino();
+        assert_eq!(ino == last_ino, i == 2, "round {i}");
+        last_ino = ino;
+        assert_eq!(leftovers(d), Vec::<String>::new());
+        assert_eq!(leftovers(&d.join("real")), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn output_dev_stdout_is_written_through() {
+    let dir = small();
+    let d = dir.path();
+    // stdout a regular file: written through the descriptor where it stands,
+    // /dev/stdout stays the link it was.
+    let o = sh(
+        d,
+        "{ echo start; \"$K\" render -o /dev/stdout c.yaml; \"$K\" render -o /dev/stderr c.yaml 2>&1; echo end; } > log",
+        "v1",
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("log")).expect("log"),
+        "start\nk: v1\nk: v1\nend\n"
+    );
+    assert!(
+        is_link(Path::new("/dev/stdout")),
+        "/dev/stdout was replaced"
+    );
+    // stdout a pipe.
+    let o = sh(d, "\"$K\" render -o /dev/stdout c.yaml | cat", "v2");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "k: v2\n");
+    assert_eq!(leftovers(d), Vec::<String>::new());
+}
+
+#[test]
+fn output_fifo_is_written_through_and_waits_for_a_reader_until_the_timeout() {
+    let dir = small();
+    let d = dir.path();
+    let o = sh(
+        d,
+        "mkfifo f && { cat f > got & \"$K\" render -o f c.yaml; st=$?; wait; exit $st; }",
+        "v1",
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(fs::read_to_string(d.join("got")).expect("got"), "k: v1\n");
+    assert!(fs::symlink_metadata(d.join("f"))
+        .expect("fifo")
+        .file_type()
+        .is_fifo());
+    // No reader: exit 6 once --timeout passes, not a hang.
+    let o = sh(d, "\"$K\" render -o f --timeout 100ms c.yaml", "v1");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(6), "{err}");
+    assert!(err.contains("no reader opened it"), "{err}");
+    assert_eq!(leftovers(d), Vec::<String>::new());
+}
+
+/// A config whose one secret would be fetched from AWS at a closed port
+/// (exit 5 if it ever were), and a `--secrets` catalogue.
+fn remote(d: &Path) {
+    fs::write(d.join("c.yaml"), "k: <<aws|prod/db:password>>\nv: $<C>\n").expect("write");
+    fs::write(d.join("cat.yaml"), "secrets:\n  C: inline\n").expect("write");
+}
+
+fn remote_run(d: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new(BIN)
+        .args(args)
+        .current_dir(d)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn output_that_is_an_input_is_refused_before_fetching() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    remote(d);
+    fs::hard_link(d.join("cat.yaml"), d.join("hard.yaml")).expect("link");
+    std::os::unix::fs::symlink("c.yaml", d.join("soft.yaml")).expect("link");
+    let cases: [(&[&str], &str); 4] = [
+        (&["-o", "c.yaml"], "the input `c.yaml`"),
+        (&["-o", "./soft.yaml"], "the input `c.yaml`"),
+        (&["-o", "hard.yaml"], "the --secrets file `cat.yaml`"),
+        (&["-o", "sub/../c.yaml"], "the input `c.yaml`"),
+    ];
+    fs::create_dir(d.join("sub")).expect("mkdir");
+    let before = fs::read(d.join("c.yaml")).expect("read");
+    let catalogue = fs::read(d.join("cat.yaml")).expect("read");
+    for (out, what) in cases {
+        for cmd in [&["render"][..], &["watch"], &["exec"]] {
+            let mut args: Vec<&str> = cmd.to_vec();
+            args.extend(["c.yaml", "--secrets", "cat.yaml"]);
+            args.extend(out);
+            if cmd == ["exec"] {
+                args.extend(["--", "sh", "-c", ": > ran"]);
+            }
+            let (code, err) = remote_run(d, &args);
+            assert_eq!(code, Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains(what) && err.contains("would destroy it"),
+                "{args:?}: {err}"
+            );
+            assert!(!d.join("ran").exists(), "{args:?}: the command ran");
+        }
+    }
+    assert_eq!(fs::read(d.join("c.yaml")).expect("read"), before);
+    assert_eq!(fs::read(d.join("cat.yaml")).expect("read"), catalogue);
+    assert!(is_link(&d.join("soft.yaml")));
+    // The premise: with a new output (which collides with nothing) the same
+    // run fetches, and fails to (exit 5).
+    let (code, err) = remote_run(
+        d,
+        &[
+            "render",
+            "c.yaml",
+            "--secrets",
+            "cat.yaml",
+            "-o",
+            "new.yaml",
+        ],
+    );
+    assert_eq!(code, Some(5), "{err}");
+    assert!(!d.join("new.yaml").exists());
+}
+
+#[test]
+fn unchanged_output_still_gets_its_mode_and_owner() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let dir = small();
+    let d = dir.path();
+    let out = d.join("out.yaml");
+    let o = sh(d, "\"$K\" render -o out.yaml c.yaml", "v1");
+    assert_eq!(o.status.code(), Some(0));
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o666)).expect("chmod");
+    let ino = fs::metadata(&out).expect("meta").ino();
+    let o = sh(d, "\"$K\" -v render -o out.yaml c.yaml", "v1");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unchanged"));
+    let m = fs::metadata(&out).expect("meta");
+    assert_eq!((m.mode() & 0o7777, m.ino()), (0o600, ino));
+    // --owner needs the right to chown; the suite runs as root in CI, and the
+    // ownership half is skipped elsewhere.
+    if rustix::process::geteuid().is_root() {
+        let o = sh(
+            d,
+            "\"$K\" render -o out.yaml --owner 4321:8765 --mode 0640 c.yaml",
+            "v1",
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let m = fs::metadata(&out).expect("meta");
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777, m.ino()),
+            (4321, 8765, 0o640, ino)
+        );
+        // A new file gets them before it appears under its name.
+        let o = sh(d, "\"$K\" render -o out.yaml --owner 4321 c.yaml", "v2");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let m = fs::metadata(&out).expect("meta");
+        assert_ne!(m.ino(), ino);
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (4321, 0, 0o600));
+    }
+}
+
+#[test]
+fn in_place_fallback_works_through_a_link_and_enforces_the_mode() {
+    let dir = small();
+    let d = dir.path();
+    let probe = Command::new("unshare").args(["-rm", "true"]).status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "this test needs `unshare -rm` (util-linux, unprivileged user namespaces)"
+    );
+    // A single bind-mounted file (as Kubernetes mounts a subPath) behind a link:
+    // rename over it fails with EBUSY.
+    let script = r#"
+        set -e
+        mkdir m && echo old > m/real.yaml && echo old > src && mount --bind src m/real.yaml
+        ln -s m/real.yaml link
+        st=0; "$K" render -o link c.yaml 2>err || st=$?
+        echo "plain: $st $(cat m/real.yaml)"
+        "$K" render -o link --in-place-fallback --mode 0640 c.yaml 2>/dev/null
+        echo "fallback: $(cat m/real.yaml) $(stat -c %a m/real.yaml) $(stat -c %F link)"
+        chmod 0666 m/real.yaml
+        "$K" -v render -o link --in-place-fallback c.yaml 2>log
+        echo "unchanged: $(stat -c %a m/real.yaml) $(grep -c unchanged log)"
+        ls -A m | tr '\n' ' '
+    "#;
+    let o = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .current_dir(d)
+        .env("K", BIN)
+        .env("KA", "v1")
+        .output()
+        .expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "plain: 6 old\nfallback: k: v1 640 symbolic link\nunchanged: 600 1\nreal.yaml ",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = fs::read_to_string(d.join("err")).expect("err");
+    assert!(err.contains("--in-place-fallback"), "{err}");
 }
 
 // ---------------------------------------------------------------------------

@@ -549,6 +549,56 @@ fn the_output_beside_the_input_does_not_cause_a_render_loop() {
 }
 
 #[test]
+fn output_symlink_into_the_inputs_folder_is_followed_without_a_render_loop() {
+    let t = Tree::new();
+    // rendered/out.yaml -> ../conf/app.out.yaml: the writes land beside the input.
+    std::os::unix::fs::symlink("../conf/app.out.yaml", t.output()).expect("link");
+    let real = t.path().join("conf/app.out.yaml");
+    let mut w = Watch::start(
+        t.path(),
+        &["watch", "conf/app.yaml", "-o", "rendered/out.yaml"],
+        ENV,
+    );
+    w.wait_renders(1, T);
+    expect_output(&mut w, &real, &rendered(1));
+    let is_link = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    assert!(is_link(&t.output()), "the link was replaced");
+    // Idle: the writes at the link's target do not start another render.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(w.renders(), 1, "renders while idle:\n{}", w.stderr());
+    fs::write(t.input(), config(2)).expect("write");
+    expect_output(&mut w, &real, &rendered(2));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        w.renders(),
+        2,
+        "one edit must be one render:\n{}",
+        w.stderr()
+    );
+    assert!(is_link(&t.output()), "the link was replaced");
+    assert!(leftovers(&t.path().join("conf")).is_empty());
+}
+
+#[test]
+fn watch_refuses_an_output_that_is_its_input() {
+    let t = Tree::new();
+    std::os::unix::fs::symlink("../conf/app.yaml", t.output()).expect("link");
+    let mut w = Watch::start(
+        t.path(),
+        &["watch", "conf/app.yaml", "-o", "rendered/out.yaml"],
+        ENV,
+    );
+    let st = w.wait_exit(T).expect("watch kept running");
+    assert_eq!(st.code(), Some(2), "{}", w.stderr());
+    assert!(
+        w.stderr().contains("is the input `conf/app.yaml`"),
+        "{}",
+        w.stderr()
+    );
+    assert_eq!(fs::read_to_string(t.input()).expect("read"), config(1));
+}
+
+#[test]
 fn touch_renders_unchanged_and_does_not_write() {
     let t = Tree::new();
     let mut w = t.watch(&[]);
