@@ -21,6 +21,7 @@ use granit_parser::ScalarStyle;
 use crate::error::{quoted, Diagnostic, SourceId};
 use crate::provider::{aws::AwsLocator, onepassword::OpLocator, vault::VaultLocator, Locator};
 use crate::reference::{self, Part, Template};
+use crate::totp::{HashAlgorithm, TotpParams};
 use crate::yaml::scan::{locate, Node, NodeKind};
 
 /// What a secret's value must look like, and how a whole-value use renders it.
@@ -37,17 +38,6 @@ pub enum SecretType {
     Bool,
     /// JSON, inserted as YAML structure.
     Json,
-}
-
-/// TOTP parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Totp {
-    /// Code length.
-    pub digits: u32,
-    /// Step in seconds.
-    pub period: u64,
-    /// HMAC algorithm.
-    pub algorithm: String,
 }
 
 /// Where a declared secret's value comes from.
@@ -85,7 +75,7 @@ pub struct Declaration {
     /// Type.
     pub ty: SecretType,
     /// TOTP conversion.
-    pub totp: Option<Totp>,
+    pub totp: Option<TotpParams>,
     /// `encoding: base64`.
     pub base64: bool,
     /// Allowed paths (each a list of segments); `None` means everywhere.
@@ -735,21 +725,17 @@ impl Ctx<'_> {
             .ok()
     }
 
-    fn totp(&mut self, node: &Node) -> Option<Totp> {
-        let mut t = Totp {
-            digits: 6,
-            period: 30,
-            algorithm: "SHA1".into(),
-        };
+    fn totp(&mut self, node: &Node) -> Option<TotpParams> {
+        let mut t = TotpParams::default();
         if node.is_null() {
             return Some(t);
         }
         for (k, v) in self.map_fields(node, &["digits", "period", "algorithm"], "totp")? {
             let s = self.field_str(k, v)?;
             match k {
-                "digits" => match s.parse::<u32>() {
-                    Ok(d @ 6..=8) => t.digits = d,
-                    _ => {
+                "digits" => match TotpParams::digits(s) {
+                    Some(d) => t.digits = d,
+                    None => {
                         self.err(
                             &v.span,
                             format!("secret `{}`: totp digits must be 6, 7 or 8", self.name),
@@ -757,9 +743,9 @@ impl Ctx<'_> {
                         return None;
                     }
                 },
-                "period" => match s.parse::<u64>() {
-                    Ok(p @ 1..=86_400) => t.period = p,
-                    _ => {
+                "period" => match TotpParams::period(s) {
+                    Some(p) => t.period = p,
+                    None => {
                         self.err(
                             &v.span,
                             format!(
@@ -770,9 +756,9 @@ impl Ctx<'_> {
                         return None;
                     }
                 },
-                _ => match s.to_ascii_uppercase().as_str() {
-                    a @ ("SHA1" | "SHA256" | "SHA512") => t.algorithm = a.to_owned(),
-                    _ => {
+                _ => match HashAlgorithm::parse(s) {
+                    Some(a) => t.algorithm = a,
+                    None => {
                         self.err(
                             &v.span,
                             format!(

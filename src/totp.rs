@@ -1,9 +1,100 @@
 //! Time-based one-time passwords (RFC 6238) from a base32 seed, for `totp:`
 //! declarations: the seed is the secret, the rendered value is the current code.
 
+use std::ops::RangeInclusive;
+
 use totp_rs::{Algorithm, Builder, Secret};
 
-use crate::secrets::Totp;
+/// The HMAC a code is computed with. Only these three can be computed, so an
+/// unknown name is refused where it is read, never turned into SHA1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// HMAC-SHA1, the default of RFC 6238 and of authenticator apps.
+    #[default]
+    Sha1,
+    /// HMAC-SHA256.
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+impl HashAlgorithm {
+    /// Reads `SHA1`, `SHA256` or `SHA512`, in any case.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "SHA1" => Some(HashAlgorithm::Sha1),
+            "SHA256" => Some(HashAlgorithm::Sha256),
+            "SHA512" => Some(HashAlgorithm::Sha512),
+            _ => None,
+        }
+    }
+
+    fn to_totp_rs(self) -> Algorithm {
+        match self {
+            HashAlgorithm::Sha1 => Algorithm::SHA1,
+            HashAlgorithm::Sha256 => Algorithm::SHA256,
+            HashAlgorithm::Sha512 => Algorithm::SHA512,
+        }
+    }
+}
+
+/// TOTP parameters, valid by construction wherever they are read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpParams {
+    /// Code length, within [`TotpParams::DIGITS`].
+    pub digits: u32,
+    /// Step in seconds, within [`TotpParams::PERIOD`].
+    pub period: u64,
+    /// HMAC algorithm.
+    pub algorithm: HashAlgorithm,
+}
+
+impl Default for TotpParams {
+    fn default() -> Self {
+        TotpParams {
+            digits: 6,
+            period: 30,
+            algorithm: HashAlgorithm::Sha1,
+        }
+    }
+}
+
+impl TotpParams {
+    /// Code lengths keyfill computes.
+    pub const DIGITS: RangeInclusive<u32> = 6..=8;
+    /// Steps keyfill accepts, in seconds (up to a day).
+    pub const PERIOD: RangeInclusive<u64> = 1..=86_400;
+
+    /// A code length, if it is one keyfill computes.
+    pub fn digits(text: &str) -> Option<u32> {
+        text.parse().ok().filter(|d| Self::DIGITS.contains(d))
+    }
+
+    /// A step, if it is one keyfill accepts.
+    pub fn period(text: &str) -> Option<u64> {
+        text.parse().ok().filter(|p| Self::PERIOD.contains(p))
+    }
+
+    /// The seed and parameters of an `otpauth://totp/…` URI; `None` when it is not
+    /// one, or names parameters keyfill cannot compute (never a silent default).
+    pub fn from_otpauth(uri: &str) -> Option<(String, TotpParams)> {
+        let rest = uri.strip_prefix("otpauth://totp/")?;
+        let query = rest.split_once('?').map_or("", |(_, q)| q);
+        let mut params = TotpParams::default();
+        let mut seed = None;
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "secret" => seed = Some(v.to_owned()),
+                "digits" => params.digits = Self::digits(v)?,
+                "period" => params.period = Self::period(v)?,
+                "algorithm" => params.algorithm = HashAlgorithm::parse(v)?,
+                _ => {}
+            }
+        }
+        Some((seed?, params))
+    }
+}
 
 /// Why a seed cannot give a code. Never carries the seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +117,7 @@ impl SeedError {
 
 /// The code for `seed` at `unix_time` (seconds). Seeds are accepted as
 /// authenticator apps show them: any case, with spaces, dashes or `=` padding.
-pub fn code_at(seed: &str, params: &Totp, unix_time: u64) -> Result<String, SeedError> {
+pub fn code_at(seed: &str, params: &TotpParams, unix_time: u64) -> Result<String, SeedError> {
     let cleaned: String = seed
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
@@ -37,16 +128,10 @@ pub fn code_at(seed: &str, params: &Totp, unix_time: u64) -> Result<String, Seed
     if secret.as_ref().is_empty() {
         return Err(SeedError::Empty);
     }
-    let algorithm = match params.algorithm.as_str() {
-        "SHA256" => Algorithm::SHA256,
-        "SHA512" => Algorithm::SHA512,
-        _ => Algorithm::SHA1,
-    };
-    // Digits (6-8) and period (>= 1) were validated with the declaration;
-    // seeds shorter than RFC 4226's recommended 128 bits are common (80-bit
+    // Digits and period are valid by construction of `TotpParams`; seeds shorter than RFC 4226's recommended 128 bits are common (80-bit
     // seeds are what many services hand out), so they are accepted.
     let totp = Builder::new()
-        .with_algorithm(algorithm)
+        .with_algorithm(params.algorithm.to_totp_rs())
         .with_digits(u8::try_from(params.digits).unwrap_or(6))
         .with_step_duration(params.period)
         .with_secret(secret)
@@ -55,7 +140,7 @@ pub fn code_at(seed: &str, params: &Totp, unix_time: u64) -> Result<String, Seed
 }
 
 /// The code for `seed` now.
-pub fn code_now(seed: &str, params: &Totp) -> Result<String, SeedError> {
+pub fn code_now(seed: &str, params: &TotpParams) -> Result<String, SeedError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -66,11 +151,39 @@ pub fn code_now(seed: &str, params: &Totp) -> Result<String, SeedError> {
 mod tests {
     use super::*;
 
-    fn params(digits: u32, algorithm: &str) -> Totp {
-        Totp {
+    fn params(digits: u32, algorithm: &str) -> TotpParams {
+        TotpParams {
             digits,
             period: 30,
-            algorithm: algorithm.into(),
+            algorithm: HashAlgorithm::parse(algorithm).expect("known algorithm"),
+        }
+    }
+
+    #[test]
+    fn otpauth_uris_give_their_parameters_or_nothing() {
+        let (seed, p) = TotpParams::from_otpauth(
+            "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&digits=8&period=60&algorithm=sha256",
+        )
+        .expect("valid");
+        assert_eq!(seed, "JBSWY3DPEHPK3PXP");
+        assert_eq!(
+            p,
+            TotpParams {
+                digits: 8,
+                period: 60,
+                algorithm: HashAlgorithm::Sha256
+            }
+        );
+        let defaults = TotpParams::from_otpauth("otpauth://totp/x?secret=AB").expect("valid");
+        assert_eq!(defaults.1, TotpParams::default());
+        for bad in [
+            "otpauth://totp/x?secret=AB&algorithm=MD5",
+            "otpauth://totp/x?secret=AB&digits=9",
+            "otpauth://totp/x?secret=AB&period=0",
+            "otpauth://totp/x?digits=6",
+            "otpauth://hotp/x?secret=AB",
+        ] {
+            assert_eq!(TotpParams::from_otpauth(bad), None, "{bad}");
         }
     }
 

@@ -654,36 +654,12 @@ fn otp(field: &Value) -> Option<String> {
         return Some(code.to_owned());
     }
     let value = field["value"].as_str()?;
-    let mut params = crate::secrets::Totp {
-        digits: 6,
-        period: 30,
-        algorithm: "SHA1".into(),
-    };
-    let seed = match value.strip_prefix("otpauth://totp/") {
-        None if field["type"].as_str() == Some("OTP") => value.to_owned(),
-        None => return None,
-        Some(uri) => {
-            let query = uri.split_once('?').map_or("", |(_, q)| q);
-            let mut seed = None;
-            for pair in query.split('&') {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                match k {
-                    "secret" => seed = Some(v.to_owned()),
-                    "digits" => params.digits = v.parse().ok().filter(|d| (6..=8).contains(d))?,
-                    "period" => params.period = v.parse().ok().filter(|p| *p > 0)?,
-                    "algorithm" => {
-                        let a = v.to_ascii_uppercase();
-                        // An algorithm keyfill cannot compute must not become SHA1.
-                        if !matches!(a.as_str(), "SHA1" | "SHA256" | "SHA512") {
-                            return None;
-                        }
-                        params.algorithm = a;
-                    }
-                    _ => {}
-                }
-            }
-            seed?
+    let (seed, params) = match value.strip_prefix("otpauth://") {
+        None if field["type"].as_str() == Some("OTP") => {
+            (value.to_owned(), crate::totp::TotpParams::default())
         }
+        None => return None,
+        Some(_) => crate::totp::TotpParams::from_otpauth(value)?,
     };
     crate::totp::code_now(&seed, &params).ok()
 }
