@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use crate::provider::ProviderKind;
+use crate::provider::kind::ProviderKind;
 
 /// One piece of a scalar's value.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod aws;
 pub mod env;
 pub mod file;
 pub(crate) mod http;
+pub mod kind;
 pub mod onepassword;
 pub(crate) mod retry;
 pub mod vault;
@@ -23,78 +24,7 @@ use std::time::Duration;
 
 use crate::secret::SecretBytes;
 
-/// The providers keyfill knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProviderKind {
-    /// AWS Secrets Manager.
-    Aws,
-    /// HashiCorp Vault / OpenBao KV.
-    Vault,
-    /// 1Password (Connect or the `op` CLI).
-    OnePassword,
-    /// Environment variables.
-    Env,
-    /// Files.
-    File,
-}
-
-impl ProviderKind {
-    const WORDS: [(&'static str, ProviderKind); 6] = [
-        ("aws", ProviderKind::Aws),
-        ("vault", ProviderKind::Vault),
-        ("op", ProviderKind::OnePassword),
-        ("onepassword", ProviderKind::OnePassword),
-        ("env", ProviderKind::Env),
-        ("file", ProviderKind::File),
-    ];
-
-    /// The provider a reference word names (`op` and `onepassword` are one).
-    pub fn from_word(word: &str) -> Option<Self> {
-        Self::WORDS
-            .iter()
-            .find(|(w, _)| *w == word)
-            .map(|(_, k)| *k)
-    }
-
-    /// The known words, for messages.
-    pub fn known_list() -> String {
-        Self::WORDS
-            .iter()
-            .map(|(w, _)| *w)
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// The known word closest to a typo, if any is close.
-    pub fn closest(word: &str) -> Option<&'static str> {
-        let lower = word.to_ascii_lowercase();
-        Self::WORDS
-            .iter()
-            .map(|(w, _)| (*w, strsim::damerau_levenshtein(&lower, w)))
-            .filter(|(w, d)| *d <= 2.min(w.len() / 2).max(1) || lower == *w)
-            .min_by_key(|(_, d)| *d)
-            .map(|(w, _)| w)
-    }
-
-    /// Canonical name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ProviderKind::Aws => "aws",
-            ProviderKind::Vault => "vault",
-            ProviderKind::OnePassword => "onepassword",
-            ProviderKind::Env => "env",
-            ProviderKind::File => "file",
-        }
-    }
-
-    /// Whether fetching talks to a remote service.
-    pub fn is_remote(self) -> bool {
-        matches!(
-            self,
-            ProviderKind::Aws | ProviderKind::Vault | ProviderKind::OnePassword
-        )
-    }
-}
+pub use kind::ProviderKind;
 
 impl fmt::Display for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
