@@ -3,11 +3,17 @@
 
 use std::io::{IsTerminal as _, Write as _};
 
-use crate::cli::{CheckArgs, Cli, Color, Command, InputArgs, LogFormat, OutputFormat, RenderArgs};
+use std::time::Duration;
+
+use crate::cli::{
+    CheckArgs, Cli, Color, Command, ExecArgs, InputArgs, LogFormat, LoopArgs, OutputArgs,
+    OutputFormat, RenderArgs,
+};
+use crate::config::{ExecConfig, LoopConfig, RenderConfig};
 use crate::error::{Diagnostic, Exit};
 use crate::output::{self, Outcome, WriteOptions};
-use crate::provider::{Registry, Settings};
-use crate::render::{Options, Session};
+use crate::provider::Settings;
+use crate::render::Options;
 use crate::report::{Format, Reporter};
 use crate::resolve;
 use crate::yaml::digest::DigestKey;
@@ -33,68 +39,98 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Render(args) => render(&args, &reporter, cli.global.verbose).code(),
         Command::Check(args) => check(&args, &reporter).code(),
-        Command::Watch(args) => crate::watch::watch(&args, &reporter).code(),
-        Command::Exec(args) => crate::exec::exec(&args, &reporter),
+        Command::Watch(args) => {
+            let (input, out) = (
+                render_config(&args.input, false, false),
+                loop_config(&args.input, &args.out),
+            );
+            crate::watch::watch(&input, &out, &reporter).code()
+        }
+        Command::Exec(args) => crate::exec::exec(&exec_config(args), &reporter),
     }
 }
 
-pub(crate) fn options(input: &InputArgs, redact: bool, json: bool) -> Options {
-    Options {
-        strict: input.strict,
-        redact,
-        json,
-        limits: Limits {
-            max_depth: usize::from(input.max_depth),
-            max_aliases: input.max_aliases,
-            strict_yaml: input.strict_yaml,
+/// The render configuration the input options ask for.
+fn render_config(input: &InputArgs, redact: bool, json: bool) -> RenderConfig {
+    RenderConfig {
+        files: input.files.clone(),
+        catalogues: input.secrets.clone(),
+        options: Options {
+            strict: input.strict,
+            redact,
+            json,
+            limits: Limits {
+                max_depth: usize::from(input.max_depth),
+                max_aliases: input.max_aliases,
+                strict_yaml: input.strict_yaml,
+            },
+            max_input: input.max_input_size,
+            max_secret: usize::try_from(input.max_secret_size).unwrap_or(usize::MAX),
+            max_output: usize::try_from(input.max_output_size).unwrap_or(usize::MAX),
+            export: false,
+            secrets_key: input.secrets_key.clone(),
+            secrets_block: !input.no_secrets_block,
         },
-        max_input: input.max_input_size,
-        max_secret: usize::try_from(input.max_secret_size).unwrap_or(usize::MAX),
-        max_output: usize::try_from(input.max_output_size).unwrap_or(usize::MAX),
-        export: false,
-        secrets_key: input.secrets_key.clone(),
-        secrets_block: !input.no_secrets_block,
-    }
-}
-
-pub(crate) fn session(input: &InputArgs) -> Session {
-    Session {
-        registry: Registry::new(Settings {
+        settings: Settings {
             concurrency: usize::from(input.concurrency),
             timeout: input.timeout,
             max_secret_size: input.max_secret_size,
-        }),
-        ..Session::default()
+        },
     }
 }
 
-pub(crate) fn finish(session: &mut Session, reporter: &Reporter) -> Exit {
-    // Errors first, then warnings; each in source order.
-    session.diags.sort_by_key(|d| {
-        let loc = d
-            .location
-            .as_ref()
-            .map_or((usize::MAX, 0), |l| (l.source, l.span.start));
-        (!d.is_error(), loc)
-    });
-    reporter.emit(&session.diags, &session.sources);
-    session.exit()
+/// How `--mode`, `--owner` and `--in-place-fallback` ask the output to be
+/// written; a FIFO waits for a reader as long as a fetch may take (`--timeout`).
+fn write_options(args: &OutputArgs, timeout: Duration) -> WriteOptions {
+    WriteOptions {
+        mode: args.mode,
+        owner: args.owner,
+        in_place_fallback: args.in_place_fallback,
+        defer_signals: true,
+        reader_wait: timeout,
+    }
+}
+
+/// The loop configuration of `watch` and `exec`.
+fn loop_config(input: &InputArgs, out: &LoopArgs) -> LoopConfig {
+    LoopConfig {
+        output: out.output.clone(),
+        write: write_options(&out.write, input.timeout),
+        refresh: out.refresh,
+        cache_ttl: out.cache_ttl,
+        debounce: out.debounce,
+    }
+}
+
+fn exec_config(args: ExecArgs) -> ExecConfig {
+    ExecConfig {
+        render: render_config(&args.input, false, false),
+        looping: loop_config(&args.input, &args.out),
+        watch: args.watch,
+        reload_signal: args.reload_signal,
+        restart: args.restart,
+        min_reload_interval: args.min_reload_interval,
+        kill_timeout: args.kill_timeout,
+        signal_group: args.signal_group,
+        env: args.env,
+        pass_credentials: args.pass_credentials,
+        command: args.command,
+    }
 }
 
 fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
-    let opts = options(&args.input, args.redact, args.format == OutputFormat::Json);
+    let config = render_config(&args.input, args.redact, args.format == OutputFormat::Json);
     if let Some(out) = &args.output {
-        let input = &args.input;
-        if let Err(d) = output::refuse_input_as_output(out, &input.files, &input.secrets) {
+        if let Err(d) = output::refuse_input_as_output(out, &config.files, &config.catalogues) {
             reporter.emit(&[d], &[]);
             return Exit::Usage;
         }
     }
-    let mut session = session(&args.input);
-    let Some(bytes) = session.render(&args.input.files, &args.input.secrets, &opts) else {
-        return finish(&mut session, reporter);
+    let mut session = config.session();
+    let Some(bytes) = config.render(&mut session) else {
+        return session.report(reporter);
     };
-    let status = finish(&mut session, reporter);
+    let status = session.report(reporter);
     match &args.output {
         None => {
             let mut out = std::io::stdout().lock();
@@ -114,7 +150,7 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
             status
         }
         Some(path) => {
-            let wopts = WriteOptions::new(&args.write, true, args.input.timeout);
+            let wopts = write_options(&args.write, args.input.timeout);
             match output::write(path, &bytes, wopts) {
                 Ok(outcome) => {
                     if verbose > 0 || outcome == Outcome::InPlace {
@@ -170,10 +206,11 @@ fn status(
 }
 
 fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
-    let opts = options(&args.input, false, false);
-    let mut session = session(&args.input);
+    let config = render_config(&args.input, false, false);
+    let opts = &config.options;
+    let mut session = config.session();
     let key = DigestKey::default();
-    let prepared = session.prepare(&args.input.files, &args.input.secrets, &opts, &key);
+    let prepared = session.prepare(&config.files, &config.catalogues, opts, &key);
     let (units, mut fetches, plans) = session.plan(&prepared, opts.strict);
     if args.resolve {
         // --resolve reports every declared secret, used or not.
@@ -258,5 +295,5 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
         }
     }
     let _ = std::io::stdout().lock().write_all(listing.as_bytes());
-    finish(&mut session, reporter)
+    session.report(reporter)
 }

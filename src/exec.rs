@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, WaitOptions};
 use signal_hook::consts::signal as sig;
 
-use crate::cli::ExecArgs;
+use crate::config::ExecConfig;
 use crate::error::{Diagnostic, Exit};
 use crate::report::Reporter;
 use crate::secret::SecretText;
@@ -49,13 +49,13 @@ const FORWARDED: [i32; 10] = [
 const UNDER_INIT: &str = "KEYFILL_UNDER_INIT";
 
 /// Runs `keyfill exec`; the process status to exit with.
-pub fn exec(args: &ExecArgs, reporter: &Reporter) -> u8 {
+pub fn exec(args: &ExecConfig, reporter: &Reporter) -> u8 {
     if args.watch && is_pid1() && std::env::var_os(UNDER_INIT).is_none() {
         if let Some(code) = init(reporter) {
             return code;
         }
     }
-    let mut lp = Loop::new(&args.input, &args.out, args.env);
+    let mut lp = Loop::new(&args.render, &args.looping, args.env);
     let (first, exported) = lp.render(reporter, "start");
     if let Rendered::Failed(status) = first {
         // The command never starts on a render that failed.
@@ -72,14 +72,14 @@ pub fn exec(args: &ExecArgs, reporter: &Reporter) -> u8 {
 
 /// The command, with its environment: secrets by name with `--env`, our
 /// credentials removed unless `--pass-credentials`. Secrets never go into argv.
-fn command(args: &ExecArgs, exported: &[(String, SecretText)]) -> Command {
+fn command(args: &ExecConfig, exported: &[(String, SecretText)]) -> Command {
     let mut cmd = Command::new(&args.command[0]);
     cmd.args(&args.command[1..]);
     environment(cmd, args, exported)
 }
 
 /// The command's environment on `cmd` (see [`command`]).
-fn environment(mut cmd: Command, args: &ExecArgs, exported: &[(String, SecretText)]) -> Command {
+fn environment(mut cmd: Command, args: &ExecConfig, exported: &[(String, SecretText)]) -> Command {
     cmd.env_remove(UNDER_INIT);
     if !args.pass_credentials {
         for v in CREDENTIALS {
@@ -93,7 +93,7 @@ fn environment(mut cmd: Command, args: &ExecArgs, exported: &[(String, SecretTex
 }
 
 /// 127 when the command does not exist, 126 when it cannot be run, as shells do.
-fn spawn_failed(args: &ExecArgs, reporter: &Reporter, err: &std::io::Error) -> u8 {
+fn spawn_failed(args: &ExecConfig, reporter: &Reporter, err: &std::io::Error) -> u8 {
     cannot_run(&args.command[0], reporter, err)
 }
 
@@ -203,7 +203,7 @@ fn reaper(child: Arc<AtomicI32>, tx: mpsc::Sender<Event>) {
 }
 
 /// Sends `signal` to the command (or its process group).
-fn send(args: &ExecArgs, pid: i32, signal: i32) {
+fn send(args: &ExecConfig, pid: i32, signal: i32) {
     let (Some(pid), Some(signal)) = (Pid::from_raw(pid), Signal::from_named_raw(signal)) else {
         return;
     };
@@ -228,7 +228,7 @@ const SELF_EXE: &str = "/proc/self/exe";
 /// parent-death signal between fork and exec would need unsafe code. Without
 /// `/proc` the command is started directly.
 fn spawn(
-    args: &ExecArgs,
+    args: &ExecConfig,
     reporter: &Reporter,
     exported: &[(String, SecretText)],
 ) -> Result<i32, u8> {
@@ -323,14 +323,14 @@ fn render_worker(mut lp: Loop, reporter: Reporter, tx: mpsc::Sender<Event>) -> m
 }
 
 fn supervise(
-    args: &ExecArgs,
+    args: &ExecConfig,
     reporter: &Reporter,
     mut lp: Loop,
     exported: Vec<(String, SecretText)>,
 ) -> u8 {
     let (tx, rx) = mpsc::channel();
     let setup = watch::signal_events(&FORWARDED, tx.clone())
-        .and_then(|()| watch::watch_inputs(&args.input, &args.out, tx.clone()));
+        .and_then(|()| watch::watch_inputs(&args.render, &args.looping, tx.clone()));
     let mut watcher = match setup {
         Ok(w) => w,
         Err(d) => {
@@ -339,7 +339,7 @@ fn supervise(
             return code;
         }
     };
-    if let Some(period) = args.out.refresh {
+    if let Some(period) = args.looping.refresh {
         watch::refresh_ticks(period, tx.clone());
     }
     let child = Arc::new(AtomicI32::new(0));

@@ -29,6 +29,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod exec;
 pub mod output;

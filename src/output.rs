@@ -59,24 +59,6 @@ pub struct WriteOptions {
     pub reader_wait: Duration,
 }
 
-impl WriteOptions {
-    /// What `--mode`, `--owner` and `--in-place-fallback` ask for; a FIFO
-    /// waits for a reader as long as a fetch may take (`--timeout`).
-    pub(crate) fn new(
-        args: &crate::cli::OutputArgs,
-        defer_signals: bool,
-        timeout: Duration,
-    ) -> Self {
-        WriteOptions {
-            mode: args.mode,
-            owner: args.owner,
-            in_place_fallback: args.in_place_fallback,
-            defer_signals,
-            reader_wait: timeout,
-        }
-    }
-}
-
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

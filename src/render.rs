@@ -260,6 +260,20 @@ impl Session {
         (parsed.decls, parsed.broken)
     }
 
+    /// Reports every diagnostic (errors first, then warnings, each in source
+    /// order) and returns the run's exit status.
+    pub fn report(&mut self, reporter: &crate::report::Reporter) -> Exit {
+        self.diags.sort_by_key(|d| {
+            let loc = d
+                .location
+                .as_ref()
+                .map_or((usize::MAX, 0), |l| (l.source, l.span.start));
+            (!d.is_error(), loc)
+        });
+        reporter.emit(&self.diags, &self.sources);
+        self.exit()
+    }
+
     /// Whether any error was reported.
     pub fn failed(&self) -> bool {
         self.diags.iter().any(Diagnostic::is_error)

@@ -17,10 +17,9 @@ use std::time::{Duration, Instant};
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
 
-use crate::app;
-use crate::cli::{InputArgs, LoopArgs, WatchArgs};
+use crate::config::{LoopConfig, RenderConfig};
 use crate::error::{Diagnostic, Exit};
-use crate::output::{self, Outcome, WriteOptions};
+use crate::output::{self, Outcome};
 use crate::report::Reporter;
 use crate::resolve::Cache;
 use crate::secret::SecretText;
@@ -55,12 +54,11 @@ pub enum Rendered {
 /// Renders one configuration again and again, keeping fetched values between
 /// renders for the cache TTL.
 pub struct Loop {
-    input: InputArgs,
-    out: LoopArgs,
+    input: RenderConfig,
+    out: LoopConfig,
     cache: Cache,
     /// Providers, kept between renders (a Vault AppRole token with them).
     registry: Option<crate::provider::Registry>,
-    export: bool,
     seen: Vec<Stamp>,
     /// Until when a render waits for an input that looks mid-save.
     held: Option<Instant>,
@@ -100,13 +98,14 @@ fn stamp(path: &str) -> Stamp {
 impl Loop {
     /// A loop over `input` writing to `out`; `export` also computes every
     /// declared secret (for `exec --env`).
-    pub fn new(input: &InputArgs, out: &LoopArgs, export: bool) -> Self {
+    pub fn new(input: &RenderConfig, out: &LoopConfig, export: bool) -> Self {
+        let mut input = input.clone();
+        input.options.export = export;
         Loop {
-            input: input.clone(),
+            input,
             out: out.clone(),
             cache: Cache::new(out.cache_ttl),
             registry: None,
-            export,
             seen: Vec::new(),
             held: None,
             defer_signals: true,
@@ -117,7 +116,7 @@ impl Loop {
         self.input
             .files
             .iter()
-            .chain(&self.input.secrets)
+            .chain(&self.input.catalogues)
             .map(|f| stamp(f))
             .collect()
     }
@@ -144,7 +143,7 @@ impl Loop {
             .input
             .files
             .iter()
-            .chain(&self.input.secrets)
+            .chain(&self.input.catalogues)
             .all(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
         let now = Instant::now();
         match self.held {
@@ -174,26 +173,24 @@ impl Loop {
     ) -> (Rendered, Vec<(String, SecretText)>) {
         self.seen = self.stamps();
         // Checked on every render: a link swap can make an input the output.
-        let (files, secrets) = (&self.input.files, &self.input.secrets);
-        if let Err(d) = output::refuse_input_as_output(&self.out.output, files, secrets) {
+        let (files, catalogues) = (&self.input.files, &self.input.catalogues);
+        if let Err(d) = output::refuse_input_as_output(&self.out.output, files, catalogues) {
             reporter.emit(&[d], &[]);
             return (Rendered::Failed(Exit::Usage), Vec::new());
         }
-        let mut opts = app::options(&self.input, false, false);
-        opts.export = self.export;
-        let mut session = app::session(&self.input);
+        let mut session = self.input.session();
         if let Some(r) = self.registry.take() {
             session.registry = r;
         }
         session.cache = Some(std::mem::take(&mut self.cache));
-        let bytes = session.render(&self.input.files, &self.input.secrets, &opts);
+        let bytes = self.input.render(&mut session);
         self.registry = Some(std::mem::take(&mut session.registry));
         self.cache = session
             .cache
             .take()
             .unwrap_or_else(|| Cache::new(self.out.cache_ttl));
         let exported = std::mem::take(&mut session.exported);
-        let status = app::finish(&mut session, reporter);
+        let status = session.report(reporter);
         let shown = self.out.output.display().to_string();
         let changed = self.cache.take_changed();
         let Some(bytes) = bytes else {
@@ -205,7 +202,10 @@ impl Loop {
             reporter.render(why, &changed, &shown, outcome);
             return (Rendered::Failed(status), Vec::new());
         };
-        let wopts = WriteOptions::new(&self.out.write, self.defer_signals, self.input.timeout);
+        let wopts = output::WriteOptions {
+            defer_signals: self.defer_signals,
+            ..self.out.write
+        };
         match output::write(&self.out.output, &bytes, wopts) {
             Ok(Outcome::Unchanged) => {
                 reporter.render(why, &changed, &shown, "unchanged");
@@ -302,12 +302,12 @@ impl InputWatch {
 /// [`Event::Files`] (whether an input really changed is decided by
 /// [`Loop::inputs_changed`]). Events for our own output are ignored.
 pub fn watch_inputs(
-    input: &InputArgs,
-    out: &LoopArgs,
+    input: &RenderConfig,
+    out: &LoopConfig,
     tx: mpsc::Sender<Event>,
 ) -> Result<InputWatch, Diagnostic> {
     let mut files = Vec::new();
-    for f in input.files.iter().chain(&input.secrets) {
+    for f in input.files.iter().chain(&input.catalogues) {
         if f == "-" {
             return Err(Diagnostic::error(
                 Exit::Usage,
@@ -407,19 +407,18 @@ pub fn drain(rx: &mpsc::Receiver<Event>, first: Event) -> Vec<Event> {
 }
 
 /// Runs `keyfill watch` until SIGTERM or SIGINT (exit 0).
-pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
+pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exit {
     use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
     let (tx, rx) = mpsc::channel();
     if let Err(d) = signal_events(&[SIGTERM, SIGINT, SIGHUP], tx.clone()) {
         reporter.emit(&[d], &[]);
         return Exit::Usage;
     }
-    let (files, secrets) = (&args.input.files, &args.input.secrets);
-    if let Err(d) = output::refuse_input_as_output(&args.out.output, files, secrets) {
+    if let Err(d) = output::refuse_input_as_output(&out.output, &input.files, &input.catalogues) {
         reporter.emit(&[d], &[]);
         return Exit::Usage;
     }
-    let mut watcher = match watch_inputs(&args.input, &args.out, tx.clone()) {
+    let mut watcher = match watch_inputs(input, out, tx.clone()) {
         Ok(w) => w,
         Err(d) => {
             let class = d.class;
@@ -427,11 +426,11 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
             return class;
         }
     };
-    if let Some(period) = args.out.refresh {
+    if let Some(period) = out.refresh {
         refresh_ticks(period, tx.clone());
     }
     drop(tx);
-    let mut lp = Loop::new(&args.input, &args.out, false);
+    let mut lp = Loop::new(input, out, false);
     // SIGTERM, SIGINT and SIGHUP are this loop's to handle, also mid-write.
     lp.defer_signals = false;
     lp.render(reporter, "start");
