@@ -21,7 +21,7 @@ use crate::yaml::scan::Limits;
 
 /// Runs the command and returns the process exit status (for `exec`, the
 /// command's own).
-pub fn run(cli: Cli) -> u8 {
+pub fn run(cli: Cli) -> Exit {
     let color = match cli.global.color {
         Color::Always => true,
         Color::Never => false,
@@ -37,14 +37,14 @@ pub fn run(cli: Cli) -> u8 {
     };
     output::survive_file_size_limit();
     match cli.command {
-        Command::Render(args) => render(&args, &reporter, cli.global.verbose).code(),
-        Command::Check(args) => check(&args, &reporter).code(),
+        Command::Render(args) => render(&args, &reporter, cli.global.verbose),
+        Command::Check(args) => check(&args, &reporter),
         Command::Watch(args) => {
             let (input, out) = (
                 render_config(&args.input, false, false),
                 loop_config(&args.input, &args.out),
             );
-            crate::watch::watch(&input, &out, &reporter).code()
+            crate::watch::watch(&input, &out, &reporter)
         }
         Command::Exec(args) => crate::exec::exec(&exec_config(args), &reporter),
     }
@@ -122,8 +122,7 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
     let config = render_config(&args.input, args.redact, args.format == OutputFormat::Json);
     if let Some(out) = &args.output {
         if let Err(d) = output::refuse_input_as_output(out, &config.files, &config.catalogues) {
-            reporter.emit(&[d], &[]);
-            return Exit::Usage;
+            return reporter.fail(d);
         }
     }
     let mut session = config.session();
@@ -163,10 +162,7 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
                     }
                     status
                 }
-                Err(d) => {
-                    reporter.emit(&[d], &[]);
-                    Exit::Output
-                }
+                Err(d) => reporter.fail(d),
             }
         }
     }

@@ -8,27 +8,49 @@
 use std::fmt;
 use std::ops::Range;
 
-/// Process exit statuses (SPEC §5). The numbers are a public contract.
+/// Process exit statuses (SPEC §5): keyfill's own classes, and the status of
+/// the command `exec` ran, so that every path exits through this one type.
+/// The numbers are a public contract; the order of the variants is the order
+/// of urgency ([`Exit::worst`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Exit {
-    /// Success.
-    Ok = 0,
-    /// Command-line usage error.
-    Usage = 2,
-    /// Invalid input: syntax, unknown reference, cycle, type, limits.
-    Invalid = 3,
-    /// A secret, file, variable, version or JSON key does not exist.
-    NotFound = 4,
-    /// A provider is unreachable or denied access.
-    Provider = 5,
-    /// The output could not be written.
-    Output = 6,
+    /// Success: 0.
+    Ok,
+    /// Command-line usage error: 2.
+    Usage,
+    /// Invalid input: syntax, unknown reference, cycle, type, limits: 3.
+    Invalid,
+    /// A secret, file, variable, version or JSON key does not exist: 4.
+    NotFound,
+    /// A provider is unreachable or denied access: 5.
+    Provider,
+    /// The output could not be written: 6.
+    Output,
+    /// The command `exec` was to run cannot be run: 126, as shells say.
+    CannotRun,
+    /// The command `exec` was to run does not exist: 127, as shells say.
+    NoCommand,
+    /// The command `exec` ran exited with this status.
+    Child(u8),
+    /// The command `exec` ran died of this signal: 128+n.
+    Signal(u8),
 }
 
 impl Exit {
     /// The numeric process status.
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            Exit::Ok => 0,
+            Exit::Usage => 2,
+            Exit::Invalid => 3,
+            Exit::NotFound => 4,
+            Exit::Provider => 5,
+            Exit::Output => 6,
+            Exit::CannotRun => 126,
+            Exit::NoCommand => 127,
+            Exit::Child(code) => code,
+            Exit::Signal(n) => 128u8.saturating_add(n & 0x7f),
+        }
     }
 
     /// Most urgent class first: a config error outranks a missing secret, which
@@ -232,18 +254,24 @@ mod tests {
 
     #[test]
     fn exit_codes_are_the_documented_numbers() {
-        let codes: Vec<u8> = [
-            Exit::Ok,
-            Exit::Usage,
-            Exit::Invalid,
-            Exit::NotFound,
-            Exit::Provider,
-            Exit::Output,
-        ]
-        .iter()
-        .map(|e| e.code())
-        .collect();
-        assert_eq!(codes, [0, 2, 3, 4, 5, 6]);
+        let table = [
+            (Exit::Ok, 0),
+            (Exit::Usage, 2),
+            (Exit::Invalid, 3),
+            (Exit::NotFound, 4),
+            (Exit::Provider, 5),
+            (Exit::Output, 6),
+            (Exit::CannotRun, 126),
+            (Exit::NoCommand, 127),
+            (Exit::Child(0), 0),
+            (Exit::Child(42), 42),
+            (Exit::Child(255), 255),
+            (Exit::Signal(9), 137),
+            (Exit::Signal(15), 143),
+        ];
+        for (exit, code) in table {
+            assert_eq!(exit.code(), code, "{exit:?}");
+        }
     }
 
     #[test]

@@ -49,7 +49,7 @@ const FORWARDED: [i32; 10] = [
 const UNDER_INIT: &str = "KEYFILL_UNDER_INIT";
 
 /// Runs `keyfill exec`; the process status to exit with.
-pub fn exec(args: &ExecConfig, reporter: &Reporter) -> u8 {
+pub fn exec(args: &ExecConfig, reporter: &Reporter) -> Exit {
     if args.watch && is_pid1() && std::env::var_os(UNDER_INIT).is_none() {
         if let Some(code) = init(reporter) {
             return code;
@@ -59,7 +59,7 @@ pub fn exec(args: &ExecConfig, reporter: &Reporter) -> u8 {
     let (first, exported) = lp.render(reporter, "start");
     if let Rendered::Failed(status) = first {
         // The command never starts on a render that failed.
-        return status.code();
+        return status;
     }
     if !args.watch {
         // Ends the providers first (an AppRole token is revoked).
@@ -93,35 +93,37 @@ fn environment(mut cmd: Command, args: &ExecConfig, exported: &[(String, SecretT
 }
 
 /// 127 when the command does not exist, 126 when it cannot be run, as shells do.
-fn spawn_failed(args: &ExecConfig, reporter: &Reporter, err: &std::io::Error) -> u8 {
+fn spawn_failed(args: &ExecConfig, reporter: &Reporter, err: &std::io::Error) -> Exit {
     cannot_run(&args.command[0], reporter, err)
 }
 
-fn cannot_run(program: &std::ffi::OsStr, reporter: &Reporter, err: &std::io::Error) -> u8 {
+fn cannot_run(program: &std::ffi::OsStr, reporter: &Reporter, err: &std::io::Error) -> Exit {
     let shown = program.to_string_lossy();
-    let (code, what) = match err.kind() {
-        std::io::ErrorKind::NotFound => (127, "not found"),
-        std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
-        _ => (126, "cannot be run"),
+    let (class, what) = match err.kind() {
+        std::io::ErrorKind::NotFound => (Exit::NoCommand, "not found"),
+        std::io::ErrorKind::PermissionDenied => (Exit::CannotRun, "permission denied"),
+        _ => (Exit::CannotRun, "cannot be run"),
     };
+    // Classed with the status it exits with, so a JSON log line's `exit_code`
+    // is the process's.
     reporter.emit(
         &[Diagnostic::error(
-            Exit::Usage,
+            class,
             format!("cannot run `{shown}`: {what} ({err})"),
         )],
         &[],
     );
-    code
+    class
 }
 
 /// The exit status for a wait status: the code, or 128+n for signal n.
-fn status_code(status: rustix::process::WaitStatus) -> Option<u8> {
+fn status_code(status: rustix::process::WaitStatus) -> Option<Exit> {
     if let Some(c) = status.exit_status() {
-        return Some(u8::try_from(c & 0xff).unwrap_or(255));
+        return Some(Exit::Child(u8::try_from(c & 0xff).unwrap_or(255)));
     }
     status
         .terminating_signal()
-        .map(|s| u8::try_from(128 + (s & 0x7f)).unwrap_or(255))
+        .map(|s| Exit::Signal(u8::try_from(s & 0x7f).unwrap_or(127)))
 }
 
 fn is_pid1() -> bool {
@@ -134,7 +136,7 @@ fn is_pid1() -> bool {
 /// exit status of the processes a render starts (the `op` CLI, an AWS
 /// `credential_process`) from under their waiting parent. Returns the child's
 /// status, or `None` (supervise in-process) when it cannot be started.
-fn init(reporter: &Reporter) -> Option<u8> {
+fn init(reporter: &Reporter) -> Option<Exit> {
     let started = std::env::current_exe().and_then(|exe| {
         Command::new(exe)
             .args(std::env::args_os().skip(1))
@@ -162,12 +164,12 @@ fn init(reporter: &Reporter) -> Option<u8> {
     loop {
         match rustix::process::waitpid(None, WaitOptions::empty()) {
             Ok(Some((p, status))) if p == pid => {
-                return Some(status_code(status).unwrap_or(255));
+                return Some(status_code(status).unwrap_or(Exit::Child(255)));
             }
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => {}
             // No child left: the supervisor is gone without a status.
-            Err(_) => return Some(255),
+            Err(_) => return Some(Exit::Child(255)),
         }
     }
 }
@@ -231,7 +233,7 @@ fn spawn(
     args: &ExecConfig,
     reporter: &Reporter,
     exported: &[(String, SecretText)],
-) -> Result<i32, u8> {
+) -> Result<i32, Exit> {
     let mut via = Command::new(SELF_EXE);
     let format = match reporter.format {
         crate::report::Format::Json => "json",
@@ -265,7 +267,7 @@ fn spawn(
 /// In the keyfill that [`spawn`] starts (`argv`: after [`CHILD_MARK`], the
 /// supervisor's PID, the log format, the command): asks for SIGKILL when the
 /// supervisor dies, then becomes the command. The exit status when it cannot.
-pub fn become_command(argv: &[std::ffi::OsString]) -> u8 {
+pub fn become_command(argv: &[std::ffi::OsString]) -> Exit {
     let parent = argv
         .first()
         .and_then(|p| p.to_str())
@@ -280,14 +282,14 @@ pub fn become_command(argv: &[std::ffi::OsString]) -> u8 {
         quiet: false,
     };
     let (Some(parent), Some(program)) = (parent, argv.get(2)) else {
-        return Exit::Usage.code();
+        return Exit::Usage;
     };
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     // A supervisor that died before the line above sent nothing: we were
     // reparented already, and nobody would stop the command.
     let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
     if ppid != parent {
-        return 128 + 9;
+        return Exit::Signal(9);
     }
     let err = Command::new(program).args(&argv[3..]).exec();
     cannot_run(program, &reporter, &err)
@@ -327,16 +329,14 @@ fn supervise(
     reporter: &Reporter,
     mut lp: Loop,
     exported: Vec<(String, SecretText)>,
-) -> u8 {
+) -> Exit {
     let (tx, rx) = mpsc::channel();
     let setup = watch::signal_events(&FORWARDED, tx.clone())
         .and_then(|()| watch::watch_inputs(&args.render, &args.looping, tx.clone()));
     let mut watcher = match setup {
         Ok(w) => w,
         Err(d) => {
-            let code = d.class.code();
-            reporter.emit(&[d], &[]);
-            return code;
+            return reporter.fail(d);
         }
     };
     if let Some(period) = args.looping.refresh {
@@ -372,11 +372,11 @@ fn supervise(
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(now)) {
                 Ok(e) => Some(e),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Exit::Provider.code(),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Exit::Provider,
             },
             None => match rx.recv() {
                 Ok(e) => Some(e),
-                Err(_) => return Exit::Provider.code(),
+                Err(_) => return Exit::Provider,
             },
         };
         let pid = child.load(Ordering::SeqCst);

@@ -19,8 +19,8 @@ fn main() -> ExitCode {
     // A supervised command starts as a keyfill that becomes it (see exec.rs).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.get(1).is_some_and(|a| a == keyfill::exec::CHILD_MARK) {
-        return ExitCode::from(keyfill::exec::become_command(&argv[2..]));
+        return ExitCode::from(keyfill::exec::become_command(&argv[2..]).code());
     }
     let cli = keyfill::cli::Cli::parse();
-    ExitCode::from(keyfill::app::run(cli))
+    ExitCode::from(keyfill::app::run(cli).code())
 }

@@ -11,7 +11,7 @@ use std::io::Write as _;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
-use crate::error::{Diagnostic, Severity};
+use crate::error::{Diagnostic, Exit, Severity};
 use crate::source::Source;
 
 /// Diagnostic output format.
@@ -35,6 +35,14 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// Prints one error and returns its class, so the status a caller exits with
+    /// is the one the printed (or JSON) line names.
+    pub fn fail(&self, d: Diagnostic) -> Exit {
+        let class = d.class;
+        self.emit(&[d], &[]);
+        class
+    }
+
     /// Prints every diagnostic.
     pub fn emit(&self, diags: &[Diagnostic], sources: &[Source]) {
         let mut err = std::io::stderr().lock();

@@ -34,7 +34,7 @@ pub enum Event {
     /// A signal arrived.
     Signal(i32),
     /// A child process ended: its pid and exit status (`exec --watch`).
-    Exited(i32, u8),
+    Exited(i32, Exit),
     /// A render on the worker thread ended (`exec --watch`): whether the output
     /// changed, and the exported values.
     Rendered(bool, Vec<(String, SecretText)>),
@@ -175,8 +175,7 @@ impl Loop {
         // Checked on every render: a link swap can make an input the output.
         let (files, catalogues) = (&self.input.files, &self.input.catalogues);
         if let Err(d) = output::refuse_input_as_output(&self.out.output, files, catalogues) {
-            reporter.emit(&[d], &[]);
-            return (Rendered::Failed(Exit::Usage), Vec::new());
+            return (Rendered::Failed(reporter.fail(d)), Vec::new());
         }
         let mut session = self.input.session();
         if let Some(r) = self.registry.take() {
@@ -215,10 +214,7 @@ impl Loop {
                 reporter.render(why, &changed, &shown, "written");
                 (Rendered::Written, exported)
             }
-            Err(d) => {
-                reporter.emit(&[d], &[]);
-                (Rendered::Failed(Exit::Output), Vec::new())
-            }
+            Err(d) => (Rendered::Failed(reporter.fail(d)), Vec::new()),
         }
     }
 }
@@ -411,19 +407,15 @@ pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exi
     use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
     let (tx, rx) = mpsc::channel();
     if let Err(d) = signal_events(&[SIGTERM, SIGINT, SIGHUP], tx.clone()) {
-        reporter.emit(&[d], &[]);
-        return Exit::Usage;
+        return reporter.fail(d);
     }
     if let Err(d) = output::refuse_input_as_output(&out.output, &input.files, &input.catalogues) {
-        reporter.emit(&[d], &[]);
-        return Exit::Usage;
+        return reporter.fail(d);
     }
     let mut watcher = match watch_inputs(input, out, tx.clone()) {
         Ok(w) => w,
         Err(d) => {
-            let class = d.class;
-            reporter.emit(&[d], &[]);
-            return class;
+            return reporter.fail(d);
         }
     };
     if let Some(period) = out.refresh {

@@ -463,6 +463,33 @@ fn unrunnable_commands_exit_126_and_127() {
     }
 }
 
+#[test]
+fn json_log_exit_code_is_the_process_exit_code() {
+    // The spawn failure was classed as a usage error: the log said 2 while the
+    // process exited 127.
+    let dir = Dir::new();
+    dir.write("c.yaml", &config("v1"));
+    dir.write("not-executable.sh", "#!/bin/sh\nexit 0\n");
+    for watch in [false, true] {
+        for (cmd, want) in [
+            (dir.at("missing-command"), 127),
+            (dir.at("not-executable.sh"), 126),
+        ] {
+            let mut args = vec!["--log-format", "json"];
+            args.extend(exec_args(watch, &[], &[&cmd]));
+            let (st, err) = run(&dir, &args, &[]);
+            assert_eq!(st.code(), Some(want), "{cmd} (watch: {watch}): {err}");
+            let logged: Vec<i64> = err
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["level"] == "error")
+                .filter_map(|v| v["exit_code"].as_i64())
+                .collect();
+            assert_eq!(logged, [i64::from(want)], "{cmd} (watch: {watch}): {err}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // execve: same PID, argv verbatim, clean signal state
 // ---------------------------------------------------------------------------
