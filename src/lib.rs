@@ -32,6 +32,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exec;
+#[cfg(test)]
+mod layering;
 pub mod output;
 pub mod provider;
 pub mod reference;

@@ -12,6 +12,7 @@ use std::io::Write as _;
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
 use crate::error::{Diagnostic, Exit, Severity};
+use crate::secret::MASK;
 use crate::source::Source;
 
 /// Diagnostic output format.
@@ -183,10 +184,6 @@ impl Reporter {
         renderer.render(&[group])
     }
 }
-
-/// What stands for a sensitive range in a quoted source line and for a secret
-/// in `--redact` output: the same whatever the value's length.
-pub(crate) const MASK: &str = "********";
 
 /// A space-free run longer than this many characters (a 1 MB reference name, a
 /// long path) is cut in the middle.
@@ -499,10 +496,5 @@ mod tests {
         assert_eq!(under(&src, rlo..rlo + 3).1, "\u{fffd}");
         // Columns stay those of the source.
         assert_eq!(position(&src, at), (1, 13));
-    }
-
-    #[test]
-    fn snippet_mask_is_the_redact_mask() {
-        assert_eq!(MASK, crate::resolve::MASK);
     }
 }

@@ -25,8 +25,8 @@ use crate::yaml::digest::{Acc, DigestKey, Ev};
 use crate::yaml::emit::{self, BlockShape, Prefer};
 use crate::yaml::scan::{locate, plain_kind, Site};
 
-/// The fixed mask of `--redact`; it does not reveal a value's length.
-pub const MASK: &str = "********";
+/// The fixed mask of `--redact` (one mask for every use: see [`crate::secret::MASK`]).
+pub use crate::secret::MASK;
 
 /// Deepest JSON structure inserted into the output.
 const MAX_JSON_DEPTH: usize = 64;

@@ -7,6 +7,11 @@
 
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
+/// What stands for a secret wherever one must not be shown: in `--redact`
+/// output and for an inline value in a quoted source line. The same whatever
+/// the value's length, so it reveals none.
+pub const MASK: &str = "********";
+
 /// Raw bytes as a provider returned them.
 pub struct SecretBytes {
     bytes: SecretBox<[u8]>,

@@ -1,0 +1,156 @@
+//! The layering of the crate, checked: every module has a layer, and a module may
+//! import (`crate::…`) only modules of lower layers, its own ancestors, or its own
+//! descendants (a parent registering its children). So the reference grammar
+//! cannot come to depend on a provider, a provider on the `secrets:` parser, or
+//! the pipeline on the command line, without this test saying so. A new module
+//! must be given its layer here.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Module → layer. Lower layers are plain data and pure code; higher ones build
+/// on them: grammar and YAML events, providers, declarations, evaluation, the
+/// render pipeline, its configurations, the loops, the command line.
+const LAYERS: &[(&str, u8)] = &[
+    // Plain values and pure helpers.
+    ("source", 0),
+    ("secret", 0),
+    ("totp", 0),
+    ("provider::kind", 0),
+    ("provider::http", 0),
+    ("provider::retry", 0),
+    ("yaml", 0),
+    ("yaml::digest", 0),
+    ("yaml::emit", 0),
+    ("yaml::schema", 0),
+    ("error", 1),
+    // The grammar, YAML events, output writing and the printer.
+    ("reference", 2),
+    ("yaml::scan", 3),
+    ("yaml::verify", 3),
+    ("output", 2),
+    ("report", 2),
+    // Providers: never the `secrets:` parser, the plan or YAML.
+    ("provider", 4),
+    ("provider::aws", 4),
+    ("provider::env", 4),
+    ("provider::file", 4),
+    ("provider::onepassword", 4),
+    ("provider::vault", 4),
+    // Declarations, then resolution and evaluation.
+    ("secrets", 5),
+    ("resolve", 6),
+    // The render pipeline and the plain configurations that drive it.
+    ("render", 7),
+    ("config", 8),
+    // What builds on the pipeline: never the command line.
+    ("watch", 9),
+    ("exec", 10),
+    // The command line and the commands.
+    ("cli", 11),
+    ("app", 12),
+    ("layering", 13),
+    ("lib", 14),
+    ("main", 14),
+];
+
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap_or(file).with_extension("");
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .filter(|p| p != "mod")
+        .collect();
+    parts.join("::")
+}
+
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The `crate::a::b` paths a source names outside comments, as known modules.
+fn imports(text: &str, known: &BTreeMap<&str, u8>) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let path: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            let segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+            // The longest prefix that names a module.
+            if let Some(m) = (1..=segments.len())
+                .rev()
+                .map(|n| segments[..n].join("::"))
+                .find(|m| known.contains_key(m.as_str()))
+            {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+fn related(a: &str, b: &str) -> bool {
+    let inside = |outer: &str, inner: &str| inner.starts_with(&format!("{outer}::"));
+    inside(a, b) || inside(b, a)
+}
+
+#[test]
+fn every_module_imports_only_lower_layers() {
+    let known: BTreeMap<&str, u8> = LAYERS.iter().copied().collect();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    files(&src, &mut all);
+    assert!(all.len() > 20, "src/ not found at {}", src.display());
+    let mut wrong = Vec::new();
+    for file in &all {
+        let module = module_of(&src, file);
+        let Some(&layer) = known.get(module.as_str()) else {
+            wrong.push(format!("{module}: has no layer in LAYERS"));
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for dep in imports(&text, &known) {
+            let dep_layer = known[dep.as_str()];
+            if dep != module && !related(&module, &dep) && dep_layer >= layer {
+                wrong.push(format!(
+                    "{module} (layer {layer}) imports {dep} (layer {dep_layer})"
+                ));
+            }
+        }
+        // A grouped `crate::{…}` import would hide its modules from this check.
+        if module != "layering" && text.contains(concat!("crate", "::{")) {
+            wrong.push(format!(
+                "{module}: groups `crate::` imports; name each path"
+            ));
+        }
+        if !matches!(module.as_str(), "cli" | "main" | "layering") && text.contains("clap::") {
+            wrong.push(format!("{module}: uses clap; only the command line may"));
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_grammar_importing_a_provider_is_caught() {
+    let known: BTreeMap<&str, u8> = LAYERS.iter().copied().collect();
+    let found = imports(
+        "use crate::provider::aws::AwsLocator; // crate::secrets in a comment\n",
+        &known,
+    );
+    assert_eq!(found, ["provider::aws"]);
+    assert!(known["provider::aws"] >= known["reference"]);
+}
