@@ -212,7 +212,7 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
         // --resolve reports every declared secret, used or not.
         for unit in &units {
             for d in unit.ns.all() {
-                resolve::collect_fetches(d, &session.sources[d.source], &mut fetches);
+                crate::plan::collect_fetches(d, &session.sources[d.source], &mut fetches);
             }
         }
     }

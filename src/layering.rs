@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 1),
     // The grammar, YAML events, output writing and the printer.
     ("reference", 2),
+    ("json_path", 2),
     ("yaml::scan", 3),
     ("yaml::verify", 3),
     ("output", 2),
@@ -37,21 +38,26 @@ const LAYERS: &[(&str, u8)] = &[
     ("provider::file", 4),
     ("provider::onepassword", 4),
     ("provider::vault", 4),
-    // Declarations, then resolution and evaluation.
+    // A site's emitted text.
+    ("yaml::site", 4),
+    // Declarations, the plan, then fetching and evaluation.
     ("secrets", 5),
-    ("resolve", 6),
+    ("plan", 6),
+    ("resolve", 7),
+    ("resolve::cache", 7),
+    ("resolve::evaluate", 7),
     // The render pipeline and the plain configurations that drive it.
-    ("render", 7),
-    ("config", 8),
+    ("render", 8),
+    ("config", 9),
     // What builds on the pipeline: never the command line.
-    ("watch", 9),
-    ("exec", 10),
+    ("watch", 10),
+    ("exec", 11),
     // The command line and the commands.
-    ("cli", 11),
-    ("app", 12),
-    ("layering", 13),
-    ("lib", 14),
-    ("main", 14),
+    ("cli", 12),
+    ("app", 13),
+    ("layering", 14),
+    ("lib", 15),
+    ("main", 15),
 ];
 
 fn module_of(src: &Path, file: &Path) -> String {

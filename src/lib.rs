@@ -8,11 +8,16 @@
 //!
 //! ```text
 //! read input ─▶ scan events with spans (yaml::scan) ─▶ find references (reference)
-//!   ─▶ declarations (secrets) ─▶ plan: validate, dedupe fetches (resolve)
-//!   ─▶ fetch each provider's batch once (provider) ─▶ emit safe scalars (yaml::emit)
-//!   ─▶ splice into the original bytes (render) ─▶ re-parse and verify (yaml::verify)
-//!   ─▶ write atomically (output)
+//!   ─▶ declarations (secrets) ─▶ plan: validate, dedupe fetches (plan)
+//!   ─▶ fetch each provider's batch once (resolve, provider; resolve::cache in loops)
+//!   ─▶ compute values (resolve::evaluate, json_path) ─▶ emit safe scalars
+//!   (yaml::emit, yaml::site) ─▶ splice into the original bytes (render)
+//!   ─▶ re-parse and verify (yaml::verify) ─▶ write atomically (output)
 //! ```
+//!
+//! `config` holds the plain configurations the command line (`cli`, `app`) builds
+//! once; `watch` and `exec` drive the same pipeline from them. `layering` checks
+//! that imports only ever point down this list.
 //!
 //! # Threat model
 //!
@@ -32,9 +37,11 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod json_path;
 #[cfg(test)]
 mod layering;
 pub mod output;
+pub mod plan;
 pub mod provider;
 pub mod reference;
 pub mod render;

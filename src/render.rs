@@ -7,8 +7,9 @@ use std::io::Read as _;
 use std::path::Path;
 
 use crate::error::{Diagnostic, Exit, SourceId};
+use crate::plan::{Namespace, Unit};
 use crate::provider::{Locator, Registry};
-use crate::resolve::{self, Evaluator, Fetched, Namespace, Unit};
+use crate::resolve::{self, Evaluator, Fetched};
 use crate::secrets::{self, Declaration};
 use crate::source::Source;
 use crate::yaml::digest::{Acc, DigestKey};
@@ -289,7 +290,7 @@ impl Session {
         &mut self,
         prepared: &'p Prepared,
         strict: bool,
-    ) -> (Vec<Unit<'p>>, HashSet<Locator>, Vec<resolve::Plan>) {
+    ) -> (Vec<Unit<'p>>, HashSet<Locator>, Vec<crate::plan::Plan>) {
         let mut units = Vec::new();
         let mut fetches = HashSet::new();
         let mut plans = Vec::new();
@@ -311,7 +312,7 @@ impl Session {
                 sites: &input.scan.sites,
                 ns,
             };
-            let plan = resolve::plan(&unit, &self.sources, strict, &mut self.diags);
+            let plan = crate::plan::plan(&unit, &self.sources, strict, &mut self.diags);
             fetches.extend(plan.fetches.iter().cloned());
             plans.push(plan);
             units.push(unit);
@@ -340,7 +341,7 @@ impl Session {
             // `exec --env` exports every declared secret, used or not.
             for unit in &units {
                 for d in unit.ns.all() {
-                    resolve::collect_fetches(d, &self.sources[d.source], &mut fetches);
+                    crate::plan::collect_fetches(d, &self.sources[d.source], &mut fetches);
                 }
             }
         }

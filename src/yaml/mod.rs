@@ -4,4 +4,5 @@ pub mod digest;
 pub mod emit;
 pub mod scan;
 pub mod schema;
+pub mod site;
 pub mod verify;
