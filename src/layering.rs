@@ -27,8 +27,11 @@ const LAYERS: &[(&str, u8)] = &[
     // The grammar, YAML events, output writing and the printer.
     ("reference", 2),
     ("json_path", 2),
-    ("yaml::scan", 3),
-    ("yaml::verify", 3),
+    ("yaml::node", 3),
+    ("yaml::scan", 4),
+    ("yaml::scan::capture", 4),
+    ("yaml::scan::layout", 4),
+    ("yaml::verify", 5),
     ("output", 2),
     ("report", 2),
     // Providers: never the `secrets:` parser, the plan or YAML.

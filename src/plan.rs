@@ -11,7 +11,7 @@ use crate::provider::Locator;
 use crate::reference::{Part, SecretRef};
 use crate::secrets::{closest, in_scope, Declaration, Origin};
 use crate::source::Source;
-use crate::yaml::scan::{locate, Site};
+use crate::yaml::node::{locate, Site};
 
 /// The declarations visible to one input: its own block plus the catalogues.
 pub struct Namespace<'d> {

@@ -13,7 +13,8 @@ use crate::resolve::{self, Evaluator, Fetched};
 use crate::secrets::{self, Declaration};
 use crate::source::Source;
 use crate::yaml::digest::{Acc, DigestKey};
-use crate::yaml::scan::{self, Limits, Scan, SecretsBlock};
+use crate::yaml::node::{self, Scan, SecretsBlock};
+use crate::yaml::scan::{self, Limits};
 use crate::yaml::verify::{self, VerifyError};
 
 /// Render settings.
@@ -228,7 +229,7 @@ impl Session {
             self.sources[source].mark_sensitive(r);
         }
         let what = match &block.value.kind {
-            scan::NodeKind::Map(_) => "none of its entries is used in this config",
+            node::NodeKind::Map(_) => "none of its entries is used in this config",
             _ => "it is not a mapping of declarations and nothing uses it",
         };
         self.diags.push(
@@ -248,7 +249,7 @@ impl Session {
     fn declare(
         &mut self,
         source: SourceId,
-        value: &scan::Node,
+        value: &node::Node,
         catalogue: bool,
     ) -> (Vec<Declaration>, Vec<String>) {
         let src = &self.sources[source];
@@ -534,7 +535,7 @@ fn too_large(name: &str, max: usize) -> Diagnostic {
 /// a typo: then the block is declared as usual, so that the error can suggest the name.
 fn unused_block(scan: &Scan, block: &SecretsBlock, catalogue: &[Declaration]) -> bool {
     let entries = match &block.value.kind {
-        scan::NodeKind::Map(entries) => entries,
+        node::NodeKind::Map(entries) => entries,
         _ => return !block.value.is_null(),
     };
     if entries.is_empty() {

@@ -22,7 +22,7 @@ use crate::error::{quoted, Diagnostic, SourceId};
 use crate::provider::{aws::AwsLocator, onepassword::OpLocator, vault::VaultLocator, Locator};
 use crate::reference::{self, Part, Template};
 use crate::totp::{HashAlgorithm, TotpParams};
-use crate::yaml::scan::{locate, Node, NodeKind};
+use crate::yaml::node::{locate, Node, NodeKind};
 
 /// What a secret's value must look like, and how a whole-value use renders it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

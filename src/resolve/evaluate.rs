@@ -22,7 +22,7 @@ use crate::secrets::{Origin, SecretType};
 use crate::source::Source;
 use crate::yaml::digest::DigestKey;
 use crate::yaml::emit::{self};
-use crate::yaml::scan::{locate, Site};
+use crate::yaml::node::{locate, Site};
 use crate::yaml::site::{emit_site, Emitted, Rendered, MAX_JSON_DEPTH};
 
 /// A fetched value before decoding.

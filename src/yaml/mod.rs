@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub mod emit;
+pub mod node;
 pub mod scan;
 pub mod schema;
 pub mod site;

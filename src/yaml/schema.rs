@@ -20,6 +20,25 @@ pub enum Kind {
     Str,
 }
 
+impl Kind {
+    /// Its name in the verification digest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "bool",
+            Kind::Int => "int",
+            Kind::Float => "float",
+            Kind::Str => "str",
+        }
+    }
+}
+
+/// The digest kind of a plain scalar's text (the scan, the verification and
+/// emitted sites all name kinds this way).
+pub fn plain_kind(value: &str) -> &'static str {
+    resolve_core(value).name()
+}
+
 /// Resolves a plain scalar by the YAML 1.2 core schema.
 pub fn resolve_core(s: &str) -> Kind {
     match s {

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::yaml::digest::{Acc, DigestKey, Ev};
 use crate::yaml::emit::{self, BlockShape, Prefer};
-use crate::yaml::scan::{plain_kind, Site};
+use crate::yaml::node::Site;
+use crate::yaml::schema::plain_kind;
 
 /// Deepest JSON structure inserted into the output.
 pub(crate) const MAX_JSON_DEPTH: usize = 64;

@@ -8,7 +8,8 @@ use granit_parser::{Event, Parser, ScalarStyle};
 use indexmap::IndexMap;
 
 use super::digest::{Acc, DigestKey, Ev};
-use super::scan::{plain_kind, Limits};
+use super::scan::Limits;
+use super::schema::plain_kind;
 use super::schema::{resolve_core, Kind};
 
 /// Why the rendered text could not be checked or converted.

@@ -16,9 +16,16 @@ use granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
 
 use super::digest::{Acc, DigestKey, Ev};
 use super::emit::Ctx;
-use super::schema::{resolve_core, Kind};
+use super::schema::plain_kind;
 use crate::error::{Diagnostic, SourceId};
 use crate::reference::{self, Template};
+
+mod capture;
+mod layout;
+
+use super::node::{locate, BlockSite, Node, NodeKind, Scan, SecretsBlock, Site};
+use capture::{Capture, Partial, RootEntry};
+use layout::block_layout;
 
 /// Bounds against hostile input.
 #[derive(Clone, Copy, Debug)]
@@ -48,124 +55,6 @@ impl Limits {
     }
 }
 
-/// A node of the captured `secrets:` block.
-#[derive(Clone, Debug)]
-pub struct Node {
-    /// What it is.
-    pub kind: NodeKind,
-    /// Its bytes in the source.
-    pub span: Range<usize>,
-}
-
-/// The shape of a captured node.
-#[derive(Clone, Debug)]
-pub enum NodeKind {
-    /// A scalar with its parsed value.
-    Scalar {
-        /// Parsed value.
-        value: String,
-        /// Source style.
-        style: ScalarStyle,
-    },
-    /// A mapping, in order.
-    Map(Vec<(Node, Node)>),
-    /// A sequence.
-    Seq(Vec<Node>),
-    /// An alias keyfill does not follow here (to a collection).
-    Alias,
-}
-
-impl Node {
-    /// The scalar value, if this is a scalar.
-    pub fn as_str(&self) -> Option<&str> {
-        match &self.kind {
-            NodeKind::Scalar { value, .. } => Some(value),
-            _ => None,
-        }
-    }
-
-    /// Whether this is a plain empty scalar or `null`/`~`.
-    pub fn is_null(&self) -> bool {
-        matches!(&self.kind, NodeKind::Scalar { value, style: ScalarStyle::Plain } if resolve_core(value) == Kind::Null)
-    }
-}
-
-/// The top-level `secrets:` entry of the first document.
-#[derive(Clone, Debug)]
-pub struct SecretsBlock {
-    /// The `secrets` key.
-    pub key_span: Range<usize>,
-    /// Its value.
-    pub value: Node,
-    /// Bytes removed from the output.
-    pub removal: Range<usize>,
-    /// Text put in their place (`{}` when the block was the only entry).
-    pub replacement: String,
-}
-
-/// Layout of an original block scalar.
-#[derive(Clone, Debug)]
-pub struct BlockSite {
-    /// `>` rather than `|`.
-    pub folded: bool,
-    /// Content column.
-    pub indent: usize,
-    /// Indicators after `|`/`>` (indentation digit, chomping) as written.
-    pub header: Range<usize>,
-    /// Header tail (spaces and comment) after the indicators.
-    pub tail: Range<usize>,
-    /// The line break used after the header.
-    pub line_break: &'static str,
-    /// Whether a blank line follows the replaced region.
-    pub blank_follows: bool,
-    /// Whether the region ends the file without a line break.
-    pub at_eof: bool,
-}
-
-/// A scalar whose value changes in the output.
-#[derive(Clone, Debug)]
-pub struct Site {
-    /// Bytes to replace (for block scalars: from the indicator on).
-    pub region: Range<usize>,
-    /// The scalar's own span (for locating references in the source).
-    pub span: Range<usize>,
-    /// Parsed value.
-    pub value: String,
-    /// References and literal text.
-    pub template: Template,
-    /// Source style.
-    pub style: ScalarStyle,
-    /// Block or flow context.
-    pub ctx: Ctx,
-    /// Set for `|` and `>` scalars.
-    pub block: Option<BlockSite>,
-    /// Explicit tag, as the digest spells it.
-    pub tag: Option<String>,
-    /// Anchor id as the output will number it.
-    pub anchor: usize,
-    /// Mapping key rather than value.
-    pub is_key: bool,
-    /// Keys and indices from the document root.
-    pub path: Vec<String>,
-    /// Document index.
-    pub doc: usize,
-}
-
-/// Everything the first pass learned.
-#[derive(Debug, Default)]
-pub struct Scan {
-    /// The declarations block, if any.
-    pub secrets: Option<SecretsBlock>,
-    /// Scalars to rewrite, in source order.
-    pub sites: Vec<Site>,
-    /// Problems found (references in keys, malformed references).
-    pub errors: Vec<Diagnostic>,
-    /// Digest segments around the sites (`sites.len() + 1` of them).
-    pub segments: Vec<Acc>,
-    /// Number of documents.
-    pub docs: usize,
-}
-
 struct Frame<'a> {
     map: bool,
     flow: bool,
@@ -184,36 +73,6 @@ type KeySet<'a> = HashMap<(Cow<'static, str>, Cow<'a, str>), Range<usize>>;
 /// At most this many duplicate-key warnings per source: a generated file full of
 /// them still gets a short report.
 const MAX_DUPLICATE_WARNINGS: usize = 20;
-
-enum Partial {
-    Map(Vec<(Node, Node)>, Option<Node>, usize),
-    Seq(Vec<Node>, usize),
-}
-
-#[derive(Default)]
-struct Capture {
-    stack: Vec<Partial>,
-    done: Option<Node>,
-    depth: usize,
-}
-
-impl Capture {
-    fn add(&mut self, node: Node) {
-        match self.stack.last_mut() {
-            None => self.done = Some(node),
-            Some(Partial::Seq(items, _)) => items.push(node),
-            Some(Partial::Map(entries, pending, _)) => match pending.take() {
-                None => *pending = Some(node),
-                Some(k) => entries.push((k, node)),
-            },
-        }
-    }
-}
-
-struct RootEntry {
-    key_start: usize,
-    value_end: usize,
-}
 
 /// Runs the first pass over `src`. `block_key` names the top-level key of the
 /// declarations block (`None`: no block, every key is content).
@@ -366,56 +225,6 @@ impl<'a, 'k> Walker<'a, 'k> {
                 self.end_capture();
             }
         }
-    }
-
-    fn at_root_key(&self, is_key: bool) -> bool {
-        self.doc == 0 && is_key && self.frames.len() == 1 && self.frames[0].map
-    }
-
-    fn note_root_key(&mut self, is_key: bool, start: usize) {
-        if self.at_root_key(is_key) {
-            if let Some(prev) = self.root_entries.last_mut() {
-                prev.value_end = self.max_end;
-            }
-            self.root_entries.push(RootEntry {
-                key_start: start,
-                value_end: start,
-            });
-        }
-    }
-
-    /// Starts capturing if this node is the value of the root `secrets` key.
-    fn maybe_begin_capture(&mut self) {
-        if self.capture.is_none() && self.pending_secrets.is_some() && self.frames.len() == 1 {
-            self.capture = Some(Capture {
-                depth: 1,
-                ..Capture::default()
-            });
-        }
-    }
-
-    fn end_capture(&mut self) {
-        let Some(mut c) = self.capture.take() else {
-            return;
-        };
-        debug_assert!(c.stack.is_empty());
-        let Some(key_span) = self.pending_secrets.take() else {
-            return;
-        };
-        let value = c.done.take().unwrap_or(Node {
-            kind: NodeKind::Scalar {
-                value: String::new(),
-                style: ScalarStyle::Plain,
-            },
-            span: key_span.end..key_span.end,
-        });
-        self.secrets_entry = Some(self.root_entries.len().saturating_sub(1));
-        self.out.secrets = Some(SecretsBlock {
-            key_span,
-            value,
-            removal: 0..0,
-            replacement: String::new(),
-        });
     }
 
     fn event(
@@ -670,7 +479,7 @@ impl<'a, 'k> Walker<'a, 'k> {
         let id = self.out_id(anchor);
         let kind: &str = match (&tag, style) {
             (Some(t), _) => t,
-            (None, ScalarStyle::Plain) => kind_name(resolve_core(&value)),
+            (None, ScalarStyle::Plain) => plain_kind(&value),
             (None, _) => "str",
         };
         self.acc.push(self.key, Ev::Scalar(id, kind, &value));
@@ -700,7 +509,7 @@ impl<'a, 'k> Walker<'a, 'k> {
         let kind: Cow<'static, str> = match (tag, style) {
             (Some(t), _) => Cow::Owned(t.to_owned()),
             (None, ScalarStyle::Plain) if value == "<<" => return,
-            (None, ScalarStyle::Plain) => Cow::Borrowed(kind_name(resolve_core(value))),
+            (None, ScalarStyle::Plain) => Cow::Borrowed(plain_kind(value)),
             (None, _) => Cow::Borrowed("str"),
         };
         let Some(f) = self.frames.last_mut().filter(|f| f.map) else {
@@ -782,227 +591,6 @@ impl<'a, 'k> Walker<'a, 'k> {
             doc: self.doc,
         });
     }
-
-    /// Works out the bytes to cut for the secrets block, now that the document is known.
-    fn finish_secrets(&mut self) {
-        let Some(idx) = self.secrets_entry else {
-            return;
-        };
-        let Some(block) = self.out.secrets.as_mut() else {
-            return;
-        };
-        let src = self.src;
-        let entries = &self.root_entries;
-        let Some(entry) = entries.get(idx) else {
-            return;
-        };
-        let b = src.as_bytes();
-        // An empty value (`secrets:` and nothing after it) ends at the key's `:`.
-        let mut value_end = entry.value_end.max(block.key_span.end);
-        if value_end == block.key_span.end {
-            let mut i = value_end;
-            while i < b.len() && matches!(b[i], b' ' | b'\t') {
-                i += 1;
-            }
-            if b.get(i) == Some(&b':') {
-                value_end = i + 1;
-            }
-        }
-        if self.root_flow {
-            block.removal = if idx + 1 < entries.len() {
-                entry.key_start..entries[idx + 1].key_start
-            } else if idx > 0 {
-                entries[idx - 1].value_end..value_end
-            } else {
-                entry.key_start..value_end
-            };
-            return;
-        }
-        let mut start = entry.key_start;
-        let line_start = src[..start].rfind(['\n', '\r']).map_or(0, |i| i + 1);
-        if src[line_start..start]
-            .bytes()
-            .all(|c| c == b' ' || c == b'?')
-        {
-            start = line_start;
-        }
-        let mut end = value_end;
-        while end > entry.key_start && matches!(b[end - 1], b' ' | b'\t' | b'\n' | b'\r') {
-            end -= 1;
-        }
-        end = end_of_line(src, end);
-        block.removal = start..end;
-        if entries.len() == 1 {
-            let lb = if src.contains("\r\n") { "\r\n" } else { "\n" };
-            block.replacement = format!("{{}}{lb}");
-        }
-    }
-}
-
-fn kind_name(k: Kind) -> &'static str {
-    match k {
-        Kind::Null => "null",
-        Kind::Bool => "bool",
-        Kind::Int => "int",
-        Kind::Float => "float",
-        Kind::Str => "str",
-    }
-}
-
-/// The digest kind of a plain scalar's text (shared with verification).
-pub fn plain_kind(value: &str) -> &'static str {
-    kind_name(resolve_core(value))
-}
-
-/// From `at` (just after some content), past spaces and a trailing comment, to
-/// just after the line break — when nothing else stands on the line.
-fn end_of_line(src: &str, at: usize) -> usize {
-    let b = src.as_bytes();
-    let mut i = at;
-    while i < b.len() && matches!(b[i], b' ' | b'\t') {
-        i += 1;
-    }
-    if i < b.len() && b[i] == b'#' {
-        while i < b.len() && !matches!(b[i], b'\n' | b'\r') {
-            i += 1;
-        }
-    }
-    match b.get(i) {
-        Some(b'\r') if b.get(i + 1) == Some(&b'\n') => i + 2,
-        Some(b'\n' | b'\r') => i + 1,
-        None => i,
-        Some(_) => at,
-    }
-}
-
-/// Finds the `|`/`>` indicator of a block scalar between the previous event and
-/// its content, skipping tags, anchors and comments that may stand in between.
-fn find_indicator(src: &str, from: usize, to: usize) -> Option<usize> {
-    let b = src.as_bytes();
-    let mut i = from;
-    while i < to {
-        match b[i] {
-            b'|' | b'>' => return Some(i),
-            b'#' => {
-                while i < to && !matches!(b[i], b'\n' | b'\r') {
-                    i += 1;
-                }
-            }
-            b'!' | b'&' => {
-                while i < to && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
-                    i += 1;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// The region to replace for a block scalar and what the emitter needs to know.
-fn block_layout(
-    src: &str,
-    from: usize,
-    r: &Range<usize>,
-    style: ScalarStyle,
-    indent: Option<usize>,
-) -> (Range<usize>, BlockSite) {
-    let b = src.as_bytes();
-    let p = find_indicator(src, from, r.start).unwrap_or(r.start);
-    // Header: indicator, up to two of [1-9] and [+-], then spaces/comment, then a break.
-    let mut i = p + 1;
-    let mut keep = false;
-    while i < b.len() && i < p + 3 && matches!(b[i], b'1'..=b'9' | b'+' | b'-') {
-        keep |= b[i] == b'+';
-        i += 1;
-    }
-    let tail_start = i;
-    while i < b.len() && !matches!(b[i], b'\n' | b'\r') {
-        i += 1;
-    }
-    let tail = tail_start..i;
-    let line_break = if b.get(i) == Some(&b'\r') && b.get(i + 1) == Some(&b'\n') {
-        "\r\n"
-    } else if b.get(i) == Some(&b'\r') {
-        "\r"
-    } else {
-        "\n"
-    };
-    let header_end = (i + line_break.len()).min(b.len());
-    let end = if keep {
-        r.end
-    } else {
-        let mut j = r.end;
-        while j > r.start && matches!(b[j - 1], b' ' | b'\t' | b'\n' | b'\r') {
-            j -= 1;
-        }
-        if j == r.start {
-            header_end.max(r.start.min(header_end))
-        } else {
-            let mut k = j;
-            while k < r.end && !matches!(b[k], b'\n' | b'\r') {
-                k += 1;
-            }
-            if b.get(k) == Some(&b'\r') && b.get(k + 1) == Some(&b'\n') {
-                k + 2
-            } else if k < b.len() {
-                k + 1
-            } else {
-                k
-            }
-        }
-    };
-    let end = end.max(header_end).min(b.len().max(end));
-    let blank_follows = {
-        let mut k = end;
-        while k < b.len() && matches!(b[k], b' ' | b'\t') {
-            k += 1;
-        }
-        k < b.len() && matches!(b[k], b'\n' | b'\r')
-    };
-    let line_start = src[..r.start].rfind(['\n', '\r']).map_or(0, |x| x + 1);
-    let indent = indent.unwrap_or(r.start - line_start);
-    (
-        p..end,
-        BlockSite {
-            folded: style == ScalarStyle::Folded,
-            indent,
-            header: p + 1..tail_start,
-            tail,
-            line_break,
-            blank_follows,
-            at_eof: end >= b.len() && !src.ends_with(['\n', '\r']),
-        },
-    )
-}
-
-/// Maps a byte range of a scalar's parsed value back to the source. Exact when the
-/// source spells the value verbatim; otherwise finds the same reference text in
-/// the scalar's source; otherwise the whole scalar.
-pub fn locate(src: &str, span: &Range<usize>, value: &str, range: Range<usize>) -> Range<usize> {
-    let raw = src.get(span.clone()).unwrap_or("");
-    let inner_start = if raw.starts_with(['"', '\'']) {
-        span.start + 1
-    } else {
-        span.start
-    };
-    if let Some(inner) = src.get(inner_start..inner_start + value.len()) {
-        if inner == value {
-            return inner_start + range.start..inner_start + range.end;
-        }
-    }
-    let Some(needle) = value.get(range.clone()) else {
-        return span.clone();
-    };
-    if needle.is_empty() {
-        return span.clone();
-    }
-    let nth = value[..range.start].matches(needle).count();
-    raw.match_indices(needle)
-        .nth(nth)
-        .map_or(span.clone(), |(i, _)| {
-            span.start + i..span.start + i + needle.len()
-        })
 }
 
 #[cfg(test)]

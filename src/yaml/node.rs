@@ -1,0 +1,161 @@
+//! What the first pass finds, as plain data: the captured `secrets:` block as a
+//! small tree of [`Node`]s, each [`Site`] whose value changes, and the [`Scan`]
+//! that holds them. The declarations parser and the evaluator read these types
+//! without depending on the scanner that makes them.
+
+use std::ops::Range;
+
+use granit_parser::ScalarStyle;
+
+use super::digest::Acc;
+use super::emit::Ctx;
+use super::schema::{resolve_core, Kind};
+use crate::error::Diagnostic;
+use crate::reference::Template;
+
+/// A node of the captured `secrets:` block.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// What it is.
+    pub kind: NodeKind,
+    /// Its bytes in the source.
+    pub span: Range<usize>,
+}
+
+/// The shape of a captured node.
+#[derive(Clone, Debug)]
+pub enum NodeKind {
+    /// A scalar with its parsed value.
+    Scalar {
+        /// Parsed value.
+        value: String,
+        /// Source style.
+        style: ScalarStyle,
+    },
+    /// A mapping, in order.
+    Map(Vec<(Node, Node)>),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// An alias keyfill does not follow here (to a collection).
+    Alias,
+}
+
+impl Node {
+    /// The scalar value, if this is a scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a plain empty scalar or `null`/`~`.
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, NodeKind::Scalar { value, style: ScalarStyle::Plain } if resolve_core(value) == Kind::Null)
+    }
+}
+
+/// The top-level `secrets:` entry of the first document.
+#[derive(Clone, Debug)]
+pub struct SecretsBlock {
+    /// The `secrets` key.
+    pub key_span: Range<usize>,
+    /// Its value.
+    pub value: Node,
+    /// Bytes removed from the output.
+    pub removal: Range<usize>,
+    /// Text put in their place (`{}` when the block was the only entry).
+    pub replacement: String,
+}
+
+/// Layout of an original block scalar.
+#[derive(Clone, Debug)]
+pub struct BlockSite {
+    /// `>` rather than `|`.
+    pub folded: bool,
+    /// Content column.
+    pub indent: usize,
+    /// Indicators after `|`/`>` (indentation digit, chomping) as written.
+    pub header: Range<usize>,
+    /// Header tail (spaces and comment) after the indicators.
+    pub tail: Range<usize>,
+    /// The line break used after the header.
+    pub line_break: &'static str,
+    /// Whether a blank line follows the replaced region.
+    pub blank_follows: bool,
+    /// Whether the region ends the file without a line break.
+    pub at_eof: bool,
+}
+
+/// A scalar whose value changes in the output.
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// Bytes to replace (for block scalars: from the indicator on).
+    pub region: Range<usize>,
+    /// The scalar's own span (for locating references in the source).
+    pub span: Range<usize>,
+    /// Parsed value.
+    pub value: String,
+    /// References and literal text.
+    pub template: Template,
+    /// Source style.
+    pub style: ScalarStyle,
+    /// Block or flow context.
+    pub ctx: Ctx,
+    /// Set for `|` and `>` scalars.
+    pub block: Option<BlockSite>,
+    /// Explicit tag, as the digest spells it.
+    pub tag: Option<String>,
+    /// Anchor id as the output will number it.
+    pub anchor: usize,
+    /// Mapping key rather than value.
+    pub is_key: bool,
+    /// Keys and indices from the document root.
+    pub path: Vec<String>,
+    /// Document index.
+    pub doc: usize,
+}
+
+/// Everything the first pass learned.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The declarations block, if any.
+    pub secrets: Option<SecretsBlock>,
+    /// Scalars to rewrite, in source order.
+    pub sites: Vec<Site>,
+    /// Problems found (references in keys, malformed references).
+    pub errors: Vec<Diagnostic>,
+    /// Digest segments around the sites (`sites.len() + 1` of them).
+    pub segments: Vec<Acc>,
+    /// Number of documents.
+    pub docs: usize,
+}
+
+/// Maps a byte range of a scalar's parsed value back to the source. Exact when the
+/// source spells the value verbatim; otherwise finds the same reference text in
+/// the scalar's source; otherwise the whole scalar.
+pub fn locate(src: &str, span: &Range<usize>, value: &str, range: Range<usize>) -> Range<usize> {
+    let raw = src.get(span.clone()).unwrap_or("");
+    let inner_start = if raw.starts_with(['"', '\'']) {
+        span.start + 1
+    } else {
+        span.start
+    };
+    if let Some(inner) = src.get(inner_start..inner_start + value.len()) {
+        if inner == value {
+            return inner_start + range.start..inner_start + range.end;
+        }
+    }
+    let Some(needle) = value.get(range.clone()) else {
+        return span.clone();
+    };
+    if needle.is_empty() {
+        return span.clone();
+    }
+    let nth = value[..range.start].matches(needle).count();
+    raw.match_indices(needle)
+        .nth(nth)
+        .map_or(span.clone(), |(i, _)| {
+            span.start + i..span.start + i + needle.len()
+        })
+}
