@@ -50,6 +50,7 @@ pub mod resolve;
 pub mod secret;
 pub mod secrets;
 pub mod source;
+pub mod suggest;
 pub mod totp;
 pub mod watch;
 pub mod yaml;

@@ -9,8 +9,9 @@ use std::ops::Range;
 use crate::error::{quoted, Diagnostic, SourceId};
 use crate::provider::Locator;
 use crate::reference::{Part, SecretRef};
-use crate::secrets::{closest, in_scope, Declaration, Origin};
+use crate::secrets::{in_scope, Declaration, Origin};
 use crate::source::Source;
+use crate::suggest::closest;
 use crate::yaml::node::{locate, Site};
 
 /// The declarations visible to one input: its own block plus the catalogues.

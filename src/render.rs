@@ -552,9 +552,9 @@ fn unused_block(scan: &Scan, block: &SecretsBlock, catalogue: &[Declaration]) ->
         .collect();
     let names: Vec<&str> = entries.iter().filter_map(|(k, _)| k.as_str()).collect();
     let in_catalogue = |n: &str| catalogue.iter().any(|d| d.name == n);
-    !referenced
-        .iter()
-        .any(|n| names.contains(n) || (!in_catalogue(n) && secrets::closest(n, &names).is_some()))
+    !referenced.iter().any(|n| {
+        names.contains(n) || (!in_catalogue(n) && crate::suggest::closest(n, &names).is_some())
+    })
 }
 
 fn oversize(name: &str, max: usize) -> Diagnostic {

@@ -21,6 +21,7 @@ use granit_parser::ScalarStyle;
 use crate::error::{quoted, Diagnostic, SourceId};
 use crate::provider::{aws::AwsLocator, onepassword::OpLocator, vault::VaultLocator, Locator};
 use crate::reference::{self, Part, Template};
+use crate::suggest::closest;
 use crate::totp::{HashAlgorithm, TotpParams};
 use crate::yaml::node::{locate, Node, NodeKind};
 
@@ -805,16 +806,6 @@ impl Ctx<'_> {
         }
         Some(out)
     }
-}
-
-/// The candidate closest to `word`, if close enough to suggest.
-pub fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
-    candidates
-        .iter()
-        .map(|c| (*c, strsim::damerau_levenshtein(word, c)))
-        .filter(|(c, d)| *d <= (c.len().max(word.len()) / 3).max(1))
-        .min_by_key(|(_, d)| *d)
-        .map(|(c, _)| c)
 }
 
 /// Whether a site at `path` may use a secret scoped to `scope`.

@@ -46,13 +46,8 @@ impl ProviderKind {
 
     /// The known word closest to a typo, if any is close.
     pub fn closest(word: &str) -> Option<&'static str> {
-        let lower = word.to_ascii_lowercase();
-        Self::WORDS
-            .iter()
-            .map(|(w, _)| (*w, strsim::damerau_levenshtein(&lower, w)))
-            .filter(|(w, d)| *d <= 2.min(w.len() / 2).max(1) || lower == *w)
-            .min_by_key(|(_, d)| *d)
-            .map(|(w, _)| w)
+        let words: Vec<&'static str> = Self::WORDS.iter().map(|(w, _)| *w).collect();
+        crate::suggest::closest(word, &words)
     }
 
     /// Canonical name.
