@@ -3,7 +3,7 @@
 //! transient errors in a batch, dropped connections, a stalled DNS lookup, huge
 //! timeouts, and a reference's profile choosing its own credentials.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -16,7 +16,7 @@
 //! stdout holds them exactly where a successful render references them, which
 //! proves that they were fetched.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

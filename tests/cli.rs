@@ -5,7 +5,7 @@
 //! compares the written files with `render-to-file.out/`.
 //!
 //! Refresh the expectations after an intended change with
-//! `TRYCMD=overwrite cargo test --test cli`.
+//! `TRYCMD=overwrite cargo test --test integration cli::`.
 
 #[test]
 fn cli() {

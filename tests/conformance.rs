@@ -8,7 +8,7 @@
 //! many times, cost one fetch (dedupe). Values are canaries that must appear in
 //! the rendered output and nowhere on stderr.
 
-mod support;
+use crate::support;
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -13,7 +13,7 @@
 //! claim is that nothing *more* happens.
 //!
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;

@@ -15,7 +15,7 @@
 //! json`, one invocation per item, missing item/vault (exit 4), a bad token
 //! (exit 5), no `op` on `PATH` (exit 5, said clearly), not configured at all.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

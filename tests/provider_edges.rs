@@ -4,7 +4,7 @@
 //! ambiguous 1Password names are errors, not guesses; non-JSON answers are not
 //! "not found"; half an AppRole is not another identity.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

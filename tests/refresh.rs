@@ -9,7 +9,7 @@
 //! wait polls against a deadline; the proxy's record is cleared before each
 //! SIGHUP, so each refresh's calls are counted exactly.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

@@ -7,7 +7,7 @@
 //! Tokens, AppRole secret ids and stored values used in failing runs are canaries
 //! that must never appear on stdout or stderr.
 
-mod support;
+use crate::support;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
