@@ -174,10 +174,10 @@ fn a_stalled_dns_lookup_ends_at_the_timeout() {
     let script = format!(
         "mount --bind {} /etc/resolv.conf && exec {} render --timeout 2s c.yaml",
         rc.display(),
-        env!("CARGO_BIN_EXE_keyfill")
+        support::BIN
     );
     let start = Instant::now();
-    let out = std::process::Command::new("unshare")
+    let out = support::scrub(&mut std::process::Command::new("unshare"))
         .args(["-rm", "sh", "-c", &script])
         .current_dir(dir.path())
         .env(
