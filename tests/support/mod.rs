@@ -2,7 +2,7 @@
 //! environment: [`command`], [`keyfill`], the [`Test`] builder), the canary
 //! helpers, real servers on loopback, a counting and fault-injecting proxy,
 //! and a harness for a running `keyfill watch` (`watch.rs`).
-#![allow(dead_code)] // Helpers kept for the modules that will want them.
+#![allow(dead_code)] // The benches include this module too (`#[path]`), each using a subset.
 
 pub(crate) mod connect;
 pub(crate) mod moto;
