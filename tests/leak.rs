@@ -36,13 +36,10 @@
 //! not parse to the substituted document") needs a keyfill emitter bug to trigger.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::Path;
-use std::process::Stdio;
 
 use base64::Engine as _;
 
-use crate::support::{canary, command, Test};
+use crate::support::{canary, command, Run, Test};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Expect {
@@ -288,43 +285,24 @@ fn build_cases(canary: &str) -> Vec<Case> {
     ctx.cases
 }
 
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(dir: &Path, case: &Case) -> Outcome {
+/// Runs `case` in a fresh folder (see [`Test`]); the folder is returned too,
+/// so that what keyfill left in it can be read.
+fn run(case: &Case) -> (Run, Test) {
+    let mut t = Test::new();
     for (name, bytes) in &case.files {
-        std::fs::write(dir.join(name), bytes).expect("write input");
+        t.file(name, bytes);
     }
-    std::fs::create_dir_all(dir.join("outdir")).expect("mkdir");
-    let mut cmd = command();
-    cmd.args(&case.args)
-        .current_dir(dir)
+    t.folder("outdir")
+        .args(&case.args)
         .env_remove("KF_LEAK_UNSET")
-        .env_remove("X")
-        .stdin(if case.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("X");
     for (k, v) in &case.env {
-        cmd.env(k, v);
+        t.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn keyfill");
     if let Some(input) = &case.stdin {
-        let mut sin = child.stdin.take().expect("stdin");
-        sin.write_all(input.as_bytes()).expect("write stdin");
+        t.stdin(input.as_bytes());
     }
-    let out = child.wait_with_output().expect("wait keyfill");
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    (t.run(), t)
 }
 
 #[test]
@@ -337,8 +315,11 @@ fn canary_never_leaks() {
     let mut problems: Vec<String> = Vec::new();
     let mut leaked: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for case in &cases {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let o = run(dir.path(), case);
+        let (o, t) = run(case);
+        let in_tmp = t.names_in("tmp");
+        if !in_tmp.is_empty() {
+            problems.push(format!("{}: left in TMPDIR: {in_tmp:?}", case.name));
+        }
         let cmdline = case.args.join(" ");
         let mut what = Vec::new();
         if leaks(&o.stderr) {
@@ -349,7 +330,7 @@ fn canary_never_leaks() {
         }
         match case.expect {
             Expect::Rendered => {
-                if o.code != Some(0) {
+                if o.code != 0 {
                     problems.push(format!(
                         "{}: `{cmdline}` exit {:?}, expected 0\n{}",
                         case.name, o.code, o.stderr
@@ -367,7 +348,7 @@ fn canary_never_leaks() {
                 } else {
                     0
                 };
-                if o.code != Some(want) {
+                if o.code != want {
                     problems.push(format!(
                         "{}: `{cmdline}` exit {:?}, expected {want}\nstderr: {}",
                         case.name,
