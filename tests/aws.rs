@@ -1,7 +1,7 @@
 //! The aws provider against a real moto server, through a counting proxy: value
 //! kinds, versions, batching and deduplication, errors and `check --resolve`.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

@@ -3,7 +3,7 @@
 //! transient errors in a batch, dropped connections, a stalled DNS lookup, huge
 //! timeouts, and a reference's profile choosing its own credentials.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -174,10 +174,10 @@ fn a_stalled_dns_lookup_ends_at_the_timeout() {
     let script = format!(
         "mount --bind {} /etc/resolv.conf && exec {} render --timeout 2s c.yaml",
         rc.display(),
-        env!("CARGO_BIN_EXE_keyfill")
+        support::BIN
     );
     let start = Instant::now();
-    let out = std::process::Command::new("unshare")
+    let out = support::scrub(&mut std::process::Command::new("unshare"))
         .args(["-rm", "sh", "-c", &script])
         .current_dir(dir.path())
         .env(

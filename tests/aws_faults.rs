@@ -16,25 +16,16 @@
 //! stdout holds them exactly where a successful render references them, which
 //! proves that they were fetched.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::moto::moto;
 use support::proxy::Fault;
-use support::{aws_env, keyfill, unique, AwsEnv as Env, Run};
+use support::{assert_silent, aws_env, canary, keyfill, unique, AwsEnv as Env};
 
 const REGION: &str = "us-east-1";
-
-/// A value that cannot occur by chance in keyfill's output, new on every run.
-fn canary() -> String {
-    format!(
-        "kfcanary{:016x}{:08x}",
-        fastrand::u64(..),
-        fastrand::u32(..)
-    )
-}
 
 /// Every regular file under `dir`, with its bytes.
 fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -84,20 +75,6 @@ fn assert_no_stray_files(dir: &Path, canary: &str, allowed: &[&str]) {
             );
         }
     }
-}
-
-/// Asserts that `canary` is on neither stream of `r`.
-fn assert_silent(r: &Run, canary: &str, what: &str) {
-    assert!(
-        !r.stderr.contains(canary),
-        "{what}: canary on stderr:\n{}",
-        r.stderr
-    );
-    assert!(
-        !r.stdout.contains(canary),
-        "{what}: canary on stdout:\n{}",
-        r.stdout
-    );
 }
 
 /// A secret named `{prefix}/s` holding `value`; returns its name.

@@ -1,19 +1,37 @@
 //! Snapshot tests of the `keyfill` command line: every `tests/cmd/*.toml` is one
 //! invocation (arguments, environment, expected exit code, stdout and stderr).
-//! Most cases run in the shared `tests/cmd/inputs/` folder (`fs.base`) and never
+//! Most cases run in the shared `fixtures/cli/` folder (`fs.base`) and never
 //! write; `render-to-file` runs in a sandbox copied from `render-to-file.in/` and
 //! compares the written files with `render-to-file.out/`.
 //!
 //! Refresh the expectations after an intended change with
-//! `TRYCMD=overwrite cargo test --test cli`.
+//! `TRYCMD=overwrite cargo test --test integration cli::`.
+
+use crate::support::Test;
 
 #[test]
 fn cli() {
+    // trycmd can add variables but not remove them: a wrapper scrubs the
+    // environment as every other runner does (`support::scrub`), then execs
+    // keyfill under its own path, so argv[0] and exit statuses are unchanged.
+    let wrap = tempfile::tempdir().expect("temp dir");
+    let bin = wrap.path().join("keyfill");
+    let unset: String = crate::support::CLEARED
+        .iter()
+        .map(|v| format!("-u {v} "))
+        .collect();
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\nexec env {unset}{} \"$@\"\n",
+            crate::support::BIN
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the wrapper");
     trycmd::TestCases::new()
-        .register_bin(
-            "keyfill",
-            std::path::Path::new(env!("CARGO_BIN_EXE_keyfill")),
-        )
+        .register_bin("keyfill", bin.as_path())
         .default_bin_name("keyfill")
         .env("NO_COLOR", "1")
         .timeout(std::time::Duration::from_secs(60))
@@ -24,19 +42,13 @@ fn cli() {
 /// the JSON log: the diagnostic stays a few lines, whatever the input holds.
 #[test]
 fn one_megabyte_reference_name_is_cut_in_diagnostics() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let name = format!("A{}Z", "N".repeat(1 << 20));
-    std::fs::write(dir.path().join("long.yaml"), format!("x: \"$<{name}>\"\n")).expect("write");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyfill"))
-            .args(args)
-            .arg("long.yaml")
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run keyfill");
-        assert_eq!(out.status.code(), Some(3));
-        String::from_utf8(out.stderr).expect("utf-8")
+    let mut t = Test::new();
+    t.file("long.yaml", format!("x: \"$<{name}>\"\n"));
+    let mut run = |args: &[&str]| {
+        let r = t.args(args.iter().chain(&["long.yaml"])).run();
+        r.code(3);
+        r.stderr
     };
     let shown = format!(
         "`A{}…(1048420 characters cut)…{}Z`",

@@ -1,52 +1,101 @@
-//! One conformance suite that every provider passes, each against its real or
-//! documented server: aws (moto), vault (OpenBao), onepassword (a Connect server
-//! written from the API documentation), env and file.
+//! The conformance suite: what every provider must do, one test per behaviour
+//! and provider (`conformance::aws::not_found_is_exit_4`, …), each against its
+//! real or documented server: aws (moto), vault (OpenBao), onepassword (a
+//! Connect server written from the API documentation), env and file.
 //!
-//! For each: a secret with several keys is read (get); a secret that does not
-//! exist exits 4 naming it (missing); refused credentials exit 5 (denied, for the
-//! providers that have credentials); many keys of one secret, each referenced
-//! many times, cost one fetch (dedupe). Values are canaries that must appear in
-//! the rendered output and nowhere on stderr.
+//! A new provider starts here: implement [`Backend`] for it and add one line to
+//! the `conformance!` table at the end. Behaviours a provider cannot show (no
+//! credentials to deny, nothing remote to stall) return `None` from the
+//! matching method and their tests pass trivially for it.
+//!
+//! Behaviours: a key of a secret is read (found); a secret that does not exist
+//! exits 4 naming it, so does a missing key; refused credentials exit 5 without
+//! printing a token (denied); a server that is not there exits 5; a throttled
+//! request is retried and the value arrives; a stalled request ends at
+//! `--timeout` with exit 5; many keys of one secret, each referenced many
+//! times, cost one fetch; `check --resolve` says `found` and `not found`; the
+//! values (canaries) never reach stderr or a file in `TMPDIR`, at every log
+//! level and format.
 
-mod support;
+use crate::support;
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
-use support::connect::{Connect, Field, Item};
+use support::connect::{connect_error, Connect, Field, Item};
 use support::moto::moto;
 use support::openbao::bao;
-use support::proxy::Proxy;
-use support::{aws_env, keyfill, unique, Run};
+use support::proxy::{Fault, Proxy};
+use support::{aws_env, canary, keyfill, unique, Run};
 
 /// A secret manager as the suite drives it.
 trait Backend {
-    /// Stores a secret `id` whose keys have these values.
-    fn put(&self, id: &str, fields: &[(&str, &str)]);
+    /// Stores a secret `id` whose keys have these values; returns the variables
+    /// keyfill needs to see them (the env provider's values).
+    fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)>;
     /// The reference to key `key` of secret `id`.
     fn reference(&self, id: &str, key: &str) -> String;
+    /// What a not-found message names for key `key` of secret `id`.
+    fn shown(&self, id: &str, _key: &str) -> String {
+        id.to_owned()
+    }
+    /// Whether a secret has keys of its own (a missing key is then "not found").
+    fn has_keys(&self) -> bool {
+        true
+    }
     /// keyfill's environment.
     fn vars(&self) -> Vec<(String, String)>;
     /// The environment with refused credentials, where the provider has any.
-    fn denied_vars(&self) -> Option<Vec<(String, String)>>;
+    fn denied_vars(&self) -> Option<Vec<(String, String)>> {
+        None
+    }
+    /// The environment pointing at a server that is not there, where the
+    /// provider has one.
+    fn unreachable_vars(&self) -> Option<Vec<(String, String)>> {
+        None
+    }
+    /// Makes the next fetch fail as throttled; false where nothing throttles.
+    fn throttle_once(&self) -> bool {
+        false
+    }
+    /// Makes the next fetches stall; false where nothing is remote.
+    fn stall(&self) -> bool {
+        false
+    }
     /// Fetches of secret data since the last reset, where they can be counted.
-    fn fetches(&self) -> Option<usize>;
+    fn fetches(&self) -> Option<usize> {
+        None
+    }
     /// Forgets the counted fetches.
-    fn reset(&self);
+    fn reset(&self) {}
 }
+
+/// A stall longer than any `--timeout` the suite gives.
+const STALL: Duration = Duration::from_secs(30);
+
+/// Where nothing listens.
+const NOWHERE: &str = "http://127.0.0.1:1";
 
 struct Aws {
     proxy: Proxy,
 }
 
+impl Aws {
+    fn new() -> Aws {
+        Aws {
+            proxy: Proxy::start(moto().addr, Duration::ZERO),
+        }
+    }
+}
+
 impl Backend for Aws {
-    fn put(&self, id: &str, fields: &[(&str, &str)]) {
+    fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
         let obj: serde_json::Map<String, serde_json::Value> = fields
             .iter()
             .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
             .collect();
         moto().create("us-east-1", id, &serde_json::Value::Object(obj).to_string());
+        Vec::new()
     }
     fn reference(&self, id: &str, key: &str) -> String {
         format!("<<aws|{id}:{key}>>")
@@ -59,9 +108,25 @@ impl Backend for Aws {
         self.proxy.inject(
             "SecretValue",
             usize::MAX,
-            support::proxy::Fault::aws(400, "UnrecognizedClientException", "bad key"),
+            Fault::aws(400, "UnrecognizedClientException", "bad key"),
         );
         Some(self.vars())
+    }
+    fn unreachable_vars(&self) -> Option<Vec<(String, String)>> {
+        Some(aws_env(NOWHERE))
+    }
+    fn throttle_once(&self) -> bool {
+        self.proxy.inject(
+            "SecretValue",
+            1,
+            Fault::aws(400, "ThrottlingException", "Rate exceeded"),
+        );
+        true
+    }
+    fn stall(&self) -> bool {
+        self.proxy
+            .inject("SecretValue", usize::MAX, Fault::Stall(STALL));
+        true
     }
     fn fetches(&self) -> Option<usize> {
         Some(self.proxy.count("GetSecretValue"))
@@ -76,8 +141,26 @@ struct Vault {
     home: tempfile::TempDir,
 }
 
+impl Vault {
+    fn new() -> Vault {
+        Vault {
+            proxy: Proxy::start(bao().addr, Duration::ZERO),
+            home: tempfile::tempdir().expect("home"),
+        }
+    }
+}
+
+/// A Vault-style JSON error answer.
+fn vault_error(status: u16, message: &str) -> Fault {
+    Fault::Respond {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: serde_json::json!({ "errors": [message] }).to_string(),
+    }
+}
+
 impl Backend for Vault {
-    fn put(&self, id: &str, fields: &[(&str, &str)]) {
+    fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
         let data: serde_json::Map<String, serde_json::Value> = fields
             .iter()
             .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
@@ -85,6 +168,7 @@ impl Backend for Vault {
         bao()
             .api()
             .kv2_put("secret", id, serde_json::Value::Object(data));
+        Vec::new()
     }
     fn reference(&self, id: &str, key: &str) -> String {
         format!("<<vault|secret/data/{id}/{key}>>")
@@ -101,6 +185,25 @@ impl Backend for Vault {
         v.retain(|(k, _)| k != "VAULT_TOKEN");
         v.push(("VAULT_TOKEN".into(), "s.not-a-real-token".into()));
         Some(v)
+    }
+    fn unreachable_vars(&self) -> Option<Vec<(String, String)>> {
+        let mut v = self.vars();
+        v.retain(|(k, _)| k != "VAULT_ADDR");
+        v.push(("VAULT_ADDR".into(), NOWHERE.into()));
+        Some(v)
+    }
+    fn throttle_once(&self) -> bool {
+        self.proxy.inject(
+            "GET /v1/secret/",
+            1,
+            vault_error(429, "rate limit quota exceeded"),
+        );
+        true
+    }
+    fn stall(&self) -> bool {
+        self.proxy
+            .inject("GET /v1/", usize::MAX, Fault::Stall(STALL));
+        true
     }
     fn fetches(&self) -> Option<usize> {
         Some(
@@ -123,13 +226,22 @@ struct OnePassword {
 
 const OP_TOKEN: &str = "conformance-connect-token";
 
+impl OnePassword {
+    fn new() -> OnePassword {
+        let server = Connect::start(OP_TOKEN);
+        let vault = server.add_vault("Conformance");
+        OnePassword { server, vault }
+    }
+}
+
 impl Backend for OnePassword {
-    fn put(&self, id: &str, fields: &[(&str, &str)]) {
+    fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut item = Item::new(id, "API_CREDENTIAL");
         for (k, v) in fields {
             item = item.field(Field::concealed(k, v));
         }
         self.server.add_item(&self.vault, item);
+        Vec::new()
     }
     fn reference(&self, id: &str, key: &str) -> String {
         format!("<<op|op://Conformance/{id}/{key}>>")
@@ -146,6 +258,23 @@ impl Backend for OnePassword {
         v.push(("OP_CONNECT_TOKEN".into(), "refused-token".into()));
         Some(v)
     }
+    fn unreachable_vars(&self) -> Option<Vec<(String, String)>> {
+        let mut v = self.vars();
+        v.retain(|(k, _)| k != "OP_CONNECT_HOST");
+        v.push(("OP_CONNECT_HOST".into(), NOWHERE.into()));
+        Some(v)
+    }
+    fn throttle_once(&self) -> bool {
+        // An item read (`…/items/ID`), not the list (`…/items?filter=…`).
+        self.server
+            .inject("/items/", 1, connect_error(429, "Too many requests"));
+        true
+    }
+    fn stall(&self) -> bool {
+        self.server
+            .inject("GET /v1/vaults", usize::MAX, Fault::Stall(STALL));
+        true
+    }
     fn fetches(&self) -> Option<usize> {
         Some(self.server.count(|r| r.is_any_item_get()))
     }
@@ -158,20 +287,24 @@ impl Backend for OnePassword {
 struct Env;
 
 impl Backend for Env {
-    fn put(&self, _id: &str, _fields: &[(&str, &str)]) {}
+    fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(k, v)| (env_name(id, k), (*v).to_owned()))
+            .collect()
+    }
     fn reference(&self, id: &str, key: &str) -> String {
         format!("<<env|{}>>", env_name(id, key))
+    }
+    fn shown(&self, id: &str, key: &str) -> String {
+        env_name(id, key)
+    }
+    fn has_keys(&self) -> bool {
+        false
     }
     fn vars(&self) -> Vec<(String, String)> {
         Vec::new()
     }
-    fn denied_vars(&self) -> Option<Vec<(String, String)>> {
-        None
-    }
-    fn fetches(&self) -> Option<usize> {
-        None
-    }
-    fn reset(&self) {}
 }
 
 fn env_name(id: &str, key: &str) -> String {
@@ -185,13 +318,22 @@ struct Files {
     dir: tempfile::TempDir,
 }
 
+impl Files {
+    fn new() -> Files {
+        Files {
+            dir: tempfile::tempdir().expect("dir"),
+        }
+    }
+}
+
 impl Backend for Files {
-    fn put(&self, id: &str, fields: &[(&str, &str)]) {
+    fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
         let d = self.dir.path().join(id.replace('/', "_"));
         std::fs::create_dir_all(&d).expect("secret folder");
         for (k, v) in fields {
             std::fs::write(d.join(k), v).expect("secret file");
         }
+        Vec::new()
     }
     fn reference(&self, id: &str, key: &str) -> String {
         format!(
@@ -206,165 +348,313 @@ impl Backend for Files {
     fn vars(&self) -> Vec<(String, String)> {
         Vec::new()
     }
-    fn denied_vars(&self) -> Option<Vec<(String, String)>> {
-        None
-    }
-    fn fetches(&self) -> Option<usize> {
-        None
-    }
-    fn reset(&self) {}
 }
 
-fn run(dir: &Path, config: &str, vars: &[(String, String)]) -> Run {
-    std::fs::write(dir.join("config.yaml"), config).expect("config");
-    let mut vars = vars.to_vec();
-    vars.push(("NO_COLOR".into(), "1".into()));
-    vars.push(("TMPDIR".into(), dir.display().to_string()));
-    keyfill(dir, &["render", "--timeout", "10s", "config.yaml"], &vars)
+/// One stored secret with three keys whose values are canaries, a folder to
+/// run in (its `tmp/` is keyfill's `TMPDIR`) and the environment to run with.
+struct Case<B> {
+    name: &'static str,
+    b: B,
+    dir: tempfile::TempDir,
+    id: String,
+    fields: Vec<(String, String)>,
+    vars: Vec<(String, String)>,
 }
 
-/// The whole suite against one backend. Env values are passed in the
-/// environment, so `extra` carries them for the env backend.
-fn conformance(name: &str, b: &dyn Backend, env_values: bool) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let id = unique(&format!("conf-{name}"));
-    let canary = |k: &str| format!("kfconf-{name}-{k}-{:08x}", fastrand::u32(..));
-    let keys = ["user", "password", "token"];
-    let values: Vec<(String, String)> = keys.iter().map(|k| ((*k).to_owned(), canary(k))).collect();
-    let fields: Vec<(&str, &str)> = values
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    b.put(&id, &fields);
-    let mut vars = b.vars();
-    if env_values {
-        for (k, v) in &fields {
-            vars.push((env_name(&id, k), (*v).to_owned()));
+impl<B: Backend> Case<B> {
+    fn new(name: &'static str, b: B) -> Case<B> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("tmp")).expect("TMPDIR inside the temp dir");
+        let id = unique(&format!("conf-{name}"));
+        let fields: Vec<(String, String)> = ["user", "password", "token"]
+            .iter()
+            .map(|k| ((*k).to_owned(), canary()))
+            .collect();
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut vars = b.put(&id, &pairs);
+        vars.extend(b.vars());
+        Case {
+            name,
+            b,
+            dir,
+            id,
+            fields,
+            vars,
         }
     }
 
-    // get
-    let r = run(
-        dir.path(),
-        &format!("x: {}\n", b.reference(&id, "password")),
-        &vars,
-    );
-    assert_eq!(
-        (r.code, r.stdout.clone()),
-        (0, format!("x: {}\n", fields[1].1)),
-        "{name} get: {}",
-        r.stderr
-    );
+    /// The value of `key`.
+    fn value(&self, key: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .expect("a stored key")
+    }
 
-    // many keys of one secret, each referenced 20 times: one fetch
-    b.reset();
+    /// Runs `keyfill ARGS config.yaml` with `config` and `vars` (the values'
+    /// variables are added); asserts that no value reached stderr or `TMPDIR`.
+    fn run(&self, args: &[&str], config: &str, vars: &[(String, String)]) -> Run {
+        std::fs::write(self.dir.path().join("config.yaml"), config).expect("config");
+        let mut all = self.vars.clone();
+        all.retain(|(k, _)| !vars.iter().any(|(n, _)| n == k));
+        all.extend(vars.iter().cloned());
+        all.push(("NO_COLOR".into(), "1".into()));
+        let tmp = self.dir.path().join("tmp");
+        all.push(("TMPDIR".into(), tmp.display().to_string()));
+        let mut args = args.to_vec();
+        args.push("config.yaml");
+        let r = keyfill(self.dir.path(), &args, &all);
+        for (_, v) in &self.fields {
+            assert!(
+                !r.stderr.contains(v.as_str()),
+                "{}: a value reached stderr:\n{}",
+                self.name,
+                r.stderr
+            );
+        }
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .expect("read TMPDIR")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert!(left.is_empty(), "{}: left in TMPDIR: {left:?}", self.name);
+        r
+    }
+
+    fn render(&self, config: &str) -> Run {
+        self.run(&["render", "--timeout", "10s"], config, &[])
+    }
+
+    /// The reference to `key` of the stored secret.
+    fn reference(&self, key: &str) -> String {
+        self.b.reference(&self.id, key)
+    }
+}
+
+fn found<B: Backend>(c: &Case<B>) {
+    let r = c.render(&format!("x: {}\n", c.reference("password")));
+    r.code(0)
+        .stdout_is(&format!("x: {}\n", c.value("password")));
+}
+
+/// Many keys of one secret, each referenced 20 times: one fetch.
+fn one_fetch_per_secret<B: Backend>(c: &Case<B>) {
+    c.b.reset();
     let mut config = String::new();
     let mut want = String::new();
     for i in 0..60 {
-        let (k, v) = fields[i % 3];
-        let _ = writeln!(config, "k{i}: {}", b.reference(&id, k));
+        let (k, v) = &c.fields[i % 3];
+        let _ = writeln!(config, "k{i}: {}", c.reference(k));
         let _ = writeln!(want, "k{i}: {v}");
     }
-    let r = run(dir.path(), &config, &vars);
-    assert_eq!(
-        (r.code, r.stdout.clone()),
-        (0, want),
-        "{name} many keys: {}",
-        r.stderr
-    );
-    if let Some(n) = b.fetches() {
+    c.render(&config).code(0).stdout_is(&want);
+    if let Some(n) = c.b.fetches() {
         assert_eq!(
             n, 1,
-            "{name}: 60 references to 3 keys of one secret cost {n} fetches"
+            "{}: 60 references to 3 keys of one secret cost {n} fetches",
+            c.name
         );
     }
-    for (_, v) in &fields {
-        assert!(!r.stderr.contains(v), "{name}: a value reached stderr");
+}
+
+fn not_found<B: Backend>(c: &Case<B>) {
+    let gone = format!("{}-gone", c.id);
+    let r = c.render(&format!("x: {}\n", c.b.reference(&gone, "password")));
+    r.code(4)
+        .stdout_is("")
+        .stderr_has(&c.b.shown(&gone, "password"));
+}
+
+fn missing_key<B: Backend>(c: &Case<B>) {
+    if c.b.has_keys() {
+        c.render(&format!("x: {}\n", c.reference("nokey")))
+            .code(4)
+            .stdout_is("");
     }
+}
 
-    // missing
-    let gone = format!("{id}-gone");
-    let r = run(
-        dir.path(),
-        &format!("x: {}\n", b.reference(&gone, "password")),
-        &vars,
-    );
-    assert_eq!(r.code, 4, "{name} missing: {}", r.stderr);
-    assert!(r.stdout.is_empty());
-    let shown = if env_values {
-        env_name(&gone, "password")
-    } else {
-        gone.clone()
-    };
-    assert!(
-        r.stderr.contains(&shown),
-        "{name} missing names the secret: {}",
-        r.stderr
-    );
-
-    // a missing key of an existing secret is "not found" too
-    if !env_values {
-        let r = run(
-            dir.path(),
-            &format!("x: {}\n", b.reference(&id, "nokey")),
-            &vars,
-        );
-        assert_eq!(r.code, 4, "{name} missing key: {}", r.stderr);
-        for (_, v) in &fields {
-            assert!(!r.stderr.contains(v), "{name}: a value reached stderr");
-        }
-    }
-
-    // denied
-    if let Some(denied) = b.denied_vars() {
-        let r = run(
-            dir.path(),
-            &format!("x: {}\n", b.reference(&id, "password")),
+fn denied<B: Backend>(c: &Case<B>) {
+    if let Some(denied) = c.b.denied_vars() {
+        let r = c.run(
+            &["render", "--timeout", "10s"],
+            &format!("x: {}\n", c.reference("password")),
             &denied,
         );
-        assert_eq!(r.code, 5, "{name} denied: {}", r.stderr);
-        assert!(r.stdout.is_empty());
+        r.code(5).stdout_is("");
         assert!(
             !r.stderr.contains("refused-token") && !r.stderr.contains("not-a-real-token"),
-            "{name}: a token reached stderr"
+            "{}: a token reached stderr",
+            c.name
         );
     }
 }
 
-#[test]
-fn aws_conforms() {
-    let b = Aws {
-        proxy: Proxy::start(moto().addr, Duration::ZERO),
+fn unreachable<B: Backend>(c: &Case<B>) {
+    if let Some(nowhere) = c.b.unreachable_vars() {
+        c.run(
+            &["render", "--timeout", "10s"],
+            &format!("x: {}\n", c.reference("password")),
+            &nowhere,
+        )
+        .code(5)
+        .stdout_is("");
+    }
+}
+
+fn throttled_then_found<B: Backend>(c: &Case<B>) {
+    c.b.reset();
+    if c.b.throttle_once() {
+        c.render(&format!("x: {}\n", c.reference("password")))
+            .code(0)
+            .stdout_is(&format!("x: {}\n", c.value("password")));
+        if let Some(n) = c.b.fetches() {
+            assert_eq!(n, 2, "{}: the throttled fetch and its retry", c.name);
+        }
+    }
+}
+
+fn stall_ends_at_the_timeout<B: Backend>(c: &Case<B>) {
+    if c.b.stall() {
+        c.run(
+            &["render", "--timeout", "2s"],
+            &format!("x: {}\n", c.reference("password")),
+            &[],
+        )
+        .code(5)
+        .stdout_is("");
+    }
+}
+
+/// `check --resolve` words the found and the not-found reference.
+fn check_resolve_words<B: Backend>(c: &Case<B>) {
+    let gone = format!("{}-gone", c.id);
+    let r = c.run(
+        &["check", "--resolve"],
+        &format!(
+            "a: {}\nb: {}\n",
+            c.reference("password"),
+            c.b.reference(&gone, "password")
+        ),
+        &[],
+    );
+    r.code(4);
+    let status = |needle: &str| {
+        r.stdout
+            .lines()
+            .filter(|l| l.contains(needle))
+            .filter_map(|l| l.rsplit_once('['))
+            .map(|(_, s)| s.trim_end_matches(']').to_owned())
+            .collect::<Vec<_>>()
     };
-    conformance("aws", &b, false);
+    assert_eq!(
+        status(&c.b.shown(&gone, "password")),
+        ["not found"],
+        "{}",
+        r.stdout
+    );
+    let found: Vec<String> = r
+        .stdout
+        .lines()
+        .filter(|l| l.trim_end().ends_with("[found]"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(found.len(), 1, "{}", r.stdout);
+    assert!(!found[0].contains(&gone), "{}", r.stdout);
 }
 
-#[test]
-fn vault_conforms() {
-    let b = Vault {
-        proxy: Proxy::start(bao().addr, Duration::ZERO),
-        home: tempfile::tempdir().expect("home"),
-    };
-    conformance("vault", &b, false);
+/// At every log level and format, a render that succeeds and one that fails
+/// keep the values off stderr and out of `TMPDIR` ([`Case::run`] checks).
+fn values_never_logged<B: Backend>(c: &Case<B>) {
+    let ok = format!("x: {}\n", c.reference("password"));
+    let failing = format!(
+        "{ok}y: {}\n",
+        c.b.reference(&format!("{}-gone", c.id), "token")
+    );
+    for log in [
+        &["render"][..],
+        &["-v", "render"],
+        &["-vv", "render"],
+        &["-vvv", "render"],
+        &["--log-format", "json", "render"],
+        &["--log-format", "json", "-vvv", "render"],
+    ] {
+        c.run(log, &ok, &[])
+            .code(0)
+            .stdout_is(&format!("x: {}\n", c.value("password")));
+        c.run(log, &failing, &[]).code(4).stdout_is("");
+    }
 }
 
-#[test]
-fn onepassword_conforms() {
-    let server = Connect::start(OP_TOKEN);
-    let vault = server.add_vault("Conformance");
-    let b = OnePassword { server, vault };
-    conformance("onepassword", &b, false);
+/// One test per behaviour for each provider: `provider: its Backend;`.
+macro_rules! conformance {
+    ($($provider:ident: $backend:expr;)*) => {$(
+        mod $provider {
+            use super::*;
+
+            fn case() -> Case<impl Backend> {
+                Case::new(stringify!($provider), $backend)
+            }
+
+            #[test]
+            fn found_a_key() {
+                found(&case());
+            }
+
+            #[test]
+            fn one_fetch_per_secret_however_often_used() {
+                one_fetch_per_secret(&case());
+            }
+
+            #[test]
+            fn not_found_is_exit_4_naming_it() {
+                not_found(&case());
+            }
+
+            #[test]
+            fn missing_key_is_exit_4() {
+                missing_key(&case());
+            }
+
+            #[test]
+            fn denied_is_exit_5_without_the_token() {
+                denied(&case());
+            }
+
+            #[test]
+            fn unreachable_is_exit_5() {
+                unreachable(&case());
+            }
+
+            #[test]
+            fn throttled_then_found() {
+                super::throttled_then_found(&case());
+            }
+
+            #[test]
+            fn stall_ends_at_the_timeout_with_exit_5() {
+                stall_ends_at_the_timeout(&case());
+            }
+
+            #[test]
+            fn check_resolve_says_found_and_not_found() {
+                check_resolve_words(&case());
+            }
+
+            #[test]
+            fn values_never_logged_at_any_level() {
+                values_never_logged(&case());
+            }
+        }
+    )*};
 }
 
-#[test]
-fn env_conforms() {
-    conformance("env", &Env, true);
-}
-
-#[test]
-fn file_conforms() {
-    let b = Files {
-        dir: tempfile::tempdir().expect("dir"),
-    };
-    conformance("file", &b, false);
+conformance! {
+    aws: Aws::new();
+    vault: Vault::new();
+    onepassword: OnePassword::new();
+    env: Env;
+    file: Files::new();
 }

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 const WORKERS: usize = 2;
@@ -82,7 +81,7 @@ struct Outcome {
 }
 
 fn render(input: &Path, extra: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_keyfill"))
+    let out = crate::support::command()
         .arg("render")
         .args(extra)
         .arg(input)

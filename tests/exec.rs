@@ -13,7 +13,8 @@
 //! claim is that nothing *more* happens.
 //!
 
-mod support;
+use crate::support;
+use support::canary;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -1328,14 +1329,10 @@ fn credentials_are_removed_unless_passed() {
     }
 }
 
-fn canary(tag: &str) -> String {
-    format!("kfcanary{tag}{:016x}", fastrand::u64(..))
-}
-
 #[test]
 fn env_exports_secrets_by_name_and_never_into_argv_or_stderr() {
     let dir = Dir::new();
-    let (c_env, c_file, c_inline) = (canary("env"), canary("file"), canary("inline"));
+    let (c_env, c_file, c_inline) = (canary(), canary(), canary());
     dir.write("pw.txt", &c_file);
     dir.write(
         "c.yaml",
@@ -1389,7 +1386,7 @@ fn env_exports_secrets_by_name_and_never_into_argv_or_stderr() {
 #[test]
 fn canaries_stay_off_stderr_and_argv_across_rerenders() {
     let dir = Dir::new();
-    let c = canary("rerender");
+    let c = canary();
     let cfg = |v: &str| {
         format!("secrets:\n  TOKEN: {v}\n  ENVD: {{ env: KF_SRC }}\nk: $<TOKEN>\ne: $<ENVD>\n")
     };
@@ -1634,7 +1631,7 @@ fn signals_are_forwarded_while_a_refresh_stalls() {
 #[test]
 fn exec_env_nul_is_refused_before_writing_or_running() {
     let dir = Dir::new();
-    let c = canary("nul");
+    let c = canary();
     // `\0` in a double-quoted YAML scalar is a NUL; the secret is unused, and
     // --env exports it all the same.
     dir.write(

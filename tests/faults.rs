@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyfill");
+use crate::support::{command, scrub, BIN};
 
 /// A config of about 2 MB whose rendering depends on `KF_VERSION`.
 fn big_config(dir: &Path) -> std::path::PathBuf {
@@ -30,7 +30,7 @@ fn big_config(dir: &Path) -> std::path::PathBuf {
 }
 
 fn render_once(config: &Path, out: &Path, version: &str) {
-    let st = Command::new(BIN)
+    let st = command()
         .args(["render", "-o"])
         .arg(out)
         .arg(config)
@@ -73,7 +73,7 @@ fn interrupt(signal: &str, rounds: u64) {
             (&old, &new, "bbbb")
         };
         fs::write(&out, from).expect("reset");
-        let mut child = Command::new(BIN)
+        let mut child = command()
             .args(["render", "-o"])
             .arg(&out)
             .arg(&config)
@@ -157,7 +157,7 @@ fn unwritable_targets_exit_6_and_keep_what_was_there() {
     let config = dir.path().join("c.yaml");
     fs::write(&config, "secrets:\n  A: x\nk: $<A>\n").expect("write");
     let run = |out: &Path| {
-        Command::new(BIN)
+        command()
             .args(["render", "-o"])
             .arg(out)
             .arg(&config)
@@ -189,7 +189,7 @@ fn unwritable_targets_exit_6_and_keep_what_was_there() {
 
 /// Runs `sh -c SCRIPT` in `dir` with `$K` the keyfill binary and `KA` set.
 fn sh(dir: &Path, script: &str, value: &str) -> std::process::Output {
-    Command::new("sh")
+    scrub(&mut Command::new("sh"))
         .arg("-c")
         .arg(script)
         .current_dir(dir)
@@ -342,7 +342,7 @@ fn remote(d: &Path) {
 }
 
 fn remote_run(d: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let o = Command::new(BIN)
+    let o = command()
         .args(args)
         .current_dir(d)
         .env("AWS_REGION", "us-east-1")
@@ -482,7 +482,7 @@ fn in_place_fallback_works_through_a_link_and_enforces_the_mode() {
         echo "unchanged: $(stat -c %a m/real.yaml) $(grep -c unchanged log)"
         ls -A m | tr '\n' ' '
     "#;
-    let o = Command::new("unshare")
+    let o = scrub(&mut Command::new("unshare"))
         .args(["-rm", "sh", "-c", script])
         .current_dir(d)
         .env("K", BIN)
@@ -506,7 +506,7 @@ fn in_place_fallback_works_through_a_link_and_enforces_the_mode() {
 /// Runs `keyfill render ARGS` in `dir`, killed if it has not ended after a
 /// bound that only a hang can reach; (exit code, stdout, stderr).
 fn render_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(BIN)
+    let mut child = command()
         .arg("render")
         .args(args)
         .current_dir(dir)

@@ -36,31 +36,10 @@
 //! not parse to the substituted document") needs a keyfill emitter bug to trigger.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyfill");
-
-fn canary() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut x = (nanos as u64) ^ ((nanos >> 64) as u64) ^ (u64::from(std::process::id()) << 32);
-    // splitmix64, twice, for 20 well-mixed hex digits
-    let mut next = || {
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    let hex = format!("{:016x}{:016x}", next(), next());
-    format!("kfcanary{}", &hex[..20])
-}
+use crate::support::{canary, command, Run, Test};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Expect {
@@ -306,43 +285,24 @@ fn build_cases(canary: &str) -> Vec<Case> {
     ctx.cases
 }
 
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(dir: &Path, case: &Case) -> Outcome {
+/// Runs `case` in a fresh folder (see [`Test`]); the folder is returned too,
+/// so that what keyfill left in it can be read.
+fn run(case: &Case) -> (Run, Test) {
+    let mut t = Test::new();
     for (name, bytes) in &case.files {
-        std::fs::write(dir.join(name), bytes).expect("write input");
+        t.file(name, bytes);
     }
-    std::fs::create_dir_all(dir.join("outdir")).expect("mkdir");
-    let mut cmd = Command::new(BIN);
-    cmd.args(&case.args)
-        .current_dir(dir)
+    t.folder("outdir")
+        .args(&case.args)
         .env_remove("KF_LEAK_UNSET")
-        .env_remove("X")
-        .stdin(if case.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("X");
     for (k, v) in &case.env {
-        cmd.env(k, v);
+        t.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn keyfill");
     if let Some(input) = &case.stdin {
-        let mut sin = child.stdin.take().expect("stdin");
-        sin.write_all(input.as_bytes()).expect("write stdin");
+        t.stdin(input.as_bytes());
     }
-    let out = child.wait_with_output().expect("wait keyfill");
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    (t.run(), t)
 }
 
 #[test]
@@ -355,8 +315,11 @@ fn canary_never_leaks() {
     let mut problems: Vec<String> = Vec::new();
     let mut leaked: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for case in &cases {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let o = run(dir.path(), case);
+        let (o, t) = run(case);
+        let in_tmp = t.names_in("tmp");
+        if !in_tmp.is_empty() {
+            problems.push(format!("{}: left in TMPDIR: {in_tmp:?}", case.name));
+        }
         let cmdline = case.args.join(" ");
         let mut what = Vec::new();
         if leaks(&o.stderr) {
@@ -367,7 +330,7 @@ fn canary_never_leaks() {
         }
         match case.expect {
             Expect::Rendered => {
-                if o.code != Some(0) {
+                if o.code != 0 {
                     problems.push(format!(
                         "{}: `{cmdline}` exit {:?}, expected 0\n{}",
                         case.name, o.code, o.stderr
@@ -385,7 +348,7 @@ fn canary_never_leaks() {
                 } else {
                     0
                 };
-                if o.code != Some(want) {
+                if o.code != want {
                     problems.push(format!(
                         "{}: `{cmdline}` exit {:?}, expected {want}\nstderr: {}",
                         case.name,
@@ -440,65 +403,38 @@ fn canary_never_leaks() {
 #[test]
 fn output_file_has_canary_and_no_temp_leftovers() {
     let canary = canary();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out_dir = dir.path().join("out");
-    std::fs::create_dir(&out_dir).expect("mkdir");
-    std::fs::write(dir.path().join("canary.txt"), &canary).expect("write");
-    std::fs::write(
-        dir.path().join("config.yaml"),
-        "secrets:\n  A: INLINE\n  B:\n    env: KF_LEAK_CANARY\n  C:\n    file: ./canary.txt\n  D:\n    env: KF_LEAK_UNSET\n    default: DEFAULT\nv: [$<A>, $<B>, $<C>, $<D>]\n"
+    let mut t = Test::new();
+    t.folder("out").file("canary.txt", &canary).config(
+        &"secrets:\n  A: INLINE\n  B:\n    env: KF_LEAK_CANARY\n  C:\n    file: ./canary.txt\n  D:\n    env: KF_LEAK_UNSET\n    default: DEFAULT\nv: [$<A>, $<B>, $<C>, $<D>]\n"
             .replace("INLINE", &canary)
             .replace("DEFAULT", &canary),
-    )
-    .expect("write");
+    );
+    t.env("KF_LEAK_CANARY", &canary)
+        .env_remove("KF_LEAK_UNSET")
+        .args(["-v", "render", "-o", "out/out.yaml", "config.yaml"]);
     for round in 0..2 {
         // Second round: unchanged bytes, the file is not rewritten.
-        let o = Command::new(BIN)
-            .args(["-v", "render", "-o", "out/out.yaml", "config.yaml"])
-            .current_dir(dir.path())
-            .env("KF_LEAK_CANARY", &canary)
-            .env_remove("KF_LEAK_UNSET")
-            .output()
-            .expect("run keyfill");
-        let stdout = String::from_utf8_lossy(&o.stdout);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(0), "round {round}: {stderr}");
-        assert!(
-            !stdout.contains(&canary) && !stderr.contains(&canary),
-            "round {round}: leak\n{stdout}\n{stderr}"
-        );
-        assert!(stderr.contains("out.yaml"), "-v names the output: {stderr}");
-        let written = std::fs::read_to_string(out_dir.join("out.yaml")).expect("output written");
+        let r = t.run();
+        assert_eq!(r.code, 0, "round {round}: {}", r.stderr);
+        r.silent(&canary).stderr_has("out.yaml");
+        let written = t.read("out/out.yaml");
         assert_eq!(written.matches(&canary).count(), 4, "{written}");
-        let names: Vec<String> = std::fs::read_dir(&out_dir)
-            .expect("readdir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
         assert_eq!(
-            names,
+            t.names_in("out"),
             vec!["out.yaml".to_owned()],
             "leftover files in the output folder"
         );
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(out_dir.join("out.yaml"))
-                .expect("meta")
-                .permissions(),
-        );
-        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(t.mode("out/out.yaml"), 0o600);
     }
     // A failed write into a missing folder leaves no temporary file behind either.
-    let o = Command::new(BIN)
-        .args(["render", "-o", "out/missing/out.yaml", "config.yaml"])
-        .current_dir(dir.path())
-        .env("KF_LEAK_CANARY", &canary)
-        .output()
-        .expect("run keyfill");
-    assert_eq!(o.status.code(), Some(6));
-    assert!(!String::from_utf8_lossy(&o.stderr).contains(&canary));
-    let leftovers: Vec<_> = std::fs::read_dir(&out_dir)
-        .expect("readdir")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".keyfill-"))
+    t.args(["render", "-o", "out/missing/out.yaml", "config.yaml"])
+        .run()
+        .code(6)
+        .silent(&canary);
+    let leftovers: Vec<_> = t
+        .names_in("out")
+        .into_iter()
+        .filter(|n| n.starts_with(".keyfill-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
@@ -528,7 +464,7 @@ fn mask_never_reveals_an_inline_value_length() {
                 .map(|&n| {
                     let text = config.replace("{V}", &"q".repeat(n));
                     std::fs::write(dir.path().join("c.yaml"), text).expect("write");
-                    let out = Command::new(BIN)
+                    let out = command()
                         .args(["--log-format", log, "render", "c.yaml"])
                         .current_dir(dir.path())
                         .env_remove("KF_LEAK_UNSET")

@@ -15,7 +15,7 @@
 //! json`, one invocation per item, missing item/vault (exit 4), a bad token
 //! (exit 5), no `op` on `PATH` (exit 5, said clearly), not configured at all.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -25,16 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::connect::{connect_error, otp_uri, totp, totp_window, Connect, FakeOp, Field, Item};
 use support::proxy::Fault;
-use support::{keyfill, Run};
-
-/// A value that cannot occur by chance in keyfill's output, new on every run.
-fn canary() -> String {
-    format!(
-        "kfcanary{:016x}{:08x}",
-        fastrand::u64(..),
-        fastrand::u32(..)
-    )
-}
+use support::{assert_silent, canary, keyfill, Run};
 
 /// RFC 6238's SHA-1 seed, "12345678901234567890", in base32.
 const SEED: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -99,20 +90,6 @@ impl Fixture {
     fn render(&self, config: &str) -> Run {
         self.run(&["render"], config)
     }
-}
-
-/// Asserts that `needle` is on neither stream of `r`.
-fn assert_silent(r: &Run, needle: &str, what: &str) {
-    assert!(
-        !r.stderr.contains(needle),
-        "{what}: found on stderr:\n{}",
-        r.stderr
-    );
-    assert!(
-        !r.stdout.contains(needle),
-        "{what}: found on stdout:\n{}",
-        r.stdout
-    );
 }
 
 /// The lines of stderr that start a diagnostic.

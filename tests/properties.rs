@@ -152,7 +152,7 @@ impl Env {
     fn render(&self, config: &str, value: &str, extra: &[&str]) -> Run {
         std::fs::write(&self.value, value).unwrap();
         std::fs::write(&self.config, config).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_keyfill"))
+        let out = crate::support::command()
             .current_dir(self.dir.path())
             .arg("render")
             .arg(&self.config)
@@ -952,7 +952,7 @@ fn write_case(dir: &Path, config: &str, values: &[String]) -> (PathBuf, PathBuf)
 }
 
 fn keyfill(args: &[&std::ffi::OsStr]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_keyfill"))
+    let out = crate::support::command()
         .args(args)
         .output()
         .expect("spawn keyfill");

@@ -4,7 +4,7 @@
 //! ambiguous 1Password names are errors, not guesses; non-JSON answers are not
 //! "not found"; half an AppRole is not another identity.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -109,6 +109,9 @@ fn a_hash_in_a_long_form_path_reads_another_secret() {
     let config =
         format!("secrets:\n  K: {{ vault: {{ path: \"secret/data/{p}#x\", key: k }} }}\nk: $<K>\n");
     let r = env.render(&config);
+    r.code(3)
+        .stdout_is("")
+        .stderr_has(&format!("vault path `secret/data/{p}#x` contains `#`"));
     assert_ne!(
         r.stdout,
         "k: parent\n",
@@ -296,10 +299,9 @@ fn two_items_with_one_title_are_an_error_not_a_guess() {
         ("NO_COLOR".to_owned(), "1".to_owned()),
     ];
     let r = keyfill(dir.path(), &["render", "config.yaml"], &vars);
-    assert_ne!(
-        r.code, 0,
-        "an ambiguous title rendered one of two items: {}",
-        r.stdout
+    // Exit 3 (the reference cannot be bound to one item), not 5 (unreachable).
+    r.code(3).stdout_is("").stderr_has(
+        "more than one item `DB` in vault `Production`: use its id instead of its name",
     );
 }
 
@@ -330,11 +332,8 @@ fn op_cli_ambiguous_title_is_explained_not_unreachable() {
         ("NO_COLOR".to_owned(), "1".to_owned()),
     ];
     let r = keyfill(dir.path(), &["render", "config.yaml"], &vars);
-    assert!(
-        r.code != 0 && r.code != 5 && r.stderr.to_lowercase().contains("more than one"),
-        "exit {}: {}",
-        r.code,
-        r.stderr
+    r.code(3).stdout_is("").stderr_has(
+        "more than one item `DB` in vault `Production`: use its id instead of its name",
     );
 }
 
@@ -364,7 +363,9 @@ fn two_sections_with_one_label_are_an_error_not_a_guess() {
         ("NO_COLOR".to_owned(), "1".to_owned()),
     ];
     let r = keyfill(dir.path(), &["render", "config.yaml"], &vars);
-    assert_ne!(r.code, 0, "an ambiguous section rendered: {}", r.stdout);
+    r.code(3).stdout_is("").stderr_has(
+        "item `Slack` in vault `Production` has more than one section `Admin`: use the section's id",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -423,9 +424,8 @@ fn a_half_configured_approle_does_not_fall_back_to_the_token_file() {
         &[("VAULT_ROLE_ID", "some-role-id")],
         &["VAULT_TOKEN"],
     );
-    assert_ne!(
-        r.code, 0,
-        "rendered with ~/.vault-token although AppRole was asked for: {}",
-        r.stdout
-    );
+    // Exit 5: the provider is refused its half configuration.
+    r.code(5)
+        .stdout_is("")
+        .stderr_has("AppRole needs both VAULT_ROLE_ID and VAULT_SECRET_ID; only one is set");
 }

@@ -9,7 +9,7 @@
 //! wait polls against a deadline; the proxy's record is cleared before each
 //! SIGHUP, so each refresh's calls are counted exactly.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;
@@ -20,18 +20,13 @@ use support::moto::moto;
 use support::openbao::{bao, VaultEnv};
 use support::proxy::{Fault, Proxy};
 use support::watch::{save_by_rename, Signal, Watch};
-use support::{unique, AwsEnv};
+use support::{canary, unique, AwsEnv};
 
 /// Deadline for one render (generous: the suite shares two cores).
 const T: Duration = Duration::from_secs(30);
 const REGION: &str = "us-east-1";
 /// The line of a refresh that wrote nothing.
 const UNCHANGED: &str = "keyfill: refresh: rendered/out.yaml unchanged";
-
-/// A value that cannot occur by chance, new on every run.
-fn canary() -> String {
-    format!("kfval{:016x}", fastrand::u64(..))
-}
 
 /// The line of a refresh that wrote new values of `locators`.
 fn written(locators: &str) -> String {

@@ -7,7 +7,7 @@
 //! Tokens, AppRole secret ids and stored values used in failing runs are canaries
 //! that must never appear on stdout or stderr.
 
-mod support;
+use crate::support;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -15,30 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::openbao::{bao, VaultEnv as Env};
 use support::proxy::{Fault, Proxy};
-use support::{unique, Run};
-
-/// A value that cannot occur by chance in keyfill's output, new on every run.
-fn canary() -> String {
-    format!(
-        "kfcanary{:016x}{:08x}",
-        fastrand::u64(..),
-        fastrand::u32(..)
-    )
-}
-
-/// Asserts that `needle` is on neither stream of `r`.
-fn assert_silent(r: &Run, needle: &str, what: &str) {
-    assert!(
-        !r.stderr.contains(needle),
-        "{what}: `{needle}` on stderr:\n{}",
-        r.stderr
-    );
-    assert!(
-        !r.stdout.contains(needle),
-        "{what}: `{needle}` on stdout:\n{}",
-        r.stdout
-    );
-}
+use support::{assert_silent, canary, unique, Run};
 
 /// The lines of stderr that start an error.
 fn errors(r: &Run) -> Vec<&str> {

@@ -11,7 +11,7 @@
 //! The symlink and mid-write signal cases at the end were found in review;
 //! each failed before its fix.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt as _;

@@ -17,7 +17,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 const WORKERS: usize = 2;
@@ -111,7 +110,7 @@ struct Outcome {
 }
 
 fn render(input: &Path, strict_yaml: bool) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_keyfill"))
+    let out = crate::support::command()
         .arg("render")
         .args(strict_yaml.then_some("--strict-yaml"))
         .arg(input)

@@ -1,7 +1,8 @@
-//! Shared by the provider tests: real servers on loopback, a counting and
-//! fault-injecting proxy, a runner for the keyfill binary, and a harness for a
-//! running `keyfill watch` (`watch.rs`).
-#![allow(dead_code)] // Each test binary uses its own subset.
+//! Shared by every test module: the one way to start keyfill (a scrubbed
+//! environment: [`command`], [`keyfill`], the [`Test`] builder), the canary
+//! helpers, real servers on loopback, a counting and fault-injecting proxy,
+//! and a harness for a running `keyfill watch` (`watch.rs`).
+#![allow(dead_code)] // The benches include this module too (`#[path]`), each using a subset.
 
 pub(crate) mod connect;
 pub(crate) mod moto;
@@ -58,7 +59,7 @@ pub(crate) fn aws_env(endpoint: &str) -> Vec<(String, String)> {
 }
 
 /// Variables removed before every run, so the host's settings cannot leak in.
-const CLEARED: &[&str] = &[
+pub(crate) const CLEARED: &[&str] = &[
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",
@@ -94,15 +95,236 @@ const CLEARED: &[&str] = &[
     "OP_SESSION",
 ];
 
-/// Runs keyfill in `dir` with `args` and `env` added to a cleaned environment.
-pub(crate) fn keyfill(dir: &Path, args: &[&str], env: &[(String, String)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyfill"));
-    cmd.current_dir(dir).args(args).stdin(Stdio::null());
+/// The path of the keyfill binary under test.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_keyfill");
+
+/// Removes the host's credential and proxy variables ([`CLEARED`]) from `cmd`'s
+/// environment, so that no test reaches a real account or a real proxy.
+pub(crate) fn scrub(cmd: &mut Command) -> &mut Command {
     for v in CLEARED.iter().copied() {
         cmd.env_remove(v);
     }
+    cmd
+}
+
+/// A command for the keyfill binary with a scrubbed environment: every test
+/// that starts keyfill starts it from here (or from [`keyfill`] or [`Test`]).
+pub(crate) fn command() -> Command {
+    let mut cmd = Command::new(BIN);
+    scrub(&mut cmd);
+    cmd
+}
+
+/// Runs keyfill in `dir` with `args` and `env` added to a cleaned environment.
+pub(crate) fn keyfill(dir: &Path, args: &[&str], env: &[(String, String)]) -> Run {
+    let mut cmd = command();
+    cmd.current_dir(dir).args(args).stdin(Stdio::null());
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.output().expect("run keyfill").into()
+}
+
+/// A value that cannot occur by chance in keyfill's output, new on every call.
+pub(crate) fn canary() -> String {
+    format!(
+        "kfcanary{:016x}{:08x}",
+        fastrand::u64(..),
+        fastrand::u32(..)
+    )
+}
+
+/// Asserts that `needle` (a canary) is on neither stream of `r`; `what` names
+/// the case in the failure message.
+pub(crate) fn assert_silent(r: &Run, needle: &str, what: &str) {
+    assert!(
+        !r.stderr.contains(needle),
+        "{what}: `{needle}` on stderr:\n{}",
+        r.stderr
+    );
+    assert!(
+        !r.stdout.contains(needle),
+        "{what}: `{needle}` on stdout:\n{}",
+        r.stdout
+    );
+}
+
+impl Run {
+    /// Asserts the exit code, showing stderr when it differs.
+    #[track_caller]
+    pub(crate) fn code(&self, want: i32) -> &Run {
+        assert_eq!(
+            self.code, want,
+            "exit code; stderr:\n{}\nstdout:\n{}",
+            self.stderr, self.stdout
+        );
+        self
+    }
+
+    /// Asserts that stdout is exactly `want`.
+    #[track_caller]
+    pub(crate) fn stdout_is(&self, want: &str) -> &Run {
+        assert_eq!(self.stdout, want, "stdout; stderr:\n{}", self.stderr);
+        self
+    }
+
+    /// Asserts that stderr is exactly `want`.
+    #[track_caller]
+    pub(crate) fn stderr_is(&self, want: &str) -> &Run {
+        assert_eq!(self.stderr, want, "stderr");
+        self
+    }
+
+    /// Asserts that stderr holds `part`.
+    #[track_caller]
+    pub(crate) fn stderr_has(&self, part: &str) -> &Run {
+        assert!(
+            self.stderr.contains(part),
+            "stderr lacks `{part}`:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts that `needle` is on neither stream (see [`assert_silent`]).
+    #[track_caller]
+    pub(crate) fn silent(&self, needle: &str) -> &Run {
+        assert_silent(self, needle, "run");
+        self
+    }
+}
+
+/// One run of keyfill, built up: a temporary folder (its `tmp/` is keyfill's
+/// `TMPDIR`, so every file keyfill might leave is inside it), files in it,
+/// arguments, variables added to a scrubbed environment (`NO_COLOR=1` is
+/// set), and stdin. [`Test::run`] can be called more than once.
+pub(crate) struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
+    removed: Vec<String>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Test {
+    /// A fresh folder, no arguments.
+    pub(crate) fn new() -> Test {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("tmp")).expect("TMPDIR inside the temp dir");
+        let tmp = dir.path().join("tmp").display().to_string();
+        Test {
+            dir,
+            args: Vec::new(),
+            env: vec![("TMPDIR".into(), tmp), ("NO_COLOR".into(), "1".into())],
+            removed: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    /// The folder keyfill runs in.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `config.yaml`.
+    pub(crate) fn config(&mut self, text: &str) -> &mut Test {
+        self.file("config.yaml", text)
+    }
+
+    /// Creates the folder `name` (and its parents).
+    pub(crate) fn folder(&mut self, name: &str) -> &mut Test {
+        std::fs::create_dir_all(self.path().join(name)).expect("create folder");
+        self
+    }
+
+    /// Writes `name` (relative to the folder; parents are created).
+    pub(crate) fn file(&mut self, name: &str, bytes: impl AsRef<[u8]>) -> &mut Test {
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("parent folder");
+        }
+        std::fs::write(path, bytes).expect("write test file");
+        self
+    }
+
+    /// Replaces the arguments.
+    pub(crate) fn args<S: AsRef<std::ffi::OsStr>>(
+        &mut self,
+        args: impl IntoIterator<Item = S>,
+    ) -> &mut Test {
+        self.args = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Sets a variable (replacing an earlier value).
+    pub(crate) fn env(&mut self, k: &str, v: &str) -> &mut Test {
+        self.env.retain(|(n, _)| n != k);
+        self.removed.retain(|n| n != k);
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// Removes a variable the host might have set.
+    pub(crate) fn env_remove(&mut self, k: &str) -> &mut Test {
+        self.env.retain(|(n, _)| n != k);
+        self.removed.push(k.to_owned());
+        self
+    }
+
+    /// Feeds `bytes` on stdin (otherwise stdin is empty).
+    pub(crate) fn stdin(&mut self, bytes: impl Into<Vec<u8>>) -> &mut Test {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Runs keyfill and waits for it.
+    pub(crate) fn run(&self) -> Run {
+        use std::io::Write as _;
+        let mut cmd = command();
+        cmd.current_dir(self.path())
+            .args(&self.args)
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for k in &self.removed {
+            cmd.env_remove(k);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut child = cmd.spawn().expect("spawn keyfill");
+        if let Some(input) = &self.stdin {
+            let mut sin = child.stdin.take().expect("stdin");
+            // keyfill may stop reading early (an error): a broken pipe is fine.
+            let _ = sin.write_all(input);
+        }
+        child.wait_with_output().expect("wait for keyfill").into()
+    }
+
+    /// The text of `name` in the folder; panics when it is missing.
+    pub(crate) fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).expect("read test file")
+    }
+
+    /// The permission bits of `name` in the folder.
+    pub(crate) fn mode(&self, name: &str) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(self.path().join(name))
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    /// The names in `folder` (relative to the test folder), sorted.
+    pub(crate) fn names_in(&self, folder: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path().join(folder))
+            .expect("read folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 /// A unique prefix for secret names, so tests can share one server.

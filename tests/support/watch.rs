@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,15 +38,12 @@ impl Watch {
     /// Starts `keyfill ARGS` (ARGS begins with `watch`) in `dir`, with `env`
     /// added to an environment cleaned as [`super::keyfill`] cleans it.
     pub(crate) fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Watch {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyfill"));
+        let mut cmd = super::command();
         cmd.current_dir(dir)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for v in super::CLEARED.iter().copied() {
-            cmd.env_remove(v);
-        }
         cmd.env("NO_COLOR", "1");
         cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn keyfill watch");
