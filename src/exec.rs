@@ -20,15 +20,6 @@ use crate::report::Reporter;
 use crate::secret::SecretText;
 use crate::watch::{self, Event, Loop, Rendered};
 
-/// keyfill's own credentials for secret managers: not handed to the command
-/// unless `--pass-credentials`.
-const CREDENTIALS: [&str; 4] = [
-    "VAULT_TOKEN",
-    "VAULT_SECRET_ID",
-    "OP_CONNECT_TOKEN",
-    "OP_SERVICE_ACCOUNT_TOKEN",
-];
-
 /// Signals passed on to the command (SIGCHLD is ours; KILL and STOP cannot be
 /// caught).
 const FORWARDED: [i32; 10] = [
@@ -82,7 +73,7 @@ fn command(args: &ExecConfig, exported: &[(String, SecretText)]) -> Command {
 fn environment(mut cmd: Command, args: &ExecConfig, exported: &[(String, SecretText)]) -> Command {
     cmd.env_remove(UNDER_INIT);
     if !args.pass_credentials {
-        for v in CREDENTIALS {
+        for v in crate::provider::credential_vars() {
             cmd.env_remove(v);
         }
     }

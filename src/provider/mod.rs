@@ -26,6 +26,17 @@ use crate::secret::SecretBytes;
 
 pub use kind::ProviderKind;
 
+/// Every provider's own credential variables, which `exec` removes from the
+/// command's environment unless `--pass-credentials`. AWS credentials stay: an
+/// application commonly runs with the same role, and the SDK's chain has no
+/// single variable that is keyfill's alone.
+pub fn credential_vars() -> impl Iterator<Item = &'static str> {
+    [vault::CREDENTIAL_VARS, onepassword::CREDENTIAL_VARS]
+        .into_iter()
+        .flatten()
+        .copied()
+}
+
 impl fmt::Display for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -358,6 +369,20 @@ pub(crate) fn parse_query<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_strips_each_providers_own_credentials() {
+        let vars: Vec<&str> = credential_vars().collect();
+        assert_eq!(
+            vars,
+            [
+                "VAULT_TOKEN",
+                "VAULT_SECRET_ID",
+                "OP_CONNECT_TOKEN",
+                "OP_SERVICE_ACCOUNT_TOKEN"
+            ]
+        );
+    }
 
     #[test]
     fn provider_words_and_suggestions() {

@@ -14,6 +14,10 @@
 //! Either way each item is fetched once per render, however many of its fields
 //! are used (service accounts are rate limited).
 
+/// Variables holding keyfill's own 1Password credentials, which `exec`
+/// removes from the command's environment unless `--pass-credentials`.
+pub(crate) const CREDENTIAL_VARS: &[&str] = &["OP_CONNECT_TOKEN", "OP_SERVICE_ACCOUNT_TOKEN"];
+
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;

@@ -16,6 +16,10 @@
 //! `VAULT_CACERT`/`VAULT_CAPATH`, `VAULT_SKIP_VERIFY`. One read per distinct
 //! (namespace, path, version); every key is taken from that one answer.
 
+/// Variables holding keyfill's own Vault credentials, which `exec` removes
+/// from the command's environment unless `--pass-credentials`.
+pub(crate) const CREDENTIAL_VARS: &[&str] = &["VAULT_TOKEN", "VAULT_SECRET_ID"];
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
