@@ -129,6 +129,17 @@ impl Loop {
         self.stamps() != self.seen
     }
 
+    /// What a render after a burst of events is for: "input changed" only when
+    /// an input differs from what the last render read. Our own reads make file
+    /// events too, which may arrive in the same burst as a refresh request.
+    pub fn reason(&self, files: bool) -> &'static str {
+        if files && self.inputs_changed() {
+            "input changed"
+        } else {
+            "refresh"
+        }
+    }
+
     /// Whether to render now, after a burst of file events (`refresh` false)
     /// or a refresh request. A render waits while an input is missing or
     /// empty, until the next file event or [`Loop::held`] passes; after that it
@@ -452,14 +463,10 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
         if events.iter().any(|e| matches!(e, Event::Files)) {
             watcher.rearm();
         }
+        let why = lp.reason(events.iter().any(|e| matches!(e, Event::Files)));
         if !lp.due(refresh) {
             continue;
         }
-        let why = if events.iter().any(|e| matches!(e, Event::Files)) {
-            "input changed"
-        } else {
-            "refresh"
-        };
         lp.render(reporter, why);
     }
     Exit::Ok

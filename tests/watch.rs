@@ -1086,3 +1086,41 @@ fn an_input_left_empty_renders_empty_after_the_wait() {
     );
     assert!(w.running());
 }
+
+/// A refresh whose burst also holds file events from reads alone (every
+/// render opens its inputs, and the open is an event) is reported as a
+/// refresh: "input changed" only when an input differs from what the last
+/// render read.
+#[test]
+fn refresh_with_read_events_in_its_burst_is_reported_as_a_refresh() {
+    use clap::Parser as _;
+    use keyfill::watch::{Loop, Rendered};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("c.yaml");
+    fs::write(&conf, "a: 1\n").expect("write config");
+    let out = dir.path().join("out.yaml");
+    let argv = ["keyfill", "watch", &conf.display().to_string(), "-o"]
+        .map(String::from)
+        .into_iter()
+        .chain([out.display().to_string()]);
+    let cli = keyfill::cli::Cli::try_parse_from(argv).expect("parses");
+    let keyfill::cli::Command::Watch(args) = cli.command else {
+        panic!("not watch")
+    };
+    let reporter = keyfill::report::Reporter {
+        format: keyfill::report::Format::Text,
+        color: false,
+        quiet: true,
+    };
+    let mut lp = Loop::new(&args.input, &args.out, false);
+    assert_eq!(lp.render(&reporter, "start").0, Rendered::Written);
+    // Read as a render does: an event, no change.
+    assert_eq!(fs::read_to_string(&conf).expect("read"), "a: 1\n");
+    assert_eq!(lp.reason(true), "refresh");
+    assert_eq!(lp.reason(false), "refresh");
+    fs::write(&conf, "a: 22\n").expect("edit config");
+    assert_eq!(lp.reason(true), "input changed");
+    assert_eq!(lp.render(&reporter, "input changed").0, Rendered::Written);
+    assert_eq!(fs::read_to_string(&out).expect("output"), "a: 22\n");
+    assert_eq!(lp.reason(true), "refresh");
+}
