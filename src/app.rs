@@ -8,7 +8,7 @@ use crate::error::{Diagnostic, Exit};
 use crate::output::{self, Outcome, WriteOptions};
 use crate::provider::{Registry, Settings};
 use crate::render::{Options, Session};
-use crate::report::{Format, Reporter};
+use crate::report::{sanitize, Format, Reporter};
 use crate::resolve;
 use crate::yaml::digest::DigestKey;
 use crate::yaml::scan::Limits;
@@ -214,7 +214,8 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
     }
     let mut listing = String::new();
     for (i, (unit, plan)) in units.iter().zip(&plans).enumerate() {
-        let name = &session.sources[unit.source].name;
+        // Names and locators come from the input: escaped, as in diagnostics.
+        let name = sanitize(&session.sources[unit.source].name);
         listing.push_str(&format!("{name}\n"));
         let decls = unit.ns.all();
         if decls.is_empty() {
@@ -227,7 +228,12 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
             } else {
                 "unused"
             };
-            let mut line = format!("  {:<width$}  {:<6}  {}", d.name, used, d.source_text());
+            let mut line = format!(
+                "  {:<width$}  {:<6}  {}",
+                d.name,
+                used,
+                sanitize(&d.source_text())
+            );
             if let Some(status) = computed.get(i).and_then(|c| c.get(&d.name)) {
                 line.push_str(&format!("  [{status}]"));
             }
@@ -239,7 +245,7 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
             let crate::reference::Part::Direct(r) = p else {
                 continue;
             };
-            let mut line = format!("<<{}|{}>>", r.provider, r.locator);
+            let mut line = format!("<<{}|{}>>", r.provider, sanitize(&r.locator));
             if direct.contains(&line) {
                 continue;
             }
