@@ -425,6 +425,7 @@ pub fn watch(args: &WatchArgs, reporter: &Reporter) -> Exit {
         reporter.emit(&[d], &[]);
         return Exit::Usage;
     }
+    output::give_up_waiting_on(&[SIGTERM, SIGINT]);
     let (files, secrets) = (&args.input.files, &args.input.secrets);
     if let Err(d) = output::refuse_input_as_output(&args.out.output, files, secrets) {
         reporter.emit(&[d], &[]);

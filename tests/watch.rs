@@ -1124,3 +1124,61 @@ fn refresh_with_read_events_in_its_burst_is_reported_as_a_refresh() {
     assert_eq!(fs::read_to_string(&out).expect("output"), "a: 22\n");
     assert_eq!(lp.reason(true), "refresh");
 }
+
+/// The syscall number the main thread of `pid` is in, if it is in one.
+fn main_thread_syscall(pid: u32) -> Option<i64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/syscall")).ok()?;
+    text.split(' ').next()?.parse().ok()
+}
+
+/// With `-o` a FIFO nobody reads, a render waits for a reader up to
+/// `--timeout`; SIGTERM then ends the wait and watch exits 0 at once, instead
+/// of after the timeout (a container runtime's grace period is shorter).
+#[test]
+fn sigterm_while_waiting_for_a_fifo_reader_exits_0_promptly() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = Tree::new();
+    let fifo = t.path().join("rendered/fifo");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    // The first render has a reader: the loop is up and handles signals.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read_to_string(fifo).expect("read fifo"))
+    };
+    let args = [
+        "watch",
+        "conf/app.yaml",
+        "-o",
+        "rendered/fifo",
+        "--timeout",
+        "10m",
+    ];
+    let mut w = Watch::start(t.path(), &args, &[("KF_S", SECRET)]);
+    w.wait_renders(1, T);
+    assert_eq!(reader.join().expect("reader"), rendered(1));
+    // The next render finds no reader and waits, sleeping between tries.
+    #[cfg(target_arch = "aarch64")]
+    const SLEEPS: [i64; 2] = [115, 101];
+    #[cfg(not(target_arch = "aarch64"))]
+    const SLEEPS: [i64; 2] = [230, 35];
+    save_by_rename(&t.input(), &config(2));
+    let deadline = Instant::now() + T;
+    while !main_thread_syscall(w.pid()).is_some_and(|n| SLEEPS.contains(&n)) {
+        assert!(Instant::now() < deadline, "never waited for a reader");
+        std::thread::sleep(POLL);
+    }
+    w.signal(Signal::TERM);
+    let status = w
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("still running after SIGTERM\n{}", w.stderr()));
+    assert_eq!(status.code(), Some(0), "{}", w.stderr());
+    assert!(fs::symlink_metadata(&fifo)
+        .expect("fifo")
+        .file_type()
+        .is_fifo());
+    assert!(leftovers(&t.path().join("rendered")).is_empty());
+}
