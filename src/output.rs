@@ -296,6 +296,13 @@ fn through_proc(path: &Path) -> Result<Target, Diagnostic> {
     Ok(Target::Through(path.to_path_buf(), kind))
 }
 
+/// Whether a write to `path` goes through (a FIFO, a device, a socket, our
+/// stdout) instead of replacing a file: then no file shows whether the bytes
+/// changed, and the writer has to remember.
+pub(crate) fn writes_through(path: &Path) -> bool {
+    matches!(locate(path), Ok(Target::Through(..) | Target::Std(_)))
+}
+
 /// The regular file a write to `path` replaces, if that is what it names.
 pub(crate) fn final_file(path: &Path) -> Option<PathBuf> {
     match locate(path) {

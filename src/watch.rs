@@ -66,6 +66,11 @@ pub struct Loop {
     held: Option<Instant>,
     /// Whether a write holds termination signals (off when they are forwarded).
     pub defer_signals: bool,
+    /// Length and keyed hash of the bytes last written through (`-o` a FIFO,
+    /// a device, stdout), where no file can be compared: identical bytes are
+    /// not written again, and `exec --watch` does not reload for them.
+    through: Option<(usize, u64)>,
+    hasher: std::hash::RandomState,
 }
 
 /// How long a render waits for an input that is missing or empty to be
@@ -110,6 +115,8 @@ impl Loop {
             seen: Vec::new(),
             held: None,
             defer_signals: true,
+            through: None,
+            hasher: std::hash::RandomState::new(),
         }
     }
 
@@ -216,8 +223,20 @@ impl Loop {
             reporter.render(why, &changed, &shown, outcome);
             return (Rendered::Failed(status), Vec::new());
         };
+        let through = output::writes_through(&self.out.output).then(|| {
+            (
+                bytes.len(),
+                std::hash::BuildHasher::hash_one(&self.hasher, &bytes),
+            )
+        });
+        if through.is_some() && through == self.through {
+            reporter.render(why, &changed, &shown, "unchanged");
+            return (Rendered::Unchanged, exported);
+        }
         let wopts = WriteOptions::new(&self.out.write, self.defer_signals, self.input.timeout);
-        match output::write(&self.out.output, &bytes, wopts) {
+        let written = output::write(&self.out.output, &bytes, wopts);
+        self.through = through.filter(|_| written.is_ok());
+        match written {
             Ok(Outcome::Unchanged) => {
                 reporter.render(why, &changed, &shown, "unchanged");
                 (Rendered::Unchanged, exported)

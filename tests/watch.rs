@@ -1087,18 +1087,10 @@ fn an_input_left_empty_renders_empty_after_the_wait() {
     assert!(w.running());
 }
 
-/// A refresh whose burst also holds file events from reads alone (every
-/// render opens its inputs, and the open is an event) is reported as a
-/// refresh: "input changed" only when an input differs from what the last
-/// render read.
-#[test]
-fn refresh_with_read_events_in_its_burst_is_reported_as_a_refresh() {
+/// The render loop of `keyfill watch CONF -o OUT`, run in this process, and a
+/// quiet reporter for it.
+fn library_loop(conf: &Path, out: &Path) -> (keyfill::watch::Loop, keyfill::report::Reporter) {
     use clap::Parser as _;
-    use keyfill::watch::{Loop, Rendered};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("c.yaml");
-    fs::write(&conf, "a: 1\n").expect("write config");
-    let out = dir.path().join("out.yaml");
     let argv = ["keyfill", "watch", &conf.display().to_string(), "-o"]
         .map(String::from)
         .into_iter()
@@ -1112,7 +1104,24 @@ fn refresh_with_read_events_in_its_burst_is_reported_as_a_refresh() {
         color: false,
         quiet: true,
     };
-    let mut lp = Loop::new(&args.input, &args.out, false);
+    (
+        keyfill::watch::Loop::new(&args.input, &args.out, false),
+        reporter,
+    )
+}
+
+/// A refresh whose burst also holds file events from reads alone (every
+/// render opens its inputs, and the open is an event) is reported as a
+/// refresh: "input changed" only when an input differs from what the last
+/// render read.
+#[test]
+fn refresh_with_read_events_in_its_burst_is_reported_as_a_refresh() {
+    use keyfill::watch::Rendered;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("c.yaml");
+    fs::write(&conf, "a: 1\n").expect("write config");
+    let out = dir.path().join("out.yaml");
+    let (mut lp, reporter) = library_loop(&conf, &out);
     assert_eq!(lp.render(&reporter, "start").0, Rendered::Written);
     // Read as a render does: an event, no change.
     assert_eq!(fs::read_to_string(&conf).expect("read"), "a: 1\n");
@@ -1181,4 +1190,22 @@ fn sigterm_while_waiting_for_a_fifo_reader_exits_0_promptly() {
         .file_type()
         .is_fifo());
     assert!(leftovers(&t.path().join("rendered")).is_empty());
+}
+
+/// Written through (`-o` a device, a FIFO, stdout), identical bytes are not
+/// written again and count as unchanged, as for a file: `exec --watch` reloads
+/// its command only when the output's bytes changed, and a refresh used to
+/// reload it every time.
+#[test]
+fn unchanged_bytes_written_through_are_not_written_again() {
+    use keyfill::watch::Rendered;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("c.yaml");
+    fs::write(&conf, "a: 1\n").expect("write config");
+    let (mut lp, reporter) = library_loop(&conf, Path::new("/dev/null"));
+    assert_eq!(lp.render(&reporter, "start").0, Rendered::Written);
+    assert_eq!(lp.render(&reporter, "refresh").0, Rendered::Unchanged);
+    fs::write(&conf, "a: 2\n").expect("edit config");
+    assert_eq!(lp.render(&reporter, "input changed").0, Rendered::Written);
+    assert_eq!(lp.render(&reporter, "refresh").0, Rendered::Unchanged);
 }
