@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use crate::cli::{
     CheckArgs, Cli, Color, Command, ExecArgs, InputArgs, LogFormat, LoopArgs, OutputArgs,
-    OutputFormat, RenderArgs,
+    OutputFormat, RenderArgs, WatchArgs,
 };
 use crate::config::{ExecConfig, LoopConfig, RenderConfig};
 use crate::error::{Diagnostic, Exit};
 use crate::output::{self, Outcome, WriteOptions};
 use crate::provider::Settings;
 use crate::render::Options;
-use crate::report::{Format, Reporter};
+use crate::report::{sanitize, Format, Reporter};
 use crate::resolve;
 use crate::yaml::digest::DigestKey;
 use crate::yaml::scan::Limits;
@@ -40,10 +40,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Render(args) => render(&args, &reporter, cli.global.verbose),
         Command::Check(args) => check(&args, &reporter),
         Command::Watch(args) => {
-            let (input, out) = (
-                render_config(&args.input, false, false),
-                loop_config(&args.input, &args.out),
-            );
+            let (input, out) = watch_configs(&args);
             crate::watch::watch(&input, &out, &reporter)
         }
         Command::Exec(args) => crate::exec::exec(&exec_config(args), &reporter),
@@ -89,6 +86,14 @@ fn write_options(args: &OutputArgs, timeout: Duration) -> WriteOptions {
         defer_signals: true,
         reader_wait: timeout,
     }
+}
+
+/// The configurations `keyfill watch` runs with, as its options ask.
+pub fn watch_configs(args: &WatchArgs) -> (RenderConfig, LoopConfig) {
+    (
+        render_config(&args.input, false, false),
+        loop_config(&args.input, &args.out),
+    )
 }
 
 /// The loop configuration of `watch` and `exec`.
@@ -247,7 +252,8 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
     }
     let mut listing = String::new();
     for (i, (unit, plan)) in units.iter().zip(&plans).enumerate() {
-        let name = &session.sources[unit.source].name;
+        // Names and locators come from the input: escaped, as in diagnostics.
+        let name = sanitize(&session.sources[unit.source].name);
         listing.push_str(&format!("{name}\n"));
         let decls = unit.ns.all();
         if decls.is_empty() {
@@ -260,7 +266,12 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
             } else {
                 "unused"
             };
-            let mut line = format!("  {:<width$}  {:<6}  {}", d.name, used, d.source_text());
+            let mut line = format!(
+                "  {:<width$}  {:<6}  {}",
+                d.name,
+                used,
+                sanitize(&d.source_text())
+            );
             if let Some(status) = computed.get(i).and_then(|c| c.get(&d.name)) {
                 line.push_str(&format!("  [{status}]"));
             }
@@ -272,7 +283,7 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
             let crate::reference::Part::Direct(r) = p else {
                 continue;
             };
-            let mut line = format!("<<{}|{}>>", r.provider, r.locator);
+            let mut line = format!("<<{}|{}>>", r.provider, sanitize(&r.locator));
             if direct.contains(&line) {
                 continue;
             }

@@ -300,10 +300,10 @@ fn render_worker(mut lp: Loop, reporter: Reporter, tx: mpsc::Sender<Event>) -> m
             refresh |= r;
             files |= !r;
         }
+        let why = lp.reason(files);
         if !lp.due(refresh) {
             continue;
         }
-        let why = if files { "input changed" } else { "refresh" };
         let (outcome, values) = lp.render(&reporter, why);
         if tx
             .send(Event::Rendered(outcome == Rendered::Written, values))

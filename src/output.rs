@@ -143,6 +143,19 @@ pub(crate) fn survive_file_size_limit() {
     let _ = signal_hook::flag::register(signal_hook::consts::SIGXFSZ, flag);
 }
 
+/// Set once `watch` is told to stop (see [`give_up_waiting_on`]).
+static STOPPING: std::sync::LazyLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Makes `signals` end a wait for a FIFO's reader: `watch` handles SIGTERM as
+/// an event of its loop, which waits while a render does, and a FIFO nobody
+/// reads would hold its exit for up to `--timeout`.
+pub(crate) fn give_up_waiting_on(signals: &[i32]) {
+    for sig in signals {
+        let _ = signal_hook::flag::register(*sig, std::sync::Arc::clone(&STOPPING));
+    }
+}
+
 /// Our own standard streams, as `-o /dev/stdout` and `-o /dev/stderr` name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Std {
@@ -265,6 +278,13 @@ fn through_proc(path: &Path) -> Result<Target, Diagnostic> {
     Ok(Target::Through(path.to_path_buf(), kind))
 }
 
+/// Whether a write to `path` goes through (a FIFO, a device, a socket, our
+/// stdout) instead of replacing a file: then no file shows whether the bytes
+/// changed, and the writer has to remember.
+pub(crate) fn writes_through(path: &Path) -> bool {
+    matches!(locate(path), Ok(Target::Through(..) | Target::Std(_)))
+}
+
 /// The regular file a write to `path` replaces, if that is what it names.
 pub(crate) fn final_file(path: &Path) -> Option<PathBuf> {
     match locate(path) {
@@ -359,6 +379,12 @@ fn open_fifo(shown: &Path, at: &Path, wait: Duration) -> Result<File, Diagnostic
                     .map_err(|e| fail(shown, "cannot open the FIFO", &e));
             }
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => {
+                if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(refuse(
+                        shown,
+                        "it is a FIFO and keyfill was told to stop while waiting for a reader",
+                    ));
+                }
                 if Instant::now() >= deadline {
                     return Err(refuse(
                         shown,

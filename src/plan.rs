@@ -83,6 +83,8 @@ pub struct Unit<'d> {
     pub sites: &'d [Site],
     /// Visible declarations.
     pub ns: Namespace<'d>,
+    /// The config's declarations key (`--secrets-key`); `None` with `--no-secrets-block`.
+    pub block_key: Option<&'d str>,
 }
 
 /// What validation learned about one unit.
@@ -116,7 +118,7 @@ pub fn plan(
                 match part {
                     Part::Secret(r) if unit.ns.get(&r.name).is_none() => {
                         diags.extend(undeclared(
-                            &unit.ns,
+                            unit,
                             r,
                             d.source,
                             locate(&dsrc.text, span, text, r.range.clone()),
@@ -144,7 +146,7 @@ pub fn plan(
             let at = || locate(&src.text, &site.span, &site.value, part_range(part));
             match part {
                 Part::Secret(r) => match unit.ns.get(&r.name) {
-                    None => diags.extend(undeclared(&unit.ns, r, unit.source, at())),
+                    None => diags.extend(undeclared(unit, r, unit.source, at())),
                     Some(_) => {
                         let mut seen = HashSet::new();
                         closure(&unit.ns, &r.name, &mut seen);
@@ -210,18 +212,24 @@ fn part_range(p: &Part) -> Range<usize> {
 }
 
 fn undeclared(
-    ns: &Namespace<'_>,
+    unit: &Unit<'_>,
     r: &SecretRef,
     source: SourceId,
     at: Range<usize>,
 ) -> Option<Diagnostic> {
+    let ns = &unit.ns;
     // An invalid declaration was reported already; its uses are not "undeclared".
     if ns.broken.contains(r.name.as_str()) {
         return None;
     }
+    // Where a declaration would be, as configured.
+    let label = match unit.block_key {
+        Some(key) => format!("not declared in `{key}:` or a --secrets file"),
+        None => "not declared in a --secrets file (--no-secrets-block)".to_owned(),
+    };
     let mut d = Diagnostic::invalid(format!("secret `{}` is not declared", r.name))
         .at(source, at)
-        .label("not declared in `secrets:` or a --secrets file");
+        .label(label);
     if let Some(s) = ns.suggest(&r.name) {
         d = d.note(format!("did you mean `{s}`?"));
     }

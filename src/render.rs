@@ -79,6 +79,8 @@ pub struct Prepared {
     pub catalogue: Vec<Declaration>,
     /// Invalid catalogue names.
     pub catalogue_broken: Vec<String>,
+    /// The configs' declarations key; `None` with `--no-secrets-block`.
+    pub block_key: Option<String>,
 }
 
 impl Session {
@@ -168,6 +170,7 @@ impl Session {
             }
         }
         let input_key = opts.secrets_block.then_some(block_key);
+        prepared.block_key = input_key.map(str::to_owned);
         for path in inputs {
             let before = self.diags.len();
             if let Some((source, scan)) = self.load(path, opts, key, true, input_key) {
@@ -312,6 +315,7 @@ impl Session {
                 source: input.source,
                 sites: &input.scan.sites,
                 ns,
+                block_key: prepared.block_key.as_deref(),
             };
             let plan = crate::plan::plan(&unit, &self.sources, strict, &mut self.diags);
             fetches.extend(plan.fetches.iter().cloned());

@@ -64,6 +64,11 @@ pub struct Loop {
     held: Option<Instant>,
     /// Whether a write holds termination signals (off when they are forwarded).
     pub defer_signals: bool,
+    /// Length and keyed hash of the bytes last written through (`-o` a FIFO,
+    /// a device, stdout), where no file can be compared: identical bytes are
+    /// not written again, and `exec --watch` does not reload for them.
+    through: Option<(usize, u64)>,
+    hasher: std::hash::RandomState,
 }
 
 /// How long a render waits for an input that is missing or empty to be
@@ -109,6 +114,8 @@ impl Loop {
             seen: Vec::new(),
             held: None,
             defer_signals: true,
+            through: None,
+            hasher: std::hash::RandomState::new(),
         }
     }
 
@@ -126,6 +133,17 @@ impl Loop {
     /// alone is no reason to render.
     pub fn inputs_changed(&self) -> bool {
         self.stamps() != self.seen
+    }
+
+    /// What a render after a burst of events is for: "input changed" only when
+    /// an input differs from what the last render read. Our own reads make file
+    /// events too, which may arrive in the same burst as a refresh request.
+    pub fn reason(&self, files: bool) -> &'static str {
+        if files && self.inputs_changed() {
+            "input changed"
+        } else {
+            "refresh"
+        }
     }
 
     /// Whether to render now, after a burst of file events (`refresh` false)
@@ -201,11 +219,23 @@ impl Loop {
             reporter.render(why, &changed, &shown, outcome);
             return (Rendered::Failed(status), Vec::new());
         };
+        let through = output::writes_through(&self.out.output).then(|| {
+            (
+                bytes.len(),
+                std::hash::BuildHasher::hash_one(&self.hasher, &bytes),
+            )
+        });
+        if through.is_some() && through == self.through {
+            reporter.render(why, &changed, &shown, "unchanged");
+            return (Rendered::Unchanged, exported);
+        }
         let wopts = output::WriteOptions {
             defer_signals: self.defer_signals,
             ..self.out.write
         };
-        match output::write(&self.out.output, &bytes, wopts) {
+        let written = output::write(&self.out.output, &bytes, wopts);
+        self.through = through.filter(|_| written.is_ok());
+        match written {
             Ok(Outcome::Unchanged) => {
                 reporter.render(why, &changed, &shown, "unchanged");
                 (Rendered::Unchanged, exported)
@@ -409,6 +439,7 @@ pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exi
     if let Err(d) = signal_events(&[SIGTERM, SIGINT, SIGHUP], tx.clone()) {
         return reporter.fail(d);
     }
+    output::give_up_waiting_on(&[SIGTERM, SIGINT]);
     if let Err(d) = output::refuse_input_as_output(&out.output, &input.files, &input.catalogues) {
         return reporter.fail(d);
     }
@@ -443,14 +474,10 @@ pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exi
         if events.iter().any(|e| matches!(e, Event::Files)) {
             watcher.rearm();
         }
+        let why = lp.reason(events.iter().any(|e| matches!(e, Event::Files)));
         if !lp.due(refresh) {
             continue;
         }
-        let why = if events.iter().any(|e| matches!(e, Event::Files)) {
-            "input changed"
-        } else {
-            "refresh"
-        };
         lp.render(reporter, why);
     }
     Exit::Ok

@@ -109,6 +109,13 @@ impl Dir {
         self.join(name).exists()
     }
 
+    /// The PID a script wrote to `name` with `echo $$ > …`, once the line is
+    /// complete: the file exists (empty) between the shell's open and write.
+    fn pid(&self, name: &str) -> Option<u32> {
+        let text = self.read(name);
+        text.strip_suffix('\n')?.parse().ok()
+    }
+
     fn lines(&self, name: &str) -> Vec<String> {
         self.read(name).lines().map(str::to_owned).collect()
     }
@@ -691,10 +698,10 @@ fn signal_group_reaches_the_whole_group_once() {
     );
     let mut k = Keyfill::start(&dir, &exec_args(true, &["--signal-group"], &[&child]), &[]);
     k.wait_for("child and grandchild to start", |_| {
-        dir.exists("grand.pid") && dir.exists("child.pid")
+        dir.pid("grand.pid").is_some() && dir.pid("child.pid").is_some()
     });
-    let child_pid: u32 = dir.read("child.pid").trim().parse().expect("pid");
-    let grand_pid: u32 = dir.read("grand.pid").trim().parse().expect("pid");
+    let child_pid = dir.pid("child.pid").expect("pid");
+    let grand_pid = dir.pid("grand.pid").expect("pid");
     let pgid = |pid: u32| {
         rustix::process::getpgid(Some(pid_of(pid)))
             .expect("getpgid")
@@ -729,8 +736,8 @@ fn signal_group_reaches_the_whole_group_once() {
         "echo $$ > $D/child.pid\nwhile :; do sleep 0.02; done",
     );
     let mut k = Keyfill::start(&dir, &exec_args(true, &[], &[&plain]), &[]);
-    k.wait_for("command to start", |_| dir.exists("child.pid"));
-    let child_pid: u32 = dir.read("child.pid").trim().parse().expect("pid");
+    k.wait_for("command to start", |_| dir.pid("child.pid").is_some());
+    let child_pid = dir.pid("child.pid").expect("pid");
     assert_eq!(pgid(child_pid), pgid(k.pid()));
     stop_plain(&mut k);
 }

@@ -1086,3 +1086,124 @@ fn an_input_left_empty_renders_empty_after_the_wait() {
     );
     assert!(w.running());
 }
+
+/// The render loop of `keyfill watch CONF -o OUT`, run in this process, and a
+/// quiet reporter for it.
+fn library_loop(conf: &Path, out: &Path) -> (keyfill::watch::Loop, keyfill::report::Reporter) {
+    use clap::Parser as _;
+    let argv = ["keyfill", "watch", &conf.display().to_string(), "-o"]
+        .map(String::from)
+        .into_iter()
+        .chain([out.display().to_string()]);
+    let cli = keyfill::cli::Cli::try_parse_from(argv).expect("parses");
+    let keyfill::cli::Command::Watch(args) = cli.command else {
+        panic!("not watch")
+    };
+    let reporter = keyfill::report::Reporter {
+        format: keyfill::report::Format::Text,
+        color: false,
+        quiet: true,
+    };
+    let (input, out) = keyfill::app::watch_configs(&args);
+    (keyfill::watch::Loop::new(&input, &out, false), reporter)
+}
+
+/// A refresh whose burst also holds file events from reads alone (every
+/// render opens its inputs, and the open is an event) is reported as a
+/// refresh: "input changed" only when an input differs from what the last
+/// render read.
+#[test]
+fn refresh_with_read_events_in_its_burst_is_reported_as_a_refresh() {
+    use keyfill::watch::Rendered;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("c.yaml");
+    fs::write(&conf, "a: 1\n").expect("write config");
+    let out = dir.path().join("out.yaml");
+    let (mut lp, reporter) = library_loop(&conf, &out);
+    assert_eq!(lp.render(&reporter, "start").0, Rendered::Written);
+    // Read as a render does: an event, no change.
+    assert_eq!(fs::read_to_string(&conf).expect("read"), "a: 1\n");
+    assert_eq!(lp.reason(true), "refresh");
+    assert_eq!(lp.reason(false), "refresh");
+    fs::write(&conf, "a: 22\n").expect("edit config");
+    assert_eq!(lp.reason(true), "input changed");
+    assert_eq!(lp.render(&reporter, "input changed").0, Rendered::Written);
+    assert_eq!(fs::read_to_string(&out).expect("output"), "a: 22\n");
+    assert_eq!(lp.reason(true), "refresh");
+}
+
+/// The syscall number the main thread of `pid` is in, if it is in one.
+fn main_thread_syscall(pid: u32) -> Option<i64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/syscall")).ok()?;
+    text.split(' ').next()?.parse().ok()
+}
+
+/// With `-o` a FIFO nobody reads, a render waits for a reader up to
+/// `--timeout`; SIGTERM then ends the wait and watch exits 0 at once, instead
+/// of after the timeout (a container runtime's grace period is shorter).
+#[test]
+fn sigterm_while_waiting_for_a_fifo_reader_exits_0_promptly() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = Tree::new();
+    let fifo = t.path().join("rendered/fifo");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    // The first render has a reader: the loop is up and handles signals.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read_to_string(fifo).expect("read fifo"))
+    };
+    let args = [
+        "watch",
+        "conf/app.yaml",
+        "-o",
+        "rendered/fifo",
+        "--timeout",
+        "10m",
+    ];
+    let mut w = Watch::start(t.path(), &args, &[("KF_S", SECRET)]);
+    w.wait_renders(1, T);
+    assert_eq!(reader.join().expect("reader"), rendered(1));
+    // The next render finds no reader and waits, sleeping between tries.
+    #[cfg(target_arch = "aarch64")]
+    const SLEEPS: [i64; 2] = [115, 101];
+    #[cfg(not(target_arch = "aarch64"))]
+    const SLEEPS: [i64; 2] = [230, 35];
+    save_by_rename(&t.input(), &config(2));
+    let deadline = Instant::now() + T;
+    while !main_thread_syscall(w.pid()).is_some_and(|n| SLEEPS.contains(&n)) {
+        assert!(Instant::now() < deadline, "never waited for a reader");
+        std::thread::sleep(POLL);
+    }
+    w.signal(Signal::TERM);
+    let status = w
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("still running after SIGTERM\n{}", w.stderr()));
+    assert_eq!(status.code(), Some(0), "{}", w.stderr());
+    assert!(fs::symlink_metadata(&fifo)
+        .expect("fifo")
+        .file_type()
+        .is_fifo());
+    assert!(leftovers(&t.path().join("rendered")).is_empty());
+}
+
+/// Written through (`-o` a device, a FIFO, stdout), identical bytes are not
+/// written again and count as unchanged, as for a file: `exec --watch` reloads
+/// its command only when the output's bytes changed, and a refresh used to
+/// reload it every time.
+#[test]
+fn unchanged_bytes_written_through_are_not_written_again() {
+    use keyfill::watch::Rendered;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("c.yaml");
+    fs::write(&conf, "a: 1\n").expect("write config");
+    let (mut lp, reporter) = library_loop(&conf, Path::new("/dev/null"));
+    assert_eq!(lp.render(&reporter, "start").0, Rendered::Written);
+    assert_eq!(lp.render(&reporter, "refresh").0, Rendered::Unchanged);
+    fs::write(&conf, "a: 2\n").expect("edit config");
+    assert_eq!(lp.render(&reporter, "input changed").0, Rendered::Written);
+    assert_eq!(lp.render(&reporter, "refresh").0, Rendered::Unchanged);
+}

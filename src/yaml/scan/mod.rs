@@ -375,10 +375,14 @@ impl<'a, 'k> Walker<'a, 'k> {
             c.add(Node { kind, span: r });
         } else {
             if self.removed_ids.binary_search(&id).is_ok() {
+                // Named as configured (--secrets-key), not as the default.
+                let key = self.block_key.unwrap_or("secrets");
                 self.out.errors.push(
-                    Diagnostic::invalid("alias to an anchor inside the `secrets:` block, which is removed from the output")
-                        .at(self.source, r.clone())
-                        .note("move the anchored value out of the `secrets:` block"),
+                    Diagnostic::invalid(format!(
+                        "alias to an anchor inside the `{key}:` block, which is removed from the output"
+                    ))
+                    .at(self.source, r.clone())
+                    .note(format!("move the anchored value out of the `{key}:` block")),
                 );
             }
             let id = self.out_id(id);
