@@ -1,24 +1,33 @@
 //! scan → emit → verify on arbitrary YAML with arbitrary secret values.
 //!
 //! Input layout: one flags byte, then for each of 1–4 secrets a length byte and
-//! that many bytes of value, then the config. Every `$<NAME>` the config uses is
-//! declared in a `--secrets` catalogue with one of the values (inline, escaped), so
-//! fixtures and test-suite files work as seeds unchanged. Configs with a direct
-//! reference are skipped: no provider is ever contacted.
+//! that many bytes of value, then the config. Flags: 0x01 `--format json`, 0x02
+//! `--redact`, 0x04 strict YAML, 0x08 `--strict`, 0x30 the number of values less
+//! one, 0x40 a canary in every value, 0x80 the config's own `secrets:` block is
+//! read (otherwise it is content). Every `$<NAME>` the config uses and does not
+//! declare is declared in a `--secrets` catalogue with one of the values (inline,
+//! escaped), so fixtures and test-suite files work as seeds unchanged. Configs
+//! with a direct reference or a provider declaration are skipped: no provider is
+//! ever contacted.
 //!
 //! Checks: no panic; an output exactly when no error was reported; a config with
 //! no reference renders byte-identical; a rendered config re-reads (with the same
 //! parser, independently of keyfill's own verification) as the input's event
-//! stream with each reference replaced by its value as a string; under `--redact`
+//! stream with each reference replaced by its value as a string; every
+//! diagnostic's place lies in its source on char boundaries and the reporter
+//! prints it (stderr: run with `-close_fd_mask=2`); under `--redact`
 //! a canary in every value never reaches the output; no value in any diagnostic.
 #![no_main]
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use granit_parser::{Event, Parser, ScalarStyle};
 use keyfill::reference::{self, Part};
 use keyfill::render::{Options, Session};
+use keyfill::report::{Format, Reporter};
+use keyfill::secrets::{self, Origin};
 use keyfill::yaml::digest::DigestKey;
 use keyfill::yaml::scan::{self, plain_kind, Limits};
 use libfuzzer_sys::fuzz_target;
@@ -135,6 +144,7 @@ fuzz_target!(|data: &[u8]| {
         max_aliases: 64,
         strict_yaml: flags & 4 != 0,
     };
+    let block_key = (flags & 0x80 != 0).then_some("secrets");
     let opts = Options {
         strict: flags & 8 != 0,
         redact: flags & 2 != 0,
@@ -145,21 +155,40 @@ fuzz_target!(|data: &[u8]| {
         max_output: 1 << 20,
         export: false,
         secrets_key: "secrets".to_owned(),
-        secrets_block: false,
+        secrets_block: flags & 0x80 != 0,
     };
 
-    // The names the config uses, in order; a direct reference ends the run here.
+    // The names the config uses, in order; a direct reference or a provider
+    // declaration ends the run here.
     let key = DigestKey::default();
     let mut names = BTreeSet::new();
-    let mut has_path = false;
+    let mut declared = BTreeSet::new();
+    // Compared with an independently built tree only without JSON paths and
+    // without a declarations block (whose removal and compositions it does not model).
+    let mut tree = !opts.redact;
     let mut no_sites = false;
-    if let Ok(s) = scan::scan(config, 0, limits, &key, true, None) {
-        no_sites = s.sites.is_empty();
-        for site in &s.sites {
-            for p in &site.template.parts {
+    if let Ok(s) = scan::scan(config, 0, limits, &key, true, block_key) {
+        no_sites = s.sites.is_empty() && s.secrets.is_none();
+        let mut templates: Vec<&keyfill::reference::Template> =
+            s.sites.iter().map(|site| &site.template).collect();
+        let parsed;
+        if let Some(block) = &s.secrets {
+            tree = false;
+            parsed = secrets::parse_block(&block.value, config, 0, Path::new("."), false);
+            for d in &parsed.decls {
+                declared.insert(d.name.clone());
+                match &d.origin {
+                    Origin::Provider { .. } => return,
+                    Origin::Template { template, .. } => templates.push(template),
+                }
+            }
+            declared.extend(parsed.broken.iter().cloned());
+        }
+        for t in templates {
+            for p in &t.parts {
                 match p {
                     Part::Secret(r) => {
-                        has_path |= !r.path.is_empty();
+                        tree &= r.path.is_empty();
                         names.insert(r.name.clone());
                     }
                     Part::Direct(_) => return,
@@ -177,9 +206,9 @@ fuzz_target!(|data: &[u8]| {
     let cfg_path = dir.join("config.yaml");
     std::fs::write(&cfg_path, config).expect("write config");
     let mut catalogues = Vec::new();
-    if !names.is_empty() {
+    if names.iter().any(|n| !declared.contains(n)) {
         let mut cat = String::from("secrets:\n");
-        for n in &names {
+        for n in names.iter().filter(|n| !declared.contains(*n)) {
             cat.push_str(&format!(
                 "  {n}: {{ value: {} }}\n",
                 yaml_dq(&escape::escape(value_of(n)))
@@ -198,6 +227,32 @@ fuzz_target!(|data: &[u8]| {
         "an output exactly when nothing failed: {:?}",
         session.diags
     );
+    // Every place a diagnostic points at is inside its source and on character
+    // boundaries, and the reporter prints each in both formats without panicking.
+    for d in &session.diags {
+        let related = d.related.as_deref().map(|(l, _)| l);
+        for loc in d.location.iter().chain(related) {
+            let text = &session.sources[loc.source].text;
+            let r = &loc.span;
+            assert!(
+                r.start <= r.end && r.end <= text.len(),
+                "span {r:?} outside a {} byte source: {d:?}",
+                text.len()
+            );
+            assert!(
+                text.is_char_boundary(r.start) && text.is_char_boundary(r.end),
+                "span {r:?} not on char boundaries: {d:?}"
+            );
+        }
+    }
+    for format in [Format::Text, Format::Json] {
+        Reporter {
+            format,
+            color: flags & 0x10 != 0,
+            quiet: false,
+        }
+        .emit(&session.diags, &session.sources);
+    }
     if flags & 0x40 != 0 && !config.contains(CANARY) {
         let diags = format!("{:?}", session.diags);
         assert!(!diags.contains(CANARY), "a value in a diagnostic: {diags}");
@@ -230,7 +285,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(got) = events(&out, limits) else {
         panic!("rendered output does not parse:\n{out}");
     };
-    if opts.redact || has_path {
+    if !tree {
         return;
     }
     // The expected tree: the input's events with every templated scalar replaced
