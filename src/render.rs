@@ -775,6 +775,28 @@ mod tests {
     }
 
     #[test]
+    fn missing_json_key_of_a_composed_secret_lists_no_keys() {
+        // Found by the `render` fuzz target: a key built from another secret's
+        // value was printed in the "keys there" note.
+        let yaml = "secrets:\n  B: hunter2\n  J:\n    value: '{\"k$<B>\": 1, \"pw\": 2}'\n    type: json\nv: $<J.nope>\n";
+        let (s, out) = render(yaml);
+        assert!(out.is_none());
+        assert_eq!(s.exit(), Exit::NotFound);
+        let errs: Vec<&Diagnostic> = s.diags.iter().filter(|d| d.is_error()).collect();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].message,
+            "secret `J`: secret `J` has no JSON key `nope`"
+        );
+        assert!(errs[0].notes.is_empty(), "{:?}", errs[0].notes);
+        // A document written inline with no reference still lists its keys.
+        let (s, _) =
+            render("secrets:\n  J:\n    value: '{\"pw\": 2}'\n    type: json\nv: $<J.nope>\n");
+        let notes: Vec<&String> = s.diags.iter().flat_map(|d| &d.notes).collect();
+        assert_eq!(notes, vec!["keys there: pw"]);
+    }
+
+    #[test]
     fn only_the_providers_a_config_uses_are_started() {
         let (s, out) = render("secrets:\n  A: { env: PATH }\nx: $<A>\ny: lit\n");
         assert!(out.is_some());

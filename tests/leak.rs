@@ -22,7 +22,7 @@
 //!   UTF-8 elsewhere in the file; errors read from stdin; a `secrets:` block nothing
 //!   uses (mapping, flow with a Compose-style entry, sequence, under `--secrets-key`).
 //! - exit 4: missing JSON key (top level, nested, array index) in a JSON secret whose
-//!   values contain the canary; another secret's unset env / missing file while the
+//!   values contain the canary, and in one whose key is composed from the canary; another secret's unset env / missing file while the
 //!   canary secret is used.
 //! - exit 5: aws / vault / onepassword references next to the canary.
 //! - exit 6: `-o` into a missing folder, `-o` onto a directory.
@@ -213,6 +213,7 @@ fn declaration_cases() -> Vec<(&'static str, &'static str, Vec<&'static str>, Ex
         ("json-missing-nested", "secrets:\n  C:\n    file: ./canary.json\n    type: json\nv: $<C.nested.nope>\n", r(), Fail(4)),
         ("json-missing-index", "secrets:\n  C:\n    file: ./canary.json\n    type: json\nv: $<C.list.5>\n", r(), Fail(4)),
         ("json-inline-missing-key", "secrets:\n  C:\n    value: '{\"a\":\"{C}\",\"b\":{\"c\":\"{C}\"}}'\n    type: json\nv: $<C.b.zz>\n", r(), Fail(4)),
+        ("json-key-holds-another-secret", "secrets:\n  C: {C}\n  J:\n    value: '{\"k$<C>\": 1}'\n    type: json\nv: $<J.nope>\n", r(), Fail(4)),
         ("json-field-ok", "secrets:\n  C:\n    file: ./canary.json\n    type: json\nv: $<C.password>\nw: $<C.list.0>\n", r(), Rendered),
         ("catalogue-undeclared", "v: $<CAT>\nw: $<CATT>\n", vec!["render", "--secrets", "catalogue.yaml"], Fail(3)),
         ("catalogue-ok", "v: $<CAT>\n", vec!["render", "--secrets", "catalogue.yaml"], Rendered),

@@ -37,6 +37,9 @@ enum Raw {
 struct Computed {
     text: SecretText,
     ty: SecretType,
+    /// Built from a template that uses other secrets: its text (JSON keys
+    /// included) may hold their values, so no part of it is ever listed.
+    composed: bool,
 }
 
 impl std::fmt::Debug for Computed {
@@ -189,6 +192,13 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 Raw::Text(self.interpolate(template, d.source, &who, at.clone(), at)?)
             }
         };
+        // A whole `<<provider|…>>` is a fetched document, as in the long form.
+        let composed = match &d.origin {
+            Origin::Template { template, .. } => {
+                template.has_refs() && !matches!(template.whole(), Some(Part::Direct(_)))
+            }
+            Origin::Provider { .. } => false,
+        };
         let raw = match raw {
             // A binary value shown as base64 is already what `encoding: base64` asks.
             Raw::Base64(text) => text,
@@ -240,6 +250,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         Some(Rc::new(Computed {
             text: SecretText::new(text),
             ty: d.ty,
+            composed,
         }))
     }
 
@@ -323,7 +334,11 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 other if c.ty == SecretType::Json => Rendered::Json(other.clone()),
                 other => Rendered::Str(other.to_string()),
             }),
-            Err(e) => {
+            Err(mut e) => {
+                if c.composed {
+                    // A key there may be another secret's value (`{"$<B>": 1}`).
+                    e.available.clear();
+                }
                 self.diags
                     .push(e.diagnostic(who, &format!("secret `{}`", r.name)));
                 None
