@@ -16,7 +16,7 @@ fn cli() {
     // keyfill under its own path, so argv[0] and exit statuses are unchanged.
     let wrap = tempfile::tempdir().expect("temp dir");
     let bin = wrap.path().join("keyfill");
-    let unset: String = crate::support::CLEARED
+    let unset: String = crate::support::cleared()
         .iter()
         .map(|v| format!("-u {v} "))
         .collect();
