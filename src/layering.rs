@@ -18,6 +18,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("secret", 0),
     ("totp", 0),
     ("suggest", 0),
+    // Signal names, handlers, deferral and forwarding.
+    ("signals", 0),
     ("provider::kind", 1),
     ("provider::http", 0),
     ("provider::retry", 0),
