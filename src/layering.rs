@@ -38,6 +38,8 @@ const LAYERS: &[(&str, u8)] = &[
     // Providers: never the `secrets:` parser, the plan or YAML.
     ("provider", 4),
     ("provider::aws", 4),
+    ("provider::aws::locator", 4),
+    ("provider::aws::sdk", 4),
     ("provider::env", 4),
     ("provider::file", 4),
     ("provider::onepassword", 4),
