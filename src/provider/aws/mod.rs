@@ -1,4 +1,4 @@
-//! AWS Secrets Manager: locators ([`locator`]) and the provider.
+//! AWS Secrets Manager: locators (`locator`) and the provider.
 //!
 //! ```yaml
 //! password: <<aws|prod/db:password?region=eu-west-1>>
@@ -21,7 +21,7 @@
 //! message, body or header is ever shown.
 //!
 //! What is not Secrets Manager's own (the SDK configuration, the HTTP/TLS stack,
-//! the error codes every AWS service shares) is in [`sdk`], for any AWS service's
+//! the error codes every AWS service shares) is in `sdk`, for any AWS service's
 //! provider to reuse.
 
 pub(crate) mod locator;
@@ -30,7 +30,6 @@ pub(crate) mod sdk;
 use std::collections::HashMap;
 use std::path::Path;
 
-use aws_sdk_secretsmanager::config::Region;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::Client;
 use futures_util::stream::{self, StreamExt as _};
@@ -177,48 +176,34 @@ async fn plan(
     http: &aws_smithy_runtime_api::client::http::SharedHttpClient,
     policy: &Policy,
 ) -> Plan {
+    let targets: Vec<sdk::Target<'_>> = locators
+        .iter()
+        .map(|l| sdk::Target {
+            profile: l.profile.as_deref(),
+            // An ARN names its region; a `?region=` still wins.
+            region: l.region.clone().or_else(|| arn_region(&l.secret_id)),
+        })
+        .collect();
+    let (clients, routes) = sdk::clients(&targets, http, policy, |shared, region| {
+        let conf = aws_sdk_secretsmanager::config::Builder::from(shared)
+            .region(region)
+            .build();
+        Client::from_conf(conf)
+    })
+    .await;
+    let mut groups: Vec<(Client, Vec<Wanted>, HashMap<WantedId, usize>)> = clients
+        .into_iter()
+        .map(|c| (c, Vec::new(), HashMap::new()))
+        .collect();
     let mut failed = Vec::new();
-    // One SDK configuration (credentials, default region, endpoint) per profile.
-    let mut profiles: Vec<Option<&str>> = Vec::new();
-    for l in locators {
-        if !profiles.contains(&l.profile.as_deref()) {
-            profiles.push(l.profile.as_deref());
-        }
-    }
-    let mut groups: Vec<(Client, Vec<Wanted>, HashMap<WantedId, usize>)> = Vec::new();
-    for profile in profiles {
-        let shared = match sdk::load(profile, http.clone(), policy).await {
-            Ok(shared) => shared,
+    for (i, (l, route)) in locators.iter().zip(routes).enumerate() {
+        let g = match route {
+            Ok(g) => g,
             Err(e) => {
-                for (i, l) in locators.iter().enumerate() {
-                    if l.profile.as_deref() == profile {
-                        failed.push((i, e.clone()));
-                    }
-                }
+                failed.push((i, e));
                 continue;
             }
         };
-        let mut clients: HashMap<String, usize> = HashMap::new();
-        for (i, l) in locators.iter().enumerate() {
-            if l.profile.as_deref() != profile {
-                continue;
-            }
-            // An ARN names its region; a `?region=` still wins.
-            let own = l.region.clone().or_else(|| arn_region(&l.secret_id));
-            let region = match sdk::region(own, &shared, profile) {
-                Ok(region) => region,
-                Err(e) => {
-                    failed.push((i, e));
-                    continue;
-                }
-            };
-            let g = *clients.entry(region.clone()).or_insert_with(|| {
-                let conf = aws_sdk_secretsmanager::config::Builder::from(&shared)
-                    .region(Region::new(region))
-                    .build();
-                groups.push((Client::from_conf(conf), Vec::new(), HashMap::new()));
-                groups.len() - 1
-            });
             // Within a client, region and profile no longer tell requests apart:
             // `x` and `x?region=<the default>` are one fetch.
             let want = l.fetch_key();
@@ -234,9 +219,8 @@ async fn plan(
                     index.insert(id, entries.len());
                     entries.push(Wanted {
                         locator: want,
-                        requests: vec![i],
-                    });
-                }
+                    requests: vec![i],
+                });
             }
         }
     }

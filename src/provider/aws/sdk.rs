@@ -9,10 +9,10 @@
 //! are classified here alike for every service, from the error code alone: no SDK
 //! message, body or header is ever shown.
 //!
-//! A service's provider then does, per fetch: [`http`] once, [`load`] per
-//! profile, [`region`] per request, its own client from the loaded
-//! [`SdkConfig`], and [`Service::sdk_error`] / [`Service::failure`] on what its
-//! calls return.
+//! A service's provider then, per fetch: builds the HTTP client once ([`http`]),
+//! gets one client of its SDK per (profile, region) of its requests
+//! ([`clients`], which loads each profile's configuration once), and reports
+//! what its calls return through [`Service::sdk_error`] and [`Service::failure`].
 
 use std::fmt;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::tls::{TlsContext, TrustStore};
@@ -291,10 +291,79 @@ pub(crate) fn http() -> Result<SharedHttpClient, FetchError> {
     tls_context().map(http_client)
 }
 
-/// Loads credentials, region and endpoint settings for `profile` (the default
-/// chain when `None`) as the AWS CLI does, within the policy's deadline: region
+/// Where one request goes: the profile whose configuration (credentials,
+/// default region, endpoint) it uses, and its own region if it names one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target<'a> {
+    /// A shared-config profile; `None` for the default chain.
+    pub(crate) profile: Option<&'a str>,
+    /// The request's own region (`?region=`, an ARN's), winning over the
+    /// profile's.
+    pub(crate) region: Option<String>,
+}
+
+/// A service's clients for a run's requests: one per (profile, region), in the
+/// order the targets first name them, built by `build` from the profile's
+/// loaded configuration and the region. For each target, the index of its
+/// client, or why it has none (no region, the configuration not loaded in
+/// time).
+pub(crate) async fn clients<C>(
+    targets: &[Target<'_>],
+    http: &SharedHttpClient,
+    policy: &Policy,
+    build: impl Fn(&SdkConfig, Region) -> C,
+) -> (Vec<C>, Vec<Result<usize, FetchError>>) {
+    let mut clients = Vec::new();
+    let mut routes: Vec<Option<Result<usize, FetchError>>> = targets.iter().map(|_| None).collect();
+    // One SDK configuration (credentials, default region, endpoint) per profile.
+    let mut profiles: Vec<Option<&str>> = Vec::new();
+    for t in targets {
+        if !profiles.contains(&t.profile) {
+            profiles.push(t.profile);
+        }
+    }
+    for profile in profiles {
+        let mine = || targets.iter().enumerate().filter(move |(_, t)| t.profile == profile);
+        let shared = match load(profile, http.clone(), policy).await {
+            Ok(shared) => shared,
+            Err(e) => {
+                for (i, _) in mine() {
+                    routes[i] = Some(Err(e.clone()));
+                }
+                continue;
+            }
+        };
+        let mut by_region: Vec<(String, usize)> = Vec::new();
+        for (i, t) in mine() {
+            let region = match region(t.region.clone(), &shared, profile) {
+                Ok(region) => region,
+                Err(e) => {
+                    routes[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            let c = match by_region.iter().find(|(r, _)| *r == region) {
+                Some(&(_, c)) => c,
+                None => {
+                    clients.push(build(&shared, Region::new(region.clone())));
+                    by_region.push((region, clients.len() - 1));
+                    clients.len() - 1
+                }
+            };
+            routes[i] = Some(Ok(c));
+        }
+    }
+    // Every target's profile was visited, so each target is routed.
+    let routes = routes
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(no_region(None))))
+        .collect();
+    (clients, routes)
+}
+
+/// Loads `profile`'s configuration within the policy's deadline: region
 /// discovery may ask instance metadata.
-pub(crate) async fn load(
+async fn load(
     profile: Option<&str>,
     http: SharedHttpClient,
     policy: &Policy,
@@ -309,13 +378,8 @@ pub(crate) async fn load(
         })
 }
 
-/// The region a request goes to: its own (`?region=`, an ARN's), else the
-/// loaded configuration's.
-pub(crate) fn region(
-    own: Option<String>,
-    sdk: &SdkConfig,
-    profile: Option<&str>,
-) -> Result<String, FetchError> {
+/// The region a request goes to: its own, else the loaded configuration's.
+fn region(own: Option<String>, sdk: &SdkConfig, profile: Option<&str>) -> Result<String, FetchError> {
     own.or_else(|| sdk.region().map(|r| r.as_ref().to_owned()))
         .ok_or_else(|| no_region(profile))
 }
