@@ -55,8 +55,9 @@ pub(crate) struct Service {
     pub(crate) codes: fn(&Code<'_>) -> Option<(FetchClass, &'static str)>,
 }
 
-/// An error code a service answered with, as its classifier sees it.
-#[derive(Clone, Copy, Debug)]
+/// An error code a service answered with, as its classifier sees it. No
+/// `Debug`: the service's message is never to be printed.
+#[derive(Clone, Copy)]
 pub(crate) struct Code<'a> {
     /// The code, a plain token (`ResourceNotFoundException`).
     pub(crate) code: &'a str,
