@@ -688,6 +688,134 @@ fn canonical(ty: SecretType, raw: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::fixture::Inputs;
+    use crate::provider::FetchClass;
+    use crate::secret::SecretBytes;
+
+    /// One config declaring a secret per outcome, and one site per direct reference.
+    const CONFIG: &str = "secrets:
+  FOUND: <<env|KF_FOUND>>
+  DEFAULTED: { env: KF_GONE, default: d }
+  DEFAULT_NOT_INT: { env: KF_GONE, default: d, type: int }
+  GONE: { env: KF_GONE }
+  DENIED: <<env|KF_DENIED>>
+  KEY: <<aws|doc:user>>
+  NO_KEY: <<aws|doc:nope>>
+  NOT_JSON: <<aws|plain:user>>
+  BINARY: <<env|KF_BINARY>>
+  AS_BASE64: { env: KF_BINARY, encoding: base64 }
+  NOT_BASE64: { env: KF_FOUND, encoding: base64 }
+  NOT_INT: { env: KF_FOUND, type: int }
+  NOT_TOTP: { env: KF_NOT_SEED, totp: { digits: 6 } }
+  COMPOSED: \"$<FOUND>-$<KEY>\"
+  INLINE: \"text\"
+  FAILS: \"$<FOUND>-$<GONE>\"
+a: <<aws|doc:pass>>
+b: <<aws|doc:gone>>
+c: <<env|KF_THROTTLED>>
+d: <<env|KF_BINARY>>
+e: \"$<FOUND>\"
+";
+
+    /// What each fetch key gives, by its locator as shown.
+    fn answer(shown: &str) -> Result<SecretBytes, FetchError> {
+        let text = |t: &str| Ok(SecretBytes::new(t.as_bytes().to_vec()));
+        let class = |c| Err(FetchError::new(c, "no"));
+        match shown {
+            "env|KF_FOUND" => text("found-value"),
+            "env|KF_NOT_SEED" => text("not a seed: 1, 8, 9"),
+            "env|KF_GONE" => class(FetchClass::NotFound),
+            "env|KF_DENIED" => class(FetchClass::Denied),
+            "env|KF_THROTTLED" => class(FetchClass::Throttled),
+            "env|KF_BINARY" => Ok(SecretBytes::new(vec![0xff, 0xfe])),
+            "aws|doc" => text(r#"{"user":"u","pass":"p"}"#),
+            "aws|plain" => text("plain"),
+            other => panic!("unexpected fetch {other}"),
+        }
+    }
+
+    #[test]
+    fn each_outcome_is_recorded_as_computed() {
+        let inputs = Inputs::new(&[], &[("/w/c.yaml", CONFIG)]);
+        let (mut planned, diags) = inputs.plan();
+        assert!(!diags.iter().any(Diagnostic::is_error), "{diags:?}");
+        planned.fetch_every_declaration();
+        let fetched: Fetched = (planned.fetches.iter().cloned())
+            .map(|l| {
+                let a = answer(&l.to_string());
+                (l, a)
+            })
+            .collect();
+        let unit = &planned.units[0];
+        let mut ev = Evaluator::new(unit, &planned.bindings, &inputs.sources, &fetched, true);
+        let words: Vec<(String, &str)> = unit
+            .ns
+            .all()
+            .iter()
+            .map(|d| (d.name.clone(), ev.outcome(&d.name).word()))
+            .collect();
+        let expected = [
+            ("AS_BASE64", "found"),
+            ("BINARY", "invalid"),
+            ("COMPOSED", "ok"),
+            // A default that is refused too leaves the value missing.
+            ("DEFAULTED", "default"),
+            ("DEFAULT_NOT_INT", "not found"),
+            ("DENIED", "access denied"),
+            ("FAILS", "failed"),
+            ("FOUND", "found"),
+            ("GONE", "not found"),
+            ("INLINE", "ok"),
+            ("KEY", "found"),
+            ("NOT_BASE64", "invalid"),
+            ("NOT_INT", "invalid"),
+            ("NOT_JSON", "invalid"),
+            ("NOT_TOTP", "invalid"),
+            ("NO_KEY", "not found"),
+        ];
+        let expected: Vec<(String, &str)> = expected
+            .iter()
+            .map(|(n, w)| ((*n).to_owned(), *w))
+            .collect();
+        assert_eq!(words, expected);
+        let key = DigestKey::default();
+        for site in unit.sites {
+            let _ = ev.emit(site, &key);
+        }
+        let direct: Vec<&str> = unit
+            .sites
+            .iter()
+            .filter_map(|s| match s.template.whole() {
+                Some(Part::Direct(r)) => planned.bindings.id(unit.source, r),
+                _ => None,
+            })
+            .map(|id| ev.direct_outcome(id).word())
+            .collect();
+        assert_eq!(direct, ["found", "not found", "throttled", "invalid"]);
+        // Every JSON key of `aws|doc` read one parsed document, and none is
+        // kept for text that never needed one.
+        assert_eq!(ev.documents.0.len(), 2, "{:?}", ev.documents);
+        assert!(!format!("{:?}", ev.documents).contains("\"u\""));
+    }
+
+    #[test]
+    fn an_unbound_reference_is_not_reported_again() {
+        // Planning reported the invalid locator; evaluating it says nothing more.
+        let inputs = Inputs::new(
+            &[],
+            &[("/w/c.yaml", "a: <<aws|a:b:c>>\nb: \"x-<<aws|a:b:c>>\"\n")],
+        );
+        let (planned, diags) = inputs.plan();
+        assert_eq!(diags.iter().filter(|d| d.is_error()).count(), 2);
+        let fetched = Fetched::new();
+        let unit = &planned.units[0];
+        let mut ev = Evaluator::new(unit, &planned.bindings, &inputs.sources, &fetched, false);
+        let key = DigestKey::default();
+        for site in unit.sites {
+            assert!(ev.emit(site, &key).is_none());
+        }
+        assert!(ev.diags.is_empty(), "{:?}", ev.diags);
+    }
 
     #[test]
     fn canonical_types() {
