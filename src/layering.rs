@@ -46,6 +46,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("yaml::site", 4),
     // Declarations, the plan, then fetching and evaluation.
     ("secrets", 5),
+    ("secrets::long_form", 5),
+    ("secrets::mask", 5),
     ("plan", 6),
     ("resolve", 7),
     ("resolve::cache", 7),

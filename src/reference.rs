@@ -38,10 +38,20 @@ pub struct SecretRef {
 pub struct DirectRef {
     /// Which provider.
     pub provider: ProviderKind,
+    /// The provider's word as written (`op` or `onepassword`), for messages.
+    pub word: &'static str,
     /// The locator text, unparsed.
     pub locator: String,
     /// Byte range of the whole reference in the value.
     pub range: Range<usize>,
+}
+
+impl std::fmt::Display for DirectRef {
+    /// The reference as written: `<<op|op://V/I/F>>`. Locators are addresses,
+    /// not values; they are shown (sanitised at print time).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<<{}|{}>>", self.word, self.locator)
+    }
 }
 
 /// A grammar error inside one value.
@@ -217,6 +227,7 @@ enum DirectAttempt {
     Ok {
         end: usize,
         provider: ProviderKind,
+        word: &'static str,
         locator: String,
     },
     Bad {
@@ -246,8 +257,7 @@ fn parse_direct(s: &str, at: usize) -> DirectAttempt {
         .find(">>")
         .map(|k| loc_start + k)
         .filter(|&k| !s[loc_start..k].contains(['\n', '\r']));
-    let provider = ProviderKind::from_word(word);
-    match (provider, close) {
+    match (ProviderKind::word(word), close) {
         (None, None) => DirectAttempt::NotARef,
         (None, Some(close)) => {
             let mut note = format!("known providers: {}", ProviderKind::known_list());
@@ -265,7 +275,7 @@ fn parse_direct(s: &str, at: usize) -> DirectAttempt {
             message: format!("unclosed reference `<<{word}|`: expected `>>` on the same line"),
             note: None,
         },
-        (Some(provider), Some(close)) => {
+        (Some((word, provider)), Some(close)) => {
             let locator = &s[loc_start..close];
             if locator.trim().is_empty() {
                 return DirectAttempt::Bad {
@@ -277,6 +287,7 @@ fn parse_direct(s: &str, at: usize) -> DirectAttempt {
             DirectAttempt::Ok {
                 end: close + 2,
                 provider,
+                word,
                 locator: locator.to_owned(),
             }
         }
@@ -371,11 +382,13 @@ pub fn parse(s: &str) -> (Template, Vec<RefError>) {
                 DirectAttempt::Ok {
                     end,
                     provider,
+                    word,
                     locator,
                 } => {
                     t.push_literal(&s[lit..i]);
                     t.parts.push(Part::Direct(DirectRef {
                         provider,
+                        word,
                         locator,
                         range: i..end,
                     }));
@@ -482,6 +495,7 @@ mod tests {
             p,
             vec![Part::Direct(DirectRef {
                 provider: ProviderKind::Aws,
+                word: "aws",
                 locator: "prod/db:password".into(),
                 range: 0..24
             })]

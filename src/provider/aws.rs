@@ -38,8 +38,11 @@ use aws_smithy_http_client::tls::{TlsContext, TrustStore};
 use futures_util::stream::{self, StreamExt as _};
 
 use super::retry::{self, Failure, Policy, Verdict};
+use std::path::Path;
+
 use super::{
-    parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings, VersionCheck,
+    parse_query, split_query, FetchClass, FetchError, Fields, LocatorError, Provider, Settings,
+    VersionCheck,
 };
 use crate::secret::SecretBytes;
 
@@ -85,19 +88,16 @@ impl AwsLocator {
     }
 
     /// Parses the direct-reference form.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (main, query) = match text.split_once('?') {
-            Some((m, q)) => (m, Some(q)),
-            None => (text, None),
-        };
+    pub fn parse(text: &str) -> Result<Self, LocatorError> {
+        let (main, query) = split_query(text);
         let (secret_id, key) = split_key(main)?;
         let mut loc = AwsLocator {
             secret_id: secret_id.to_owned(),
             key: key.map(str::to_owned),
             ..Default::default()
         };
-        if let Some(q) = query {
-            for (k, v) in parse_query(q, &QUERY_KEYS)? {
+        if let Some((q, offset)) = query {
+            for (k, v) in parse_query(q, &QUERY_KEYS).map_err(|e| e.shifted(offset))? {
                 let v = Some(v.to_owned());
                 match k {
                     "region" => loc.region = v,
@@ -111,11 +111,29 @@ impl AwsLocator {
         Ok(loc)
     }
 
-    /// Checks every field (used by the long form too).
-    pub fn validate(&self) -> Result<(), String> {
+    /// Builds the long form, `aws: { secret_id: …, key: …, … }`.
+    fn from_fields(fields: &Fields<'_>) -> Result<Self, LocatorError> {
+        let text = |name: &str| fields.get(name).map(str::to_owned);
+        let loc = AwsLocator {
+            secret_id: text("secret_id").unwrap_or_default(),
+            key: text("key"),
+            region: text("region"),
+            version_stage: text("version_stage"),
+            version_id: text("version_id"),
+            profile: text("profile"),
+        };
+        if loc.secret_id.is_empty() {
+            return Err(LocatorError::new("`aws` needs `secret_id`").field("secret_id"));
+        }
+        loc.validate()?;
+        Ok(loc)
+    }
+
+    /// Checks every field (of the short and the long form).
+    pub fn validate(&self) -> Result<(), LocatorError> {
         let id = &self.secret_id;
         if id.is_empty() {
-            return Err("secret id is empty".into());
+            return Err(LocatorError::new("secret id is empty").field("secret_id"));
         }
         if id.starts_with("arn:") {
             let parts: Vec<&str> = id.splitn(7, ':').collect();
@@ -124,27 +142,32 @@ impl AwsLocator {
                 || parts[5] != "secret"
                 || parts[6].is_empty()
             {
-                return Err(format!(
-                    "`{id}` is not a Secrets Manager ARN (arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME)"
-                ));
+                return Err(LocatorError::new(format!("`{id}` is not a Secrets Manager ARN"))
+                    .field("secret_id")
+                    .hint("arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME"));
             }
         } else {
             if id.len() > 512 {
-                return Err("secret name is longer than 512 characters".into());
+                return Err(LocatorError::new("secret name is longer than 512 characters")
+                    .field("secret_id"));
             }
             if let Some(c) = id
                 .chars()
                 .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c)))
             {
-                return Err(format!(
+                return Err(LocatorError::new(format!(
                     "secret name `{}` contains `{}`; names use letters, digits and /_+=.@-",
                     id, c
-                ));
+                ))
+                .field("secret_id"));
             }
         }
         if let Some(k) = &self.key {
             if k.is_empty() || k.split('.').any(str::is_empty) {
-                return Err(format!("JSON key `{k}` is empty or has an empty segment"));
+                return Err(
+                    LocatorError::new(format!("JSON key `{k}` is empty or has an empty segment"))
+                        .field("key"),
+                );
             }
         }
         for (name, v) in [
@@ -154,7 +177,7 @@ impl AwsLocator {
             ("profile", &self.profile),
         ] {
             if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                return Err(format!("`{name}` is empty"));
+                return Err(LocatorError::new(format!("`{name}` is empty")).field(name));
             }
         }
         if let Some(r) = &self.region {
@@ -162,7 +185,9 @@ impl AwsLocator {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             {
-                return Err(format!("`{}` is not an AWS region name", r));
+                return Err(LocatorError::new(format!("`{}` is not an AWS region name", r))
+                    .field("region")
+                    .hint("a region name such as `eu-west-1`"));
             }
         }
         Ok(())
@@ -170,7 +195,7 @@ impl AwsLocator {
 }
 
 /// Splits off the JSON key by the ARN and name rules.
-fn split_key(main: &str) -> Result<(&str, Option<&str>), String> {
+fn split_key(main: &str) -> Result<(&str, Option<&str>), LocatorError> {
     let key_at = if main.starts_with("arn:") {
         main.match_indices(':').nth(6).map(|(i, _)| i)
     } else {
@@ -181,7 +206,10 @@ fn split_key(main: &str) -> Result<(&str, Option<&str>), String> {
         Some(i) => {
             let key = &main[i + 1..];
             if key.is_empty() {
-                return Err(format!("`{main}` ends with `:` but names no JSON key"));
+                return Err(LocatorError::new(format!(
+                    "`{main}` ends with `:` but names no JSON key"
+                ))
+                .at(i..i + 1));
             }
             Ok((&main[..i], Some(key)))
         }
@@ -211,49 +239,57 @@ impl fmt::Display for AwsLocator {
 }
 
 /// Fetches from AWS Secrets Manager. Nothing of the SDK is built until `fetch`.
-pub(crate) struct AwsProvider {
+pub struct AwsProvider {
     settings: Settings,
 }
 
-impl AwsProvider {
-    /// A provider that will fetch with `settings`.
-    pub(crate) fn new(settings: Settings) -> Self {
+impl Provider for AwsProvider {
+    type Locator = AwsLocator;
+    const REMOTE: bool = true;
+    const LONG_FIELDS: &'static [&'static str] = &[
+        "secret_id",
+        "key",
+        "region",
+        "version_stage",
+        "version_id",
+        "profile",
+    ];
+
+    fn parse(text: &str, _: &Path) -> Result<AwsLocator, LocatorError> {
+        AwsLocator::parse(text)
+    }
+
+    fn from_fields(fields: &Fields<'_>, _: &Path) -> Result<AwsLocator, LocatorError> {
+        AwsLocator::from_fields(fields)
+    }
+
+    fn fetch_key(locator: &AwsLocator) -> AwsLocator {
+        locator.fetch_key()
+    }
+
+    fn json_key(locator: &AwsLocator) -> Option<&str> {
+        locator.key.as_deref()
+    }
+
+    fn start(settings: Settings) -> Self {
         AwsProvider { settings }
     }
-}
 
-impl Provider for AwsProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Aws
-    }
-
-    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
-        let locators = aws_locators(requests);
-        super::http::block_on(fetch(&locators, self.settings), |e| {
+    fn fetch(&self, requests: &[&AwsLocator]) -> Vec<Result<SecretBytes, FetchError>> {
+        super::http::block_on(fetch(requests, self.settings), |e| {
             let err = FetchError::new(
                 FetchClass::Unreachable,
                 format!("cannot start the AWS client: {e}"),
             );
-            locators.iter().map(|_| Err(err.clone())).collect()
+            requests.iter().map(|_| Err(err.clone())).collect()
         })
     }
 
-    fn versions(&self, requests: &[&Locator]) -> Vec<VersionCheck> {
-        let locators = aws_locators(requests);
-        super::http::block_on(versions(&locators, self.settings), |_| {
-            locators.iter().map(|_| VersionCheck::Unknown).collect()
+    fn versions(&self, requests: &[&AwsLocator]) -> Vec<VersionCheck> {
+        super::http::block_on(versions(requests, self.settings), |_| {
+            requests.iter().map(|_| VersionCheck::Unknown).collect()
         })
     }
-}
-
-fn aws_locators<'l>(requests: &[&'l Locator]) -> Vec<Option<&'l AwsLocator>> {
-    requests
-        .iter()
-        .map(|l| match l {
-            Locator::Aws(a) => Some(a),
-            _ => None,
-        })
-        .collect()
 }
 
 /// One distinct secret version to fetch, and the requests that want it.
@@ -293,14 +329,14 @@ struct Plan {
 }
 
 async fn plan(
-    locators: &[Option<&AwsLocator>],
+    locators: &[&AwsLocator],
     http: &aws_smithy_runtime_api::client::http::SharedHttpClient,
     policy: &Policy,
 ) -> Plan {
     let mut failed = Vec::new();
     // One SDK configuration (credentials, default region, endpoint) per profile.
     let mut profiles: Vec<Option<&str>> = Vec::new();
-    for l in locators.iter().flatten() {
+    for l in locators {
         if !profiles.contains(&l.profile.as_deref()) {
             profiles.push(l.profile.as_deref());
         }
@@ -311,7 +347,7 @@ async fn plan(
         let loading = load_config(profile, http.clone(), policy);
         let Ok(sdk) = tokio::time::timeout_at(policy.deadline, loading).await else {
             for (i, l) in locators.iter().enumerate() {
-                if l.is_some_and(|l| l.profile.as_deref() == profile) {
+                if l.profile.as_deref() == profile {
                     failed.push((
                         i,
                         FetchError::new(
@@ -325,9 +361,9 @@ async fn plan(
         };
         let mut clients: HashMap<String, usize> = HashMap::new();
         for (i, l) in locators.iter().enumerate() {
-            let Some(l) = l.filter(|l| l.profile.as_deref() == profile) else {
+            if l.profile.as_deref() != profile {
                 continue;
-            };
+            }
             // An ARN names its region; a `?region=` still wins.
             let region = l
                 .region
@@ -373,7 +409,7 @@ async fn plan(
 }
 
 async fn fetch(
-    locators: &[Option<&AwsLocator>],
+    locators: &[&AwsLocator],
     settings: Settings,
 ) -> Vec<Result<SecretBytes, FetchError>> {
     let policy = Policy::within(settings.timeout);
@@ -426,14 +462,19 @@ async fn fetch(
     results
         .into_iter()
         .map(|r| {
-            r.unwrap_or_else(|| Err(FetchError::new(FetchClass::Invalid, "not an AWS locator")))
+            r.unwrap_or_else(|| {
+                Err(FetchError::new(
+                    FetchClass::Unreachable,
+                    "the AWS provider gave no answer",
+                ))
+            })
         })
         .collect()
 }
 
 /// Each locator's current version id, from one `DescribeSecret` per distinct
 /// secret (it reads no value and needs no KMS decryption).
-async fn versions(locators: &[Option<&AwsLocator>], settings: Settings) -> Vec<VersionCheck> {
+async fn versions(locators: &[&AwsLocator], settings: Settings) -> Vec<VersionCheck> {
     let policy = Policy::within(settings.timeout);
     let mut results = vec![VersionCheck::Unknown; locators.len()];
     let Ok(ctx) = tls_context() else {

@@ -8,7 +8,10 @@
 //! An unset variable is "not found" (exit 4) unless the declaration has a default;
 //! a variable set to the empty string is a value, as with `${VAR-default}` in sh.
 
-use super::{FetchClass, FetchError, Locator, Provider, ProviderKind};
+use std::fmt;
+use std::path::Path;
+
+use super::{FetchClass, FetchError, LocatorError, Provider, Settings};
 use crate::secret::SecretBytes;
 
 /// The name of one environment variable.
@@ -20,15 +23,20 @@ pub struct EnvLocator {
 
 impl EnvLocator {
     /// Validates a variable name: non-empty, no `=`, NUL or white space.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, LocatorError> {
         if text.is_empty() {
-            return Err("environment variable name is empty".into());
+            return Err(LocatorError::new("environment variable name is empty"));
         }
-        if text.contains(['=', '\0']) || text.chars().any(char::is_whitespace) {
-            return Err(format!(
+        if let Some((i, c)) = text
+            .char_indices()
+            .find(|(_, c)| matches!(c, '=' | '\0') || c.is_whitespace())
+        {
+            return Err(LocatorError::new(format!(
                 "`{}` is not a valid environment variable name",
                 text
-            ));
+            ))
+            .at(i..i + c.len_utf8())
+            .hint("a variable name has no `=`, NUL or white space"));
         }
         Ok(EnvLocator {
             var: text.to_owned(),
@@ -36,28 +44,37 @@ impl EnvLocator {
     }
 }
 
+impl fmt::Display for EnvLocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.var)
+    }
+}
+
 /// Reads the process environment.
-pub(crate) struct EnvProvider;
+pub struct EnvProvider;
 
 impl Provider for EnvProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Env
+    type Locator = EnvLocator;
+    const REMOTE: bool = false;
+    const TAKES_DEFAULT: bool = true;
+
+    fn parse(text: &str, _: &Path) -> Result<EnvLocator, LocatorError> {
+        EnvLocator::parse(text)
     }
 
-    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
+    fn start(_: Settings) -> Self {
+        EnvProvider
+    }
+
+    fn fetch(&self, requests: &[&EnvLocator]) -> Vec<Result<SecretBytes, FetchError>> {
         requests
             .iter()
-            .map(|loc| {
-                let Locator::Env(e) = loc else {
-                    return Err(FetchError::new(FetchClass::Invalid, "not an env locator"));
-                };
-                match std::env::var_os(&e.var) {
-                    None => Err(FetchError::new(
-                        FetchClass::NotFound,
-                        format!("environment variable `{}` is not set", e.var),
-                    )),
-                    Some(v) => Ok(SecretBytes::new(v.into_encoded_bytes())),
-                }
+            .map(|e| match std::env::var_os(&e.var) {
+                None => Err(FetchError::new(
+                    FetchClass::NotFound,
+                    format!("environment variable `{}` is not set", e.var),
+                )),
+                Some(v) => Ok(SecretBytes::new(v.into_encoded_bytes())),
             })
             .collect()
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::{Mode, OFlags};
 
-use super::{FetchClass, FetchError, Locator, Provider, ProviderKind};
+use super::{FetchClass, FetchError, LocatorError, Provider, Settings};
 use crate::secret::SecretBytes;
 
 /// A file path, already resolved against the config's folder.
@@ -24,12 +24,12 @@ pub struct FileLocator {
 
 impl FileLocator {
     /// Validates a path and resolves it against `base_dir`.
-    pub fn parse(text: &str, base_dir: &Path) -> Result<Self, String> {
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self, LocatorError> {
         if text.trim().is_empty() {
-            return Err("file path is empty".into());
+            return Err(LocatorError::new("file path is empty"));
         }
-        if text.contains('\0') {
-            return Err("file path contains a NUL character".into());
+        if let Some(i) = text.find('\0') {
+            return Err(LocatorError::new("file path contains a NUL character").at(i..i + 1));
         }
         let p = Path::new(text);
         let path = if p.is_absolute() || base_dir == Path::new(".") {
@@ -41,29 +41,40 @@ impl FileLocator {
     }
 }
 
+impl std::fmt::Display for FileLocator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())
+    }
+}
+
 /// Reads files, each at most `limit` bytes, all of them by `timeout`.
-pub(crate) struct FileProvider {
+pub struct FileProvider {
     /// Largest file read, in bytes (`--max-secret-size`).
-    pub(crate) limit: u64,
+    limit: u64,
     /// Deadline for all of one fetch's files (`--timeout`).
-    pub(crate) timeout: Duration,
+    timeout: Duration,
 }
 
 impl Provider for FileProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::File
+    type Locator = FileLocator;
+    const REMOTE: bool = false;
+
+    fn parse(text: &str, base_dir: &Path) -> Result<FileLocator, LocatorError> {
+        FileLocator::parse(text, base_dir)
     }
 
-    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
+    fn start(settings: Settings) -> Self {
+        FileProvider {
+            limit: settings.max_secret_size,
+            timeout: settings.timeout,
+        }
+    }
+
+    fn fetch(&self, requests: &[&FileLocator]) -> Vec<Result<SecretBytes, FetchError>> {
         let deadline = Instant::now() + self.timeout;
         requests
             .iter()
-            .map(|loc| {
-                let Locator::File(f) = loc else {
-                    return Err(FetchError::new(FetchClass::Invalid, "not a file locator"));
-                };
-                read(&f.path, self.limit, deadline, self.timeout)
-            })
+            .map(|f| read(&f.path, self.limit, deadline, self.timeout))
             .collect()
     }
 }

@@ -1,71 +1,88 @@
 //! The providers keyfill knows, by the words a reference names them with. A leaf:
 //! the reference grammar reads these words without depending on any provider's
 //! code (and so on no SDK).
+//!
+//! [`providers!`](crate::provider::kind::providers) is the registration table:
+//! one line per provider, which generates the kind enum and its words here, and
+//! the locator enum, every dispatch and the registry in [`crate::provider`].
 
-/// The providers keyfill knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProviderKind {
-    /// AWS Secrets Manager.
-    Aws,
-    /// HashiCorp Vault / OpenBao KV.
-    Vault,
-    /// 1Password (Connect or the `op` CLI).
-    OnePassword,
-    /// Environment variables.
-    Env,
-    /// Files.
-    File,
+/// The registration table. Each line is `Variant => module::ClientType
+/// ["word", …]`: the variant of [`ProviderKind`], the provider's module under
+/// `src/provider/` (also its canonical name), the type implementing
+/// [`crate::provider::Provider`], and the words a reference or a long-form
+/// declaration names it with. The order here is the order of every list shown
+/// to users. `$callback` receives the table.
+macro_rules! providers {
+    ($callback:ident) => {
+        $callback! {
+            Aws => aws::AwsProvider ["aws"],
+            Vault => vault::VaultProvider ["vault"],
+            OnePassword => onepassword::OnePasswordProvider ["op", "onepassword"],
+            Env => env::EnvProvider ["env"],
+            File => file::FileProvider ["file"],
+        }
+    };
 }
+pub(crate) use providers;
+
+macro_rules! kinds {
+    ($($variant:ident => $module:ident :: $client:ident [$($word:literal),+],)+) => {
+        /// The providers keyfill knows.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ProviderKind {
+            $(
+                #[doc = concat!("The `", stringify!($module), "` provider.")]
+                $variant,
+            )+
+        }
+
+        impl ProviderKind {
+            /// Every word, with the provider it names, in table order.
+            pub const WORDS: &'static [(&'static str, ProviderKind)] =
+                &[$($(($word, ProviderKind::$variant),)+)+];
+
+            /// Canonical name (the provider's module).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ProviderKind::$variant => stringify!($module),)+
+                }
+            }
+        }
+    };
+}
+providers!(kinds);
 
 impl ProviderKind {
-    const WORDS: [(&'static str, ProviderKind); 6] = [
-        ("aws", ProviderKind::Aws),
-        ("vault", ProviderKind::Vault),
-        ("op", ProviderKind::OnePassword),
-        ("onepassword", ProviderKind::OnePassword),
-        ("env", ProviderKind::Env),
-        ("file", ProviderKind::File),
-    ];
-
-    /// The provider a reference word names (`op` and `onepassword` are one).
+    /// The provider a word names (`op` and `onepassword` are one), with the
+    /// word as the table spells it, so messages can say what the user wrote.
     pub fn from_word(word: &str) -> Option<Self> {
-        Self::WORDS
-            .iter()
-            .find(|(w, _)| *w == word)
-            .map(|(_, k)| *k)
+        Self::word(word).map(|(_, k)| k)
+    }
+
+    /// The table's own spelling of `word`, and the provider it names.
+    pub fn word(word: &str) -> Option<(&'static str, Self)> {
+        Self::WORDS.iter().find(|(w, _)| *w == word).copied()
+    }
+
+    /// Every known word, in table order.
+    pub fn words() -> impl Iterator<Item = &'static str> {
+        Self::WORDS.iter().map(|(w, _)| *w)
     }
 
     /// The known words, for messages.
     pub fn known_list() -> String {
-        Self::WORDS
-            .iter()
-            .map(|(w, _)| *w)
-            .collect::<Vec<_>>()
-            .join(", ")
+        Self::words().collect::<Vec<_>>().join(", ")
     }
 
     /// The known word closest to a typo, if any is close.
     pub fn closest(word: &str) -> Option<&'static str> {
-        let words: Vec<&'static str> = Self::WORDS.iter().map(|(w, _)| *w).collect();
+        let words: Vec<&'static str> = Self::words().collect();
         crate::suggest::closest(word, &words)
     }
+}
 
-    /// Canonical name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ProviderKind::Aws => "aws",
-            ProviderKind::Vault => "vault",
-            ProviderKind::OnePassword => "onepassword",
-            ProviderKind::Env => "env",
-            ProviderKind::File => "file",
-        }
-    }
-
-    /// Whether fetching talks to a remote service.
-    pub fn is_remote(self) -> bool {
-        matches!(
-            self,
-            ProviderKind::Aws | ProviderKind::Vault | ProviderKind::OnePassword
-        )
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }

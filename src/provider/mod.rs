@@ -1,24 +1,28 @@
-//! Secret sources behind one trait.
+//! Secret sources behind one trait, one module per provider.
+//!
+//! A provider is a module (a folder when large) implementing [`Provider`] for its
+//! client type, plus one line in the registration table,
+//! [`providers!`](kind::providers). The table generates [`ProviderKind`] and its
+//! words, the [`Locator`] enum, every dispatch on it and the [`Registry`]; each
+//! provider sees only its own typed locators.
 //!
 //! A [`Locator`] says where one secret lives; [`Locator::fetch_key`] says which
 //! fetch it needs, so that many references (and many JSON keys) share one request.
-//! Each provider file parses and validates its own locator grammar, so a typo in an
-//! `aws:` block is an error with a position before anything is fetched.
+//! Each provider parses and validates its own locator grammar, short and long form,
+//! so a typo in an `aws:` block is an error with a position before anything is
+//! fetched.
 //!
 //! Providers start lazily: the registry builds one only when a request for it
 //! exists, so a config of env, file and inline secrets never starts an SDK.
 
-pub mod aws;
-pub mod env;
-pub mod file;
 pub(crate) mod http;
 pub mod kind;
-pub mod onepassword;
 pub(crate) mod retry;
-pub mod vault;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
+use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
@@ -26,96 +30,490 @@ use crate::secret::SecretBytes;
 
 pub use kind::ProviderKind;
 
-/// Every provider's own credential variables, which `exec` removes from the
-/// command's environment unless `--pass-credentials`. AWS credentials stay: an
-/// application commonly runs with the same role, and the SDK's chain has no
-/// single variable that is keyfill's alone.
-pub fn credential_vars() -> impl Iterator<Item = &'static str> {
-    [vault::CREDENTIAL_VARS, onepassword::CREDENTIAL_VARS]
-        .into_iter()
-        .flatten()
-        .copied()
-}
+/// One provider: its locator grammar (short and long form) and its client.
+///
+/// Everything a provider declares is here, in one place: the registration line
+/// in [`kind::providers`] adds only its words.
+pub trait Provider: Send + Sync + Sized + 'static {
+    /// Where one secret of this provider lives, validated. Locators are
+    /// addresses, not values: they may be shown (`Display`) in messages.
+    type Locator: Clone + fmt::Debug + fmt::Display + Eq + Hash + Send + Sync;
 
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+    /// Whether fetching talks to a remote service: such providers fetch on their
+    /// own thread when several are in use.
+    const REMOTE: bool;
 
-/// Where one secret lives, validated.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Locator {
-    /// AWS Secrets Manager.
-    Aws(aws::AwsLocator),
-    /// Vault KV.
-    Vault(vault::VaultLocator),
-    /// 1Password.
-    OnePassword(onepassword::OpLocator),
-    /// Environment variable.
-    Env(env::EnvLocator),
-    /// File.
-    File(file::FileLocator),
-}
+    /// Variables holding keyfill's own credentials for this provider, which
+    /// `exec` removes from the command's environment unless `--pass-credentials`.
+    const CREDENTIAL_VARS: &'static [&'static str] = &[];
 
-impl Locator {
-    /// Parses a direct reference's locator text for `kind`; relative file paths are
-    /// resolved against `base_dir`.
-    pub fn parse(kind: ProviderKind, text: &str, base_dir: &Path) -> Result<Locator, String> {
-        Ok(match kind {
-            ProviderKind::Aws => Locator::Aws(aws::AwsLocator::parse(text)?),
-            ProviderKind::Vault => Locator::Vault(vault::VaultLocator::parse(text)?),
-            ProviderKind::OnePassword => Locator::OnePassword(onepassword::OpLocator::parse(text)?),
-            ProviderKind::Env => Locator::Env(env::EnvLocator::parse(text)?),
-            ProviderKind::File => Locator::File(file::FileLocator::parse(text, base_dir)?),
-        })
+    /// The fields of the long form's mapping (`aws: { secret_id: …, key: … }`);
+    /// empty when the long form takes only a locator text (`env: VAR`).
+    const LONG_FIELDS: &'static [&'static str] = &[];
+
+    /// Whether a declaration may give a `default:` used when the secret is not
+    /// found.
+    const TAKES_DEFAULT: bool = false;
+
+    /// Parses the short form (`<<word|TEXT>>`, or `word: TEXT` in the long form);
+    /// a relative path is resolved against `base_dir`.
+    fn parse(text: &str, base_dir: &Path) -> Result<Self::Locator, LocatorError>;
+
+    /// Builds a locator from the long form's fields, each one of
+    /// [`Provider::LONG_FIELDS`] and given once. Called only when that list is
+    /// not empty.
+    fn from_fields(fields: &Fields<'_>, base_dir: &Path) -> Result<Self::Locator, LocatorError> {
+        let _ = (fields, base_dir);
+        Err(LocatorError::new("takes a locator text, not a mapping"))
     }
 
-    /// The provider.
-    pub fn kind(&self) -> ProviderKind {
-        match self {
-            Locator::Aws(_) => ProviderKind::Aws,
-            Locator::Vault(_) => ProviderKind::Vault,
-            Locator::OnePassword(_) => ProviderKind::OnePassword,
-            Locator::Env(_) => ProviderKind::Env,
-            Locator::File(_) => ProviderKind::File,
-        }
-    }
-
-    /// The request this locator needs; locators differing only in a JSON key (or
-    /// in spelling out the default version stage) share it.
-    pub fn fetch_key(&self) -> Locator {
-        match self {
-            Locator::Aws(a) => Locator::Aws(a.fetch_key()),
-            // Every key of a Vault secret comes from one read.
-            Locator::Vault(v) => Locator::Vault(vault::VaultLocator {
-                key: String::new(),
-                ..v.clone()
-            }),
-            other => other.clone(),
-        }
+    /// The request `locator` needs: locators differing only in what is taken from
+    /// one answer (a JSON key, a default spelled out) share it.
+    fn fetch_key(locator: &Self::Locator) -> Self::Locator {
+        locator.clone()
     }
 
     /// A JSON key to extract from the fetched value, if the locator names one.
-    pub fn json_key(&self) -> Option<&str> {
-        match self {
-            Locator::Aws(a) => a.key.as_deref(),
-            Locator::Vault(v) => Some(&v.key),
+    fn json_key(locator: &Self::Locator) -> Option<&str> {
+        let _ = locator;
+        None
+    }
+
+    /// Builds the client's settings. Nothing is connected (no SDK, no runtime)
+    /// until the first fetch.
+    fn start(settings: Settings) -> Self;
+
+    /// Fetches every request: all of this provider's distinct fetch keys of a
+    /// run come in one call, so implementations batch and run requests
+    /// concurrently. One result per request, in order.
+    fn fetch(&self, requests: &[&Self::Locator]) -> Vec<Result<SecretBytes, FetchError>>;
+
+    /// Warnings from the last fetch (an insecure setting in use, say), taken once.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The version each request's value has now, asked without reading values
+    /// (AWS `DescribeSecret`, Vault KV v2 metadata), so that a refresh fetches
+    /// only what changed. One entry per request, in order. By default the
+    /// provider has no such check.
+    fn versions(&self, requests: &[&Self::Locator]) -> Vec<VersionCheck> {
+        requests.iter().map(|_| VersionCheck::NotOffered).collect()
+    }
+}
+
+/// Why a locator is not valid: what, where in it, and what would fix it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocatorError {
+    /// What is wrong. It names locator text, never a secret value.
+    pub message: String,
+    /// The part of the locator at fault, when one part is.
+    pub at: Option<Spot>,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+/// A part of a locator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Spot {
+    /// A byte range of the short form's text.
+    Text(Range<usize>),
+    /// A field of the long form (or the query parameter of the same name).
+    Field(&'static str),
+}
+
+impl LocatorError {
+    /// An error about the whole locator.
+    pub fn new(message: impl Into<String>) -> Self {
+        LocatorError {
+            message: message.into(),
+            at: None,
+            hint: None,
+        }
+    }
+
+    /// Points at a byte range of the locator text.
+    pub fn at(mut self, range: Range<usize>) -> Self {
+        self.at = Some(Spot::Text(range));
+        self
+    }
+
+    /// Points at a long-form field.
+    pub fn field(mut self, name: &'static str) -> Self {
+        self.at = Some(Spot::Field(name));
+        self
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The byte range of `text` at fault, when the error names one: a text
+    /// range, or a query parameter named like the field at fault.
+    pub fn range_in(&self, text: &str) -> Option<Range<usize>> {
+        match &self.at {
+            Some(Spot::Text(r)) if r.end <= text.len() => Some(r.clone()),
+            Some(Spot::Field(name)) => query_value(text, name),
             _ => None,
+        }
+    }
+
+    /// Shifts a text range by `offset` (a part of a larger locator was parsed).
+    pub(crate) fn shifted(mut self, offset: usize) -> Self {
+        if let Some(Spot::Text(r)) = &mut self.at {
+            *r = r.start + offset..r.end + offset;
+        }
+        self
+    }
+}
+
+impl fmt::Display for LocatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for LocatorError {
+    fn from(message: String) -> Self {
+        LocatorError::new(message)
+    }
+}
+
+/// The value range of query parameter `name` in `text` (`…?name=VALUE&…`).
+fn query_value(text: &str, name: &str) -> Option<Range<usize>> {
+    let q = text.find('?')? + 1;
+    let mut at = q;
+    for pair in text[q..].split('&') {
+        if let Some(v) = pair.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            let start = at + pair.len() - v.len();
+            return Some(start..start + v.len());
+        }
+        at += pair.len() + 1;
+    }
+    None
+}
+
+/// A long-form locator's fields (`aws: { secret_id: prod/db, key: password }`):
+/// each one of the provider's [`Provider::LONG_FIELDS`], given once, as text.
+#[derive(Debug, Default)]
+pub struct Fields<'a> {
+    entries: Vec<(&'static str, &'a str)>,
+}
+
+impl<'a> Fields<'a> {
+    /// Adds a field (the declaration parser has checked name and uniqueness).
+    pub(crate) fn push(&mut self, name: &'static str, value: &'a str) {
+        self.entries.push((name, value));
+    }
+
+    /// A field's text, if given.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.entries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Every field given, in the order written.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &'a str)> + '_ {
+        self.entries.iter().copied()
+    }
+}
+
+/// One call made of every started provider with its own requests: a fetch or
+/// a version check.
+pub(crate) trait Call: Sync {
+    /// One answer.
+    type Out: Send;
+    /// Asks `provider` about `requests`: one answer per request, in order.
+    fn call<P: Provider>(&self, provider: &P, requests: &[&P::Locator]) -> Vec<Self::Out>;
+    /// Stands in for an answer a provider did not give.
+    fn missing(&self, kind: ProviderKind) -> Self::Out;
+}
+
+/// Fetching values.
+pub(crate) struct Fetch;
+
+impl Call for Fetch {
+    type Out = Result<SecretBytes, FetchError>;
+    fn call<P: Provider>(&self, p: &P, requests: &[&P::Locator]) -> Vec<Self::Out> {
+        p.fetch(requests)
+    }
+    fn missing(&self, kind: ProviderKind) -> Self::Out {
+        Err(FetchError::new(
+            FetchClass::Unreachable,
+            format!("the {kind} provider gave no answer"),
+        ))
+    }
+}
+
+/// Asking versions without values.
+pub(crate) struct Versions;
+
+impl Call for Versions {
+    type Out = VersionCheck;
+    fn call<P: Provider>(&self, p: &P, requests: &[&P::Locator]) -> Vec<Self::Out> {
+        p.versions(requests)
+    }
+    fn missing(&self, _: ProviderKind) -> Self::Out {
+        VersionCheck::Unknown
+    }
+}
+
+/// Pairs each request with its answer, standing in for missing ones.
+fn answers<L, R>(
+    requests: &[&L],
+    results: Option<Vec<R>>,
+    missing: impl Fn() -> R,
+    wrap: impl Fn(L) -> Locator,
+    out: &mut HashMap<Locator, R>,
+) where
+    L: Clone,
+{
+    let mut results = results.unwrap_or_default().into_iter();
+    for r in requests {
+        let answer = results.next().unwrap_or_else(&missing);
+        out.insert(wrap((*r).clone()), answer);
+    }
+}
+
+macro_rules! dispatch {
+    ($($variant:ident => $module:ident :: $client:ident [$($word:literal),+],)+) => {
+        $(pub mod $module;)+
+
+        /// Where one secret lives, validated: one provider's own locator.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum Locator {
+            $(
+                #[doc = concat!("A `", stringify!($module), "` locator.")]
+                $variant(<$module::$client as Provider>::Locator),
+            )+
+        }
+
+        impl Locator {
+            /// Parses a locator's short form for `kind`; relative file paths are
+            /// resolved against `base_dir`.
+            pub fn parse(
+                kind: ProviderKind,
+                text: &str,
+                base_dir: &Path,
+            ) -> Result<Locator, LocatorError> {
+                match kind {
+                    $(ProviderKind::$variant => {
+                        <$module::$client as Provider>::parse(text, base_dir).map(Locator::$variant)
+                    })+
+                }
+            }
+
+            /// Builds a locator for `kind` from the long form's fields.
+            pub fn from_fields(
+                kind: ProviderKind,
+                fields: &Fields<'_>,
+                base_dir: &Path,
+            ) -> Result<Locator, LocatorError> {
+                match kind {
+                    $(ProviderKind::$variant => {
+                        <$module::$client as Provider>::from_fields(fields, base_dir)
+                            .map(Locator::$variant)
+                    })+
+                }
+            }
+
+            /// The provider.
+            pub fn kind(&self) -> ProviderKind {
+                match self {
+                    $(Locator::$variant(_) => ProviderKind::$variant,)+
+                }
+            }
+
+            /// The request this locator needs; locators differing only in a JSON
+            /// key (or in spelling out a default) share it.
+            pub fn fetch_key(&self) -> Locator {
+                match self {
+                    $(Locator::$variant(l) => {
+                        Locator::$variant(<$module::$client as Provider>::fetch_key(l))
+                    })+
+                }
+            }
+
+            /// A JSON key to extract from the fetched value, if the locator names one.
+            pub fn json_key(&self) -> Option<&str> {
+                match self {
+                    $(Locator::$variant(l) => <$module::$client as Provider>::json_key(l),)+
+                }
+            }
+        }
+
+        impl fmt::Display for Locator {
+            // Locators are addresses, not values: they may be shown.
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Locator::$variant(l) => write!(f, "{}|{l}", stringify!($module)),)+
+                }
+            }
+        }
+
+        impl ProviderKind {
+            /// Whether fetching talks to a remote service.
+            pub fn is_remote(self) -> bool {
+                match self {
+                    $(ProviderKind::$variant => <$module::$client as Provider>::REMOTE,)+
+                }
+            }
+
+            /// The long form's fields (empty: the long form takes a locator text).
+            pub fn long_fields(self) -> &'static [&'static str] {
+                match self {
+                    $(ProviderKind::$variant => <$module::$client as Provider>::LONG_FIELDS,)+
+                }
+            }
+
+            /// Whether a declaration of this provider may give a `default:`.
+            pub fn takes_default(self) -> bool {
+                match self {
+                    $(ProviderKind::$variant => <$module::$client as Provider>::TAKES_DEFAULT,)+
+                }
+            }
+        }
+
+        /// Every provider's own credential variables, which `exec` removes from
+        /// the command's environment unless `--pass-credentials`.
+        pub fn credential_vars() -> impl Iterator<Item = &'static str> {
+            [$(<$module::$client as Provider>::CREDENTIAL_VARS,)+]
+                .into_iter()
+                .flatten()
+                .copied()
+        }
+
+        /// Builds providers on first use and keeps them for the run.
+        #[derive(Default)]
+        pub struct Registry {
+            settings: Settings,
+            $($module: Option<$module::$client>,)+
+        }
+
+        impl fmt::Debug for Registry {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct("Registry")
+                    .field("started", &self.started())
+                    .finish()
+            }
+        }
+
+        impl Registry {
+            /// Which providers were started (for tests of lazy start-up).
+            pub fn started(&self) -> Vec<ProviderKind> {
+                let mut v = Vec::new();
+                $(if self.$module.is_some() {
+                    v.push(ProviderKind::$variant);
+                })+
+                v
+            }
+
+            /// Every started provider's warnings, taken once.
+            pub fn take_warnings(&self) -> Vec<String> {
+                let mut v = Vec::new();
+                $(if let Some(p) = &self.$module {
+                    v.extend(p.warnings());
+                })+
+                v
+            }
+
+            /// Makes `call` of each provider with all of its requests, starting
+            /// the providers needed; remote providers answer at the same time,
+            /// each on its own thread.
+            pub(crate) fn each<'r, C: Call>(
+                &mut self,
+                requests: impl IntoIterator<Item = &'r Locator>,
+                call: &C,
+            ) -> HashMap<Locator, C::Out> {
+                struct Batch<'r> {
+                    $($module: Vec<&'r <$module::$client as Provider>::Locator>,)+
+                }
+                let mut batch = Batch { $($module: Vec::new(),)+ };
+                for r in requests {
+                    match r {
+                        $(Locator::$variant(l) => batch.$module.push(l),)+
+                    }
+                }
+                let settings = self.settings;
+                $(if !batch.$module.is_empty() && self.$module.is_none() {
+                    self.$module = Some(<$module::$client as Provider>::start(settings));
+                })+
+                let remote = 0 $(+ usize::from(
+                    !batch.$module.is_empty() && <$module::$client as Provider>::REMOTE
+                ))+;
+                let mut out = HashMap::new();
+                std::thread::scope(|scope| {
+                    $(
+                        let $module = match &self.$module {
+                            Some(p) if !batch.$module.is_empty() => {
+                                let reqs = &batch.$module;
+                                if <$module::$client as Provider>::REMOTE && remote > 1 {
+                                    Pending::Thread(scope.spawn(move || call.call(p, reqs)))
+                                } else {
+                                    Pending::Done(call.call(p, reqs))
+                                }
+                            }
+                            _ => Pending::Done(Vec::new()),
+                        };
+                    )+
+                    $(answers(
+                        &batch.$module,
+                        $module.join(),
+                        || call.missing(ProviderKind::$variant),
+                        Locator::$variant,
+                        &mut out,
+                    );)+
+                });
+                out
+            }
+        }
+    };
+}
+kind::providers!(dispatch);
+
+/// A provider's answers, computed here or on a thread of their own.
+enum Pending<'s, R> {
+    Done(Vec<R>),
+    Thread(std::thread::ScopedJoinHandle<'s, Vec<R>>),
+}
+
+impl<R> Pending<'_, R> {
+    /// The answers; `None` when the thread panicked.
+    fn join(self) -> Option<Vec<R>> {
+        match self {
+            Pending::Done(v) => Some(v),
+            Pending::Thread(h) => h.join().ok(),
         }
     }
 }
 
-impl fmt::Display for Locator {
-    // Locators are addresses, not values: they may be shown.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Locator::Aws(a) => write!(f, "aws|{a}"),
-            Locator::Vault(v) => write!(f, "vault|{v}"),
-            Locator::OnePassword(o) => write!(f, "onepassword|{o}"),
-            Locator::Env(e) => write!(f, "env|{}", e.var),
-            Locator::File(p) => write!(f, "file|{}", p.path.display()),
+impl Registry {
+    /// A registry whose providers fetch with `settings`.
+    pub fn new(settings: Settings) -> Self {
+        Registry {
+            settings,
+            ..Registry::default()
         }
+    }
+
+    /// Fetches each request, each provider its whole batch.
+    pub fn fetch<'r>(
+        &mut self,
+        requests: impl IntoIterator<Item = &'r Locator>,
+    ) -> HashMap<Locator, Result<SecretBytes, FetchError>> {
+        self.each(requests, &Fetch)
+    }
+
+    /// Asks each request's current version, without values.
+    pub fn versions<'r>(
+        &mut self,
+        requests: impl IntoIterator<Item = &'r Locator>,
+    ) -> HashMap<Locator, VersionCheck> {
+        self.each(requests, &Versions)
     }
 }
 
@@ -206,30 +604,6 @@ impl Default for Settings {
     }
 }
 
-/// A source of secrets. `fetch` receives every distinct request for this provider
-/// in one call, so implementations can batch and run requests concurrently.
-/// Providers of different kinds fetch at the same time, on separate threads.
-pub trait Provider: Send + Sync {
-    /// Which provider this is.
-    fn kind(&self) -> ProviderKind;
-
-    /// Fetches every locator; the result has one entry per request, in order.
-    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>>;
-
-    /// Warnings from the last fetch (an insecure setting in use, say), taken once.
-    fn warnings(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    /// The version each locator's value has now, asked without reading values
-    /// (AWS `DescribeSecret`, Vault KV v2 metadata), so that a refresh fetches
-    /// only what changed. One entry per request, in order. By default the
-    /// provider has no such check.
-    fn versions(&self, requests: &[&Locator]) -> Vec<VersionCheck> {
-        requests.iter().map(|_| VersionCheck::NotOffered).collect()
-    }
-}
-
 /// What a version check found for one locator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VersionCheck {
@@ -240,80 +614,6 @@ pub enum VersionCheck {
     /// No cheap check for this locator (KV v1, a policy without the metadata
     /// permission): fetch, and do not ask again.
     NotOffered,
-}
-
-/// Builds providers on first use and keeps them for the run.
-#[derive(Default)]
-pub struct Registry {
-    built: HashMap<ProviderKind, Box<dyn Provider>>,
-    settings: Settings,
-}
-
-impl fmt::Debug for Registry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry")
-            .field("built", &self.built.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-impl Registry {
-    /// A registry whose remote providers fetch with `settings`.
-    pub fn new(settings: Settings) -> Self {
-        Registry {
-            built: HashMap::new(),
-            settings,
-        }
-    }
-
-    /// The provider for `kind`, started now if it was not yet.
-    pub fn get(&mut self, kind: ProviderKind) -> &dyn Provider {
-        self.start(kind);
-        &*self.built[&kind]
-    }
-
-    /// Starts the provider for `kind` if it was not yet.
-    pub fn start(&mut self, kind: ProviderKind) {
-        let settings = self.settings;
-        self.built
-            .entry(kind)
-            .or_insert_with(|| -> Box<dyn Provider> {
-                match kind {
-                    ProviderKind::Env => Box::new(env::EnvProvider),
-                    ProviderKind::File => Box::new(file::FileProvider {
-                        limit: settings.max_secret_size,
-                        timeout: settings.timeout,
-                    }),
-                    ProviderKind::Aws => Box::new(aws::AwsProvider::new(settings)),
-                    ProviderKind::Vault => Box::new(vault::VaultProvider::new(settings)),
-                    ProviderKind::OnePassword => {
-                        Box::new(onepassword::OnePasswordProvider::new(settings))
-                    }
-                }
-            });
-    }
-
-    /// A provider that was started.
-    pub fn started_provider(&self, kind: ProviderKind) -> Option<&dyn Provider> {
-        self.built.get(&kind).map(|p| &**p)
-    }
-
-    /// Every started provider's warnings, taken once.
-    pub fn take_warnings(&self) -> Vec<String> {
-        let mut kinds: Vec<_> = self.built.keys().copied().collect();
-        kinds.sort();
-        kinds
-            .into_iter()
-            .flat_map(|k| self.built[&k].warnings())
-            .collect()
-    }
-
-    /// Which providers were started (for tests of lazy start-up).
-    pub fn started(&self) -> Vec<ProviderKind> {
-        let mut v: Vec<_> = self.built.keys().copied().collect();
-        v.sort();
-        v
-    }
 }
 
 /// The first error of type `T` among `e`'s causes. `io::Error` hides the error it
@@ -339,31 +639,55 @@ pub(crate) fn cause<'e, T: std::error::Error + 'static>(
     None
 }
 
-/// Splits `a=1&b=2` into pairs, refusing unknown and repeated keys.
+/// Splits `a=1&b=2` into pairs, refusing unknown and repeated keys; an
+/// error's range is within `query`.
 pub(crate) fn parse_query<'a>(
     query: &'a str,
     allowed: &[&str],
-) -> Result<Vec<(&'a str, &'a str)>, String> {
+) -> Result<Vec<(&'a str, &'a str)>, LocatorError> {
     let mut out: Vec<(&str, &str)> = Vec::new();
+    let mut at = 0;
     for pair in query.split('&') {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("query parameter `{pair}` needs a value (`{pair}=…`)"))?;
+        let span = at..at + pair.len();
+        at += pair.len() + 1;
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(LocatorError::new(format!(
+                "query parameter `{pair}` needs a value (`{pair}=…`)"
+            ))
+            .at(span));
+        };
         if !allowed.contains(&k) {
-            return Err(format!(
+            let mut e = LocatorError::new(format!(
                 "unknown query parameter `{k}` (known: {})",
                 allowed.join(", ")
-            ));
+            ))
+            .at(span.start..span.start + k.len());
+            if let Some(best) = crate::suggest::closest(k, allowed) {
+                e = e.hint(format!("did you mean `{best}`?"));
+            }
+            return Err(e);
         }
         if v.is_empty() {
-            return Err(format!("query parameter `{k}` has an empty value"));
+            return Err(
+                LocatorError::new(format!("query parameter `{k}` has an empty value")).at(span),
+            );
         }
         if out.iter().any(|(seen, _)| *seen == k) {
-            return Err(format!("query parameter `{k}` is given twice"));
+            return Err(
+                LocatorError::new(format!("query parameter `{k}` is given twice")).at(span),
+            );
         }
         out.push((k, v));
     }
     Ok(out)
+}
+
+/// Splits `text` at its first `?`: the main part, and the query with its offset.
+pub(crate) fn split_query(text: &str) -> (&str, Option<(&str, usize)>) {
+    match text.split_once('?') {
+        Some((m, q)) => (m, Some((q, m.len() + 1))),
+        None => (text, None),
+    }
 }
 
 #[cfg(test)]

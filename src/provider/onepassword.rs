@@ -14,9 +14,6 @@
 //! Either way each item is fetched once per render, however many of its fields
 //! are used (service accounts are rate limited).
 
-/// Variables holding keyfill's own 1Password credentials, which `exec`
-/// removes from the command's environment unless `--pass-credentials`.
-pub(crate) const CREDENTIAL_VARS: &[&str] = &["OP_CONNECT_TOKEN", "OP_SERVICE_ACCOUNT_TOKEN"];
 
 use std::collections::HashMap;
 use std::fmt;
@@ -28,7 +25,9 @@ use serde_json::Value;
 
 use super::http::{self, env, Problem, Trust};
 use super::retry::{self, Failure, Policy, Verdict};
-use super::{parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings};
+use std::path::Path;
+
+use super::{parse_query, split_query, FetchClass, FetchError, LocatorError, Provider, Settings};
 use crate::secret::SecretBytes;
 
 /// One field of one 1Password item.
@@ -50,20 +49,20 @@ const ATTRIBUTES: [&str; 6] = ["value", "otp", "type", "id", "label", "purpose"]
 
 impl OpLocator {
     /// Parses `op://…`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let rest = text
-            .strip_prefix("op://")
-            .ok_or_else(|| format!("`{}` does not start with `op://`", text))?;
-        let (main, query) = match rest.split_once('?') {
-            Some((m, q)) => (m, Some(q)),
-            None => (rest, None),
+    pub fn parse(text: &str) -> Result<Self, LocatorError> {
+        let Some(rest) = text.strip_prefix("op://") else {
+            return Err(
+                LocatorError::new(format!("`{}` does not start with `op://`", text))
+                    .hint("op://VAULT/ITEM/FIELD, as `op read` takes it"),
+            );
         };
+        let (main, query) = split_query(rest);
         let segs: Vec<&str> = main.split('/').collect();
         if !(3..=4).contains(&segs.len()) || segs.iter().any(|s| s.is_empty()) {
-            return Err(format!(
-                "`{}` is not op://VAULT/ITEM/FIELD or op://VAULT/ITEM/SECTION/FIELD",
-                text
-            ));
+            return Err(
+                LocatorError::new(format!("`{}` is not a 1Password secret reference", text))
+                    .hint("op://VAULT/ITEM/FIELD or op://VAULT/ITEM/SECTION/FIELD"),
+            );
         }
         let mut loc = OpLocator {
             vault: segs[0].to_owned(),
@@ -72,13 +71,19 @@ impl OpLocator {
             field: segs[segs.len() - 1].to_owned(),
             attribute: None,
         };
-        if let Some(q) = query {
-            for (_, v) in parse_query(q, &["attribute"])? {
+        if let Some((q, offset)) = query {
+            let offset = offset + "op://".len();
+            for (_, v) in parse_query(q, &["attribute"]).map_err(|e| e.shifted(offset))? {
                 if !ATTRIBUTES.contains(&v) {
-                    return Err(format!(
+                    let mut e = LocatorError::new(format!(
                         "unknown attribute `{v}` (known: {})",
                         ATTRIBUTES.join(", ")
-                    ));
+                    ))
+                    .field("attribute");
+                    if let Some(best) = crate::suggest::closest(v, &ATTRIBUTES) {
+                        e = e.hint(format!("did you mean `{best}`?"));
+                    }
+                    return Err(e);
                 }
                 loc.attribute = Some(v.to_owned());
             }
@@ -102,36 +107,31 @@ impl fmt::Display for OpLocator {
 }
 
 /// Fetches from 1Password. Nothing is set up until `fetch`.
-pub(crate) struct OnePasswordProvider {
+pub struct OnePasswordProvider {
     settings: Settings,
 }
 
-impl OnePasswordProvider {
-    /// A provider that will fetch with `settings`.
-    pub(crate) fn new(settings: Settings) -> Self {
+impl Provider for OnePasswordProvider {
+    type Locator = OpLocator;
+    const REMOTE: bool = true;
+    const CREDENTIAL_VARS: &'static [&'static str] =
+        &["OP_CONNECT_TOKEN", "OP_SERVICE_ACCOUNT_TOKEN"];
+
+    fn parse(text: &str, _: &Path) -> Result<OpLocator, LocatorError> {
+        OpLocator::parse(text)
+    }
+
+    fn start(settings: Settings) -> Self {
         OnePasswordProvider { settings }
     }
-}
 
-impl Provider for OnePasswordProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::OnePassword
-    }
-
-    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
-        let locators: Vec<Option<&OpLocator>> = requests
-            .iter()
-            .map(|l| match l {
-                Locator::OnePassword(o) => Some(o),
-                _ => None,
-            })
-            .collect();
-        http::block_on(fetch(&locators, self.settings), |e| {
+    fn fetch(&self, requests: &[&OpLocator]) -> Vec<Result<SecretBytes, FetchError>> {
+        http::block_on(fetch(requests, self.settings), |e| {
             let err = FetchError::new(
                 FetchClass::Unreachable,
                 format!("cannot start the 1Password client: {e}"),
             );
-            locators.iter().map(|_| Err(err.clone())).collect()
+            requests.iter().map(|_| Err(err.clone())).collect()
         })
     }
 }
@@ -180,7 +180,7 @@ fn source() -> Result<Source, FetchError> {
 type ItemKey = (String, String);
 
 async fn fetch(
-    locators: &[Option<&OpLocator>],
+    locators: &[&OpLocator],
     settings: Settings,
 ) -> Vec<Result<SecretBytes, FetchError>> {
     let source = match source() {
@@ -190,12 +190,10 @@ async fn fetch(
     let policy = Policy::within(settings.timeout);
     let mut items: HashMap<ItemKey, Vec<usize>> = HashMap::new();
     for (i, l) in locators.iter().enumerate() {
-        if let Some(l) = l {
-            items
-                .entry((l.vault.clone(), l.item.clone()))
-                .or_default()
-                .push(i);
-        }
+        items
+            .entry((l.vault.clone(), l.item.clone()))
+            .or_default()
+            .push(i);
     }
     let fetched: HashMap<ItemKey, Result<Value, FetchError>> = match &source {
         Source::Connect { host, token } => {
@@ -226,13 +224,13 @@ async fn fetch(
     };
     locators
         .iter()
-        .map(|l| {
-            let l = l.ok_or_else(|| FetchError::new(FetchClass::Invalid, "not an op locator"))?;
-            match fetched.get(&(l.vault.clone(), l.item.clone())) {
-                Some(Ok(item)) => field_value(item, l),
-                Some(Err(e)) => Err(e.clone()),
-                None => Err(FetchError::new(FetchClass::Invalid, "not fetched")),
-            }
+        .map(|l| match fetched.get(&(l.vault.clone(), l.item.clone())) {
+            Some(Ok(item)) => field_value(item, l),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(FetchError::new(
+                FetchClass::Unreachable,
+                "the 1Password provider gave no answer",
+            )),
         })
         .collect()
 }

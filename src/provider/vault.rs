@@ -16,10 +16,6 @@
 //! `VAULT_CACERT`/`VAULT_CAPATH`, `VAULT_SKIP_VERIFY`. One read per distinct
 //! (namespace, path, version); every key is taken from that one answer.
 
-/// Variables holding keyfill's own Vault credentials, which `exec` removes
-/// from the command's environment unless `--pass-credentials`.
-pub(crate) const CREDENTIAL_VARS: &[&str] = &["VAULT_TOKEN", "VAULT_SECRET_ID"];
-
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
@@ -30,8 +26,11 @@ use serde_json::Value;
 
 use super::http::{self, env, Answer, Problem, Trust};
 use super::retry::{Failure, Policy};
+use std::path::Path;
+
 use super::{
-    parse_query, FetchClass, FetchError, Locator, Provider, ProviderKind, Settings, VersionCheck,
+    parse_query, split_query, FetchClass, FetchError, Fields, LocatorError, Provider, Settings,
+    VersionCheck,
 };
 use crate::secret::SecretBytes;
 
@@ -54,17 +53,13 @@ pub struct VaultLocator {
 
 impl VaultLocator {
     /// Parses the direct-reference form.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (main, query) = match text.split_once('?') {
-            Some((m, q)) => (m, Some(q)),
-            None => (text, None),
-        };
+    pub fn parse(text: &str) -> Result<Self, LocatorError> {
+        let (main, query) = split_query(text);
         let main = main.trim_matches('/');
         let segs: Vec<&str> = main.split('/').collect();
         if segs.len() < 3 || segs.iter().any(|s| s.is_empty()) {
-            return Err(format!(
-                "`{main}` is not MOUNT/data/PATH/KEY (KV v2) or MOUNT/PATH/KEY (KV v1)"
-            ));
+            return Err(LocatorError::new(format!("`{main}` is not a Vault KV locator"))
+                .hint("MOUNT/data/PATH/KEY (KV v2) or MOUNT/PATH/KEY (KV v1)"));
         }
         let (path, key) = main.rsplit_once('/').unwrap_or((main, ""));
         let kv = if segs.len() >= 4 && segs[1] == "data" {
@@ -78,8 +73,8 @@ impl VaultLocator {
             kv,
             ..Default::default()
         };
-        if let Some(q) = query {
-            for (k, v) in parse_query(q, &["version", "namespace"])? {
+        if let Some((q, offset)) = query {
+            for (k, v) in parse_query(q, &["version", "namespace"]).map_err(|e| e.shifted(offset))? {
                 match k {
                     "version" => loc.version = Some(parse_version(v)?),
                     _ => loc.namespace = Some(v.to_owned()),
@@ -90,20 +85,54 @@ impl VaultLocator {
         Ok(loc)
     }
 
-    /// Checks every field (used by the long form too).
-    pub fn validate(&self) -> Result<(), String> {
+    /// Builds the long form, `vault: { path: …, key: …, … }`.
+    fn from_fields(fields: &Fields<'_>) -> Result<Self, LocatorError> {
+        let mut loc = VaultLocator {
+            path: fields.get("path").unwrap_or("").trim_matches('/').to_owned(),
+            key: fields.get("key").unwrap_or("").to_owned(),
+            namespace: fields.get("namespace").map(str::to_owned),
+            mount: fields.get("mount").map(|m| m.trim_matches('/').to_owned()),
+            ..Default::default()
+        };
+        if let Some(v) = fields.get("version") {
+            loc.version = Some(parse_version(v)?);
+        }
+        if let Some(kv) = fields.get("kv") {
+            loc.kv = Some(match kv {
+                "1" => 1,
+                "2" => 2,
+                _ => return Err(LocatorError::new("`kv` must be 1 or 2").field("kv")),
+            });
+        }
+        if loc.path.is_empty() || loc.key.is_empty() {
+            let missing = if loc.path.is_empty() { "path" } else { "key" };
+            return Err(LocatorError::new("`vault` needs `path` and `key`").field(missing));
+        }
+        if loc.kv.is_none() {
+            let segs: Vec<&str> = loc.path.split('/').collect();
+            if segs.len() >= 3 && segs[1] == "data" {
+                loc.kv = Some(2);
+            }
+        }
+        loc.validate()?;
+        Ok(loc)
+    }
+
+    /// Checks every field (of the short and the long form).
+    pub fn validate(&self) -> Result<(), LocatorError> {
         if self.path.trim_matches('/').is_empty() {
-            return Err("vault path is empty".into());
+            return Err(LocatorError::new("vault path is empty").field("path"));
         }
         if self.key.is_empty() {
-            return Err("vault key is empty".into());
+            return Err(LocatorError::new("vault key is empty").field("key"));
         }
         if let Some(kv) = self.kv {
             if kv != 1 && kv != 2 {
-                return Err(format!("kv must be 1 or 2, not {kv}"));
+                return Err(LocatorError::new(format!("kv must be 1 or 2, not {kv}")).field("kv"));
             }
             if kv == 1 && self.version.is_some() {
-                return Err("version pinning needs a KV v2 mount".into());
+                return Err(LocatorError::new("version pinning needs a KV v2 mount")
+                    .field("version"));
             }
         }
         // The path goes into a URL: characters that would end or change it are refused.
@@ -112,16 +141,24 @@ impl VaultLocator {
             .chars()
             .find(|c| matches!(c, '#' | '?' | '%' | '\\') || c.is_whitespace() || c.is_control())
         {
-            return Err(format!("vault path `{}` contains `{}`", self.path, c));
+            return Err(
+                LocatorError::new(format!("vault path `{}` contains `{}`", self.path, c))
+                    .field("path"),
+            );
         }
         if let Some(ns) = &self.namespace {
             if ns.chars().any(|c| c.is_control()) {
-                return Err("namespace contains a control character".into());
+                return Err(
+                    LocatorError::new("namespace contains a control character").field("namespace")
+                );
             }
         }
         if let Some(m) = &self.mount {
             if !under(&self.path, m.trim_matches('/')) {
-                return Err(format!("path `{}` is not under mount `{m}`", self.path));
+                return Err(
+                    LocatorError::new(format!("path `{}` is not under mount `{m}`", self.path))
+                        .field("mount"),
+                );
             }
         }
         Ok(())
@@ -135,10 +172,13 @@ fn under(path: &str, mount: &str) -> bool {
 }
 
 /// A positive version number.
-pub(crate) fn parse_version(v: &str) -> Result<u64, String> {
+fn parse_version(v: &str) -> Result<u64, LocatorError> {
     match v.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("version `{}` is not a positive whole number", v)),
+        _ => Err(
+            LocatorError::new(format!("version `{}` is not a positive whole number", v))
+                .field("version"),
+        ),
     }
 }
 
@@ -163,7 +203,7 @@ impl fmt::Display for VaultLocator {
 }
 
 /// Fetches from Vault or OpenBao KV. Nothing is set up until `fetch`.
-pub(crate) struct VaultProvider {
+pub struct VaultProvider {
     settings: Settings,
     warnings: Mutex<Vec<String>>,
     /// The token of the last AppRole login, kept while it is valid so that a
@@ -181,38 +221,21 @@ struct Kept {
 }
 
 impl VaultProvider {
-    /// A provider that will fetch with `settings`.
-    pub(crate) fn new(settings: Settings) -> Self {
-        VaultProvider {
-            settings,
-            warnings: Mutex::new(Vec::new()),
-            approle: Mutex::new(None),
-            mounts: Mutex::new(Vec::new()),
-        }
-    }
-
     /// Runs `job` over the locators' reads in a session; a failure to set one
     /// up is every request's answer.
     fn run<R: Clone>(
         &self,
-        requests: &[&Locator],
+        locators: &[&VaultLocator],
         job: impl AsyncFn(&Session, Read) -> R,
         failed: impl Fn(FetchError) -> R,
     ) -> Vec<R> {
-        let locators: Vec<Option<&VaultLocator>> = requests
-            .iter()
-            .map(|l| match l {
-                Locator::Vault(v) => Some(v),
-                _ => None,
-            })
-            .collect();
         let work = async {
             let session = match self.session().await {
                 Ok(s) => s,
                 Err(e) => return locators.iter().map(|_| failed(e.clone())).collect(),
             };
             let mut mounts = self.mounts.lock().map(|m| m.clone()).unwrap_or_default();
-            let (reads, mut results) = plan(&session, &locators, &mut mounts).await;
+            let (reads, mut results) = plan(&session, locators, &mut mounts).await;
             if let Ok(mut m) = self.mounts.lock() {
                 *m = mounts;
             }
@@ -365,11 +388,42 @@ impl Drop for VaultProvider {
 }
 
 impl Provider for VaultProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Vault
+    type Locator = VaultLocator;
+    const REMOTE: bool = true;
+    const CREDENTIAL_VARS: &'static [&'static str] = &["VAULT_TOKEN", "VAULT_SECRET_ID"];
+    const LONG_FIELDS: &'static [&'static str] =
+        &["path", "key", "version", "namespace", "mount", "kv"];
+
+    fn parse(text: &str, _: &Path) -> Result<VaultLocator, LocatorError> {
+        VaultLocator::parse(text)
     }
 
-    fn fetch(&self, requests: &[&Locator]) -> Vec<Result<SecretBytes, FetchError>> {
+    fn from_fields(fields: &Fields<'_>, _: &Path) -> Result<VaultLocator, LocatorError> {
+        VaultLocator::from_fields(fields)
+    }
+
+    fn fetch_key(locator: &VaultLocator) -> VaultLocator {
+        // Every key of a Vault secret comes from one read.
+        VaultLocator {
+            key: String::new(),
+            ..locator.clone()
+        }
+    }
+
+    fn json_key(locator: &VaultLocator) -> Option<&str> {
+        Some(&locator.key)
+    }
+
+    fn start(settings: Settings) -> Self {
+        VaultProvider {
+            settings,
+            warnings: Mutex::new(Vec::new()),
+            approle: Mutex::new(None),
+            mounts: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn fetch(&self, requests: &[&VaultLocator]) -> Vec<Result<SecretBytes, FetchError>> {
         let fetch = || {
             self.run(
                 requests,
@@ -389,7 +443,7 @@ impl Provider for VaultProvider {
         results
     }
 
-    fn versions(&self, requests: &[&Locator]) -> Vec<VersionCheck> {
+    fn versions(&self, requests: &[&VaultLocator]) -> Vec<VersionCheck> {
         let check = || {
             self.run(
                 requests,
@@ -544,17 +598,13 @@ const FIX: &str = "check VAULT_ADDR and VAULT_CACERT";
 /// and the requests that failed before any read (mount discovery, bad paths).
 async fn plan(
     session: &Session,
-    locators: &[Option<&VaultLocator>],
+    locators: &[&VaultLocator],
     mounts: &mut Vec<(Option<String>, Mount)>,
 ) -> (HashMap<Read, Vec<usize>>, Vec<Option<FetchError>>) {
     let mut failed: Vec<Option<FetchError>> = locators.iter().map(|_| None).collect();
     // Mount discovery, cached per namespace: at most one question per mount.
     let mut reads: HashMap<Read, Vec<usize>> = HashMap::new();
     for (i, l) in locators.iter().enumerate() {
-        let Some(l) = l else {
-            failed[i] = Some(FetchError::new(FetchClass::Invalid, "not a vault locator"));
-            continue;
-        };
         let ns = l.namespace.clone().or_else(|| session.namespace.clone());
         let mount = match known_mount(l) {
             Some(m) => m,

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{fetch_all, per_provider, Fetched};
+use super::{fetch_all, Fetched};
 use crate::provider::{Locator, Registry, VersionCheck};
 use crate::secret::SecretBytes;
 
@@ -88,12 +88,7 @@ pub fn fetch_cached(
             .get(*r)
             .is_some_and(|e| e.checkable && e.value.version().is_some())
     });
-    let checks = per_provider(
-        checkable,
-        registry,
-        |p, reqs| p.versions(reqs),
-        |_| VersionCheck::Unknown,
-    );
+    let checks = registry.versions(checkable);
     let mut wanted = HashSet::new();
     for r in due {
         let entry = cache.entries.get_mut(r);
