@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> Exit {
         color,
         quiet: cli.global.quiet,
     };
-    output::survive_file_size_limit();
+    crate::signals::survive_file_size_limit();
     match cli.command {
         Command::Render(args) => render(&args, &reporter, cli.global.verbose),
         Command::Check(args) => check(&args, &reporter),

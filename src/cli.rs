@@ -235,7 +235,7 @@ pub struct ExecArgs {
     #[arg(long)]
     pub watch: bool,
     /// Signal sent to CMD when the output changes (with --watch).
-    #[arg(long, value_name = "SIGNAL", default_value = "HUP", value_parser = parse_signal, conflicts_with = "restart")]
+    #[arg(long, value_name = "SIGNAL", default_value = "HUP", value_parser = crate::signals::parse, conflicts_with = "restart")]
     pub reload_signal: i32,
     /// Restart CMD when the output changes, instead of signalling it.
     #[arg(long)]
@@ -258,28 +258,6 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
-}
-
-/// Parses `HUP`, `SIGHUP` or a number.
-pub fn parse_signal(s: &str) -> Result<i32, String> {
-    use signal_hook::consts::signal as sig;
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-    }
-    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
-    Ok(match name.as_str() {
-        "HUP" => sig::SIGHUP,
-        "INT" => sig::SIGINT,
-        "QUIT" => sig::SIGQUIT,
-        "TERM" => sig::SIGTERM,
-        "USR1" => sig::SIGUSR1,
-        "USR2" => sig::SIGUSR2,
-        "WINCH" => sig::SIGWINCH,
-        "ALRM" => sig::SIGALRM,
-        _ => return Err(format!("`{s}` is not a signal such as HUP, USR1 or TERM")),
-    })
 }
 
 /// A declarations key: not empty, one line.

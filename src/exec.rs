@@ -11,29 +11,14 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, WaitOptions};
-use signal_hook::consts::signal as sig;
+use rustix::process::{Pid, WaitOptions};
 
 use crate::config::ExecConfig;
 use crate::error::{Diagnostic, Exit};
 use crate::report::Reporter;
 use crate::secret::SecretText;
+use crate::signals;
 use crate::watch::{self, Event, Loop, Rendered};
-
-/// Signals passed on to the command (SIGCHLD is ours; KILL and STOP cannot be
-/// caught).
-const FORWARDED: [i32; 10] = [
-    sig::SIGHUP,
-    sig::SIGINT,
-    sig::SIGQUIT,
-    sig::SIGTERM,
-    sig::SIGUSR1,
-    sig::SIGUSR2,
-    sig::SIGWINCH,
-    sig::SIGALRM,
-    sig::SIGCONT,
-    sig::SIGTSTP,
-];
 
 /// Set in the environment of the keyfill that a PID 1 keyfill starts (see
 /// [`init`]); removed from the command's.
@@ -114,7 +99,7 @@ fn status_code(status: rustix::process::WaitStatus) -> Option<Exit> {
     }
     status
         .terminating_signal()
-        .map(|s| Exit::Signal(u8::try_from(s & 0x7f).unwrap_or(127)))
+        .map(|s| Exit::Signal(signals::status_byte(s)))
 }
 
 fn is_pid1() -> bool {
@@ -142,16 +127,12 @@ fn init(reporter: &Reporter) -> Option<Exit> {
             return None;
         }
     };
-    let pid = i32::try_from(inner).ok().and_then(Pid::from_raw)?;
-    if let Ok(mut signals) = signal_hook::iterator::Signals::new(FORWARDED) {
-        std::thread::spawn(move || {
-            for s in signals.forever() {
-                if let Some(s) = Signal::from_named_raw(s) {
-                    let _ = rustix::process::kill_process(pid, s);
-                }
-            }
-        });
-    }
+    let raw = i32::try_from(inner).ok()?;
+    let pid = Pid::from_raw(raw)?;
+    let _ = signals::on_each(&signals::FORWARDED, move |s| {
+        signals::send(raw, s, false);
+        true
+    });
     loop {
         match rustix::process::waitpid(None, WaitOptions::empty()) {
             Ok(Some((p, status))) if p == pid => {
@@ -197,14 +178,7 @@ fn reaper(child: Arc<AtomicI32>, tx: mpsc::Sender<Event>) {
 
 /// Sends `signal` to the command (or its process group).
 fn send(args: &ExecConfig, pid: i32, signal: i32) {
-    let (Some(pid), Some(signal)) = (Pid::from_raw(pid), Signal::from_named_raw(signal)) else {
-        return;
-    };
-    let _ = if args.signal_group {
-        rustix::process::kill_process_group(pid, signal)
-    } else {
-        rustix::process::kill_process(pid, signal)
-    };
+    signals::send(pid, signal, args.signal_group);
 }
 
 /// First argument of a keyfill that the supervisor starts only to become the
@@ -275,12 +249,12 @@ pub fn become_command(argv: &[std::ffi::OsString]) -> Exit {
     let (Some(parent), Some(program)) = (parent, argv.get(2)) else {
         return Exit::Usage;
     };
-    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    signals::die_with_parent();
     // A supervisor that died before the line above sent nothing: we were
     // reparented already, and nobody would stop the command.
     let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
     if ppid != parent {
-        return Exit::Signal(9);
+        return Exit::Signal(signals::status_byte(signals::KILL));
     }
     let err = Command::new(program).args(&argv[3..]).exec();
     cannot_run(program, &reporter, &err)
@@ -322,7 +296,7 @@ fn supervise(
     exported: Vec<(String, SecretText)>,
 ) -> Exit {
     let (tx, rx) = mpsc::channel();
-    let setup = watch::signal_events(&FORWARDED, tx.clone())
+    let setup = watch::signal_events(&signals::FORWARDED, tx.clone())
         .and_then(|()| watch::watch_inputs(&args.render, &args.looping, tx.clone()));
     let mut watcher = match setup {
         Ok(w) => w,
@@ -374,7 +348,7 @@ fn supervise(
         match event {
             Some(Event::Signal(s)) => {
                 send(args, pid, s);
-                if (s == sig::SIGTERM || s == sig::SIGINT) && !stopping {
+                if signals::is_stop(s) && !stopping {
                     stopping = true;
                     kill_at = Some(Instant::now() + args.kill_timeout);
                 }
@@ -410,7 +384,7 @@ fn supervise(
         }
         let now = Instant::now();
         if kill_at.is_some_and(|at| now >= at) {
-            send(args, pid, sig::SIGKILL);
+            send(args, pid, signals::KILL);
             kill_at = Some(now + Duration::from_secs(3600));
         }
         let allowed = last_reload.is_none_or(|at| now >= at + args.min_reload_interval);
@@ -420,7 +394,7 @@ fn supervise(
             if args.restart {
                 restarting = true;
                 kill_at = Some(now + args.kill_timeout);
-                send(args, pid, sig::SIGTERM);
+                send(args, pid, signals::TERM);
             } else {
                 send(args, pid, args.reload_signal);
             }

@@ -51,6 +51,7 @@ pub mod report;
 pub mod resolve;
 pub mod secret;
 pub mod secrets;
+mod signals;
 pub mod source;
 pub mod suggest;
 pub mod totp;

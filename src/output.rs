@@ -15,12 +15,14 @@
 //! - A directory or block device is refused.
 //!
 //! On any error the temporary file is removed and the old output is untouched;
-//! a file-size limit (`ulimit -f`) is an error, not a death by SIGXFSZ. A writer
-//! holds an exclusive `flock` on its temporary file until the rename, so a run
-//! that was SIGKILLed leaves an unlocked one behind, which the next write to
-//! that folder removes ([`sweep`]); a live writer's is never touched. A single
-//! bind-mounted file cannot be renamed over (EBUSY, EXDEV); that is reported, and
-//! with `--in-place-fallback` the file is rewritten in place instead.
+//! a file-size limit (`ulimit -f`) is an error, not a death by SIGXFSZ (which
+//! `signals` catches); termination signals wait until the temporary file is
+//! gone (`signals::Window`). A writer holds an exclusive `flock` on its
+//! temporary file until the rename, so a run that was SIGKILLed leaves an
+//! unlocked one behind, which the next write to that folder removes
+//! ([`sweep`]); a live writer's is never touched. A single bind-mounted file
+//! cannot be renamed over (EBUSY, EXDEV); that is reported, and with
+//! `--in-place-fallback` the file is rewritten in place instead.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::Write as _;
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::OFlags;
 
 use crate::error::{Diagnostic, Exit};
+use crate::signals;
 
 /// A numeric owner for the output (`--owner UID[:GID]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,74 +89,6 @@ fn refuse(path: &Path, why: &str) -> Diagnostic {
         Exit::Output,
         format!("cannot write `{}`: {why}", path.display()),
     )
-}
-
-/// Termination signals deferred while a temporary file exists.
-const DEFERRED: [i32; 3] = [
-    signal_hook::consts::SIGTERM,
-    signal_hook::consts::SIGINT,
-    signal_hook::consts::SIGHUP,
-];
-
-/// While alive, records termination signals instead of dying of them, so the
-/// temporary file is always removed (or renamed) first. On drop, a recorded
-/// signal is re-delivered with its default action: the process still dies of it,
-/// as its parent expects (exit status 128+n).
-struct SignalWindow {
-    ids: Vec<signal_hook::SigId>,
-    flags: Vec<(i32, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
-}
-
-impl SignalWindow {
-    fn open() -> Self {
-        let mut w = SignalWindow {
-            ids: Vec::new(),
-            flags: Vec::new(),
-        };
-        for sig in DEFERRED {
-            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            if let Ok(id) = signal_hook::flag::register(sig, std::sync::Arc::clone(&flag)) {
-                w.ids.push(id);
-                w.flags.push((sig, flag));
-            }
-        }
-        w
-    }
-}
-
-impl Drop for SignalWindow {
-    fn drop(&mut self) {
-        for id in self.ids.drain(..) {
-            signal_hook::low_level::unregister(id);
-        }
-        for (sig, flag) in &self.flags {
-            if flag.load(std::sync::atomic::Ordering::SeqCst) {
-                let _ = signal_hook::low_level::emulate_default_handler(*sig);
-            }
-        }
-    }
-}
-
-/// Makes a file-size limit (`ulimit -f`) an error instead of a death: with
-/// SIGXFSZ caught, a write past the limit fails with EFBIG, and the temporary
-/// file is removed as on any other error. Caught rather than ignored, so that
-/// a command `exec` starts gets the default action back.
-pub(crate) fn survive_file_size_limit() {
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGXFSZ, flag);
-}
-
-/// Set once `watch` is told to stop (see [`give_up_waiting_on`]).
-static STOPPING: std::sync::LazyLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
-    std::sync::LazyLock::new(Default::default);
-
-/// Makes `signals` end a wait for a FIFO's reader: `watch` handles SIGTERM as
-/// an event of its loop, which waits while a render does, and a FIFO nobody
-/// reads would hold its exit for up to `--timeout`.
-pub(crate) fn give_up_waiting_on(signals: &[i32]) {
-    for sig in signals {
-        let _ = signal_hook::flag::register(*sig, std::sync::Arc::clone(&STOPPING));
-    }
 }
 
 /// Our own standard streams, as `-o /dev/stdout` and `-o /dev/stderr` name them.
@@ -379,7 +314,7 @@ fn open_fifo(shown: &Path, at: &Path, wait: Duration) -> Result<File, Diagnostic
                     .map_err(|e| fail(shown, "cannot open the FIFO", &e));
             }
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => {
-                if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+                if signals::told_to_stop() {
                     return Err(refuse(
                         shown,
                         "it is a FIFO and keyfill was told to stop while waiting for a reader",
@@ -468,7 +403,7 @@ fn write_file(
         }
         _ => {}
     }
-    let _window = opts.defer_signals.then(SignalWindow::open);
+    let _window = opts.defer_signals.then(signals::Window::open);
     write_new(shown, file, bytes, opts)
 }
 

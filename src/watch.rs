@@ -23,6 +23,7 @@ use crate::output::{self, Outcome};
 use crate::report::Reporter;
 use crate::resolve::Cache;
 use crate::secret::SecretText;
+use crate::signals;
 
 /// What wakes the loop.
 #[derive(Debug)]
@@ -396,18 +397,10 @@ pub fn refresh_ticks(period: Duration, tx: mpsc::Sender<Event>) {
     });
 }
 
-/// Sends every arrival of `signals` as [`Event::Signal`].
-pub fn signal_events(signals: &[i32], tx: mpsc::Sender<Event>) -> Result<(), Diagnostic> {
-    let mut it = signal_hook::iterator::Signals::new(signals)
-        .map_err(|e| Diagnostic::error(Exit::Invalid, format!("cannot handle signals: {e}")))?;
-    std::thread::spawn(move || {
-        for sig in it.forever() {
-            if tx.send(Event::Signal(sig)).is_err() {
-                return;
-            }
-        }
-    });
-    Ok(())
+/// Sends every arrival of a signal in `set` as [`Event::Signal`].
+pub fn signal_events(set: &[i32], tx: mpsc::Sender<Event>) -> Result<(), Diagnostic> {
+    signals::on_each(set, move |s| tx.send(Event::Signal(s)).is_ok())
+        .map_err(|e| Diagnostic::error(Exit::Invalid, format!("cannot handle signals: {e}")))
 }
 
 /// The next message, or `due` once `until` passes (a held render is due then,
@@ -434,12 +427,11 @@ pub fn drain(rx: &mpsc::Receiver<Event>, first: Event) -> Vec<Event> {
 
 /// Runs `keyfill watch` until SIGTERM or SIGINT (exit 0).
 pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exit {
-    use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
     let (tx, rx) = mpsc::channel();
-    if let Err(d) = signal_events(&[SIGTERM, SIGINT, SIGHUP], tx.clone()) {
+    if let Err(d) = signal_events(&signals::WATCHED, tx.clone()) {
         return reporter.fail(d);
     }
-    output::give_up_waiting_on(&[SIGTERM, SIGINT]);
+    signals::stop_waiting_on(&signals::STOP);
     if let Err(d) = output::refuse_input_as_output(&out.output, &input.files, &input.catalogues) {
         return reporter.fail(d);
     }
@@ -464,7 +456,7 @@ pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exi
         let events = drain(&rx, first);
         if events
             .iter()
-            .any(|e| matches!(e, Event::Signal(s) if *s == SIGTERM || *s == SIGINT))
+            .any(|e| matches!(e, Event::Signal(s) if signals::is_stop(*s)))
         {
             return Exit::Ok;
         }

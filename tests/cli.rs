@@ -16,7 +16,7 @@ fn cli() {
     // keyfill under its own path, so argv[0] and exit statuses are unchanged.
     let wrap = tempfile::tempdir().expect("temp dir");
     let bin = wrap.path().join("keyfill");
-    let unset: String = crate::support::CLEARED
+    let unset: String = crate::support::cleared()
         .iter()
         .map(|v| format!("-u {v} "))
         .collect();
@@ -67,4 +67,207 @@ fn one_megabyte_reference_name_is_cut_in_diagnostics() {
              \"exit_code\":3,\"file\":\"long.yaml\",\"line\":1,\"column\":5}}\n"
         )
     );
+}
+
+/// Every way out, one row each: the process exits with the documented code, and
+/// a JSON log's error lines never claim another (the lowest logged code is the
+/// exit code, as the README's exit-code rule says). Rows without a log line are
+/// clap's usage errors, printed before logging is set up.
+#[test]
+fn every_exit_path_has_its_documented_code_in_the_log_too() {
+    struct Row {
+        what: &'static str,
+        args: &'static [&'static str],
+        config: &'static str,
+        env: &'static [(&'static str, &'static str)],
+        code: i32,
+        logged: bool,
+    }
+    const ENV_SECRET: &str = "secrets:\n  A: { env: KF_EXIT_TABLE }\na: $<A>\n";
+    let rows = [
+        Row {
+            what: "rendered",
+            args: &["render", "config.yaml"],
+            config: ENV_SECRET,
+            env: &[("KF_EXIT_TABLE", "v")],
+            code: 0,
+            logged: false,
+        },
+        Row {
+            what: "unknown flag",
+            args: &["render", "--no-such-flag", "config.yaml"],
+            config: ENV_SECRET,
+            env: &[],
+            code: 2,
+            logged: false,
+        },
+        Row {
+            what: "output is the input",
+            args: &["render", "config.yaml", "-o", "config.yaml"],
+            config: ENV_SECRET,
+            env: &[("KF_EXIT_TABLE", "v")],
+            code: 2,
+            logged: true,
+        },
+        Row {
+            what: "undeclared secret",
+            args: &["render", "config.yaml"],
+            config: "a: $<NOPE>\n",
+            env: &[],
+            code: 3,
+            logged: true,
+        },
+        Row {
+            what: "unset variable",
+            args: &["render", "config.yaml"],
+            config: ENV_SECRET,
+            env: &[],
+            code: 4,
+            logged: true,
+        },
+        Row {
+            what: "unset variable under check --resolve",
+            args: &["check", "--resolve", "config.yaml"],
+            config: ENV_SECRET,
+            env: &[],
+            code: 4,
+            logged: true,
+        },
+        Row {
+            what: "an invalid and a missing secret: the lower code wins",
+            args: &["render", "config.yaml"],
+            config: "secrets:\n  A: { env: KF_EXIT_TABLE }\na: $<A>\nb: $<NOPE>\n",
+            env: &[],
+            code: 3,
+            logged: true,
+        },
+        Row {
+            what: "vault without a token",
+            args: &["render", "config.yaml"],
+            config: "a: <<vault|secret/data/app/k>>\n",
+            env: &[
+                ("VAULT_ADDR", "http://127.0.0.1:9"),
+                ("HOME", "/nonexistent"),
+            ],
+            code: 5,
+            logged: true,
+        },
+        Row {
+            what: "output is a folder",
+            args: &["render", "config.yaml", "-o", "tmp"],
+            config: ENV_SECRET,
+            env: &[("KF_EXIT_TABLE", "v")],
+            code: 6,
+            logged: true,
+        },
+        Row {
+            what: "exec: command cannot be run",
+            args: &[
+                "exec",
+                "config.yaml",
+                "-o",
+                "out.yaml",
+                "--",
+                "./config.yaml",
+            ],
+            config: ENV_SECRET,
+            env: &[("KF_EXIT_TABLE", "v")],
+            code: 126,
+            logged: true,
+        },
+        Row {
+            what: "exec: command not found",
+            args: &[
+                "exec",
+                "config.yaml",
+                "-o",
+                "out.yaml",
+                "--",
+                "./no-such-command",
+            ],
+            config: ENV_SECRET,
+            env: &[("KF_EXIT_TABLE", "v")],
+            code: 127,
+            logged: true,
+        },
+        Row {
+            what: "exec: the command's own status",
+            args: &[
+                "exec",
+                "config.yaml",
+                "-o",
+                "out.yaml",
+                "--",
+                "sh",
+                "-c",
+                "exit 7",
+            ],
+            config: ENV_SECRET,
+            env: &[("KF_EXIT_TABLE", "v")],
+            code: 7,
+            logged: false,
+        },
+        Row {
+            what: "exec --watch: the command killed by a signal",
+            args: &[
+                "exec",
+                "--watch",
+                "config.yaml",
+                "-o",
+                "out.yaml",
+                "--",
+                "sh",
+                "-c",
+                "kill -9 $$",
+            ],
+            config: ENV_SECRET,
+            env: &[("KF_EXIT_TABLE", "v")],
+            code: 137,
+            logged: false,
+        },
+        Row {
+            what: "exec: a failed render never runs the command",
+            args: &[
+                "exec",
+                "config.yaml",
+                "-o",
+                "out.yaml",
+                "--",
+                "sh",
+                "-c",
+                "exit 0",
+            ],
+            config: ENV_SECRET,
+            env: &[],
+            code: 4,
+            logged: true,
+        },
+    ];
+    let mut wrong = Vec::new();
+    for row in &rows {
+        let mut t = Test::new();
+        t.config(row.config).env_remove("KF_EXIT_TABLE");
+        for (k, v) in row.env {
+            t.env(k, v);
+        }
+        let mut args = vec!["--log-format", "json"];
+        args.extend(row.args);
+        let r = t.args(&args).run();
+        let logged: Vec<i64> = r
+            .stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["level"] == "error")
+            .filter_map(|v| v["exit_code"].as_i64())
+            .collect();
+        let lowest = logged.iter().copied().min();
+        let want_log = row.logged.then_some(i64::from(row.code));
+        if r.code != row.code || lowest != want_log {
+            wrong.push(format!(
+                "{}: exit {} (want {}), logged {logged:?}\n{}",
+                row.what, r.code, row.code, r.stderr
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -697,15 +697,16 @@ mod tests {
     #[test]
     fn exec_strips_each_providers_own_credentials() {
         let vars: Vec<&str> = credential_vars().collect();
-        assert_eq!(
-            vars,
-            [
-                "VAULT_TOKEN",
-                "VAULT_SECRET_ID",
-                "OP_CONNECT_TOKEN",
-                "OP_SERVICE_ACCOUNT_TOKEN"
-            ]
-        );
+        for v in [
+            "VAULT_TOKEN",
+            "VAULT_SECRET_ID",
+            "OP_CONNECT_TOKEN",
+            "OP_SERVICE_ACCOUNT_TOKEN",
+        ] {
+            assert!(vars.contains(&v), "{v} is stripped");
+        }
+        // AWS credentials stay: the command commonly runs with the same role.
+        assert!(!vars.iter().any(|v| v.starts_with("AWS_")));
     }
 
     #[test]
@@ -718,6 +719,71 @@ mod tests {
         assert_eq!(ProviderKind::closest("AWS"), Some("aws"));
         assert_eq!(ProviderKind::closest("valt"), Some("vault"));
         assert_eq!(ProviderKind::closest("zzzzzz"), None);
+    }
+
+    #[test]
+    fn locator_errors_point_into_the_text_with_a_hint() {
+        let base = Path::new(".");
+        let text = "prod/db?regoin=eu-west-1";
+        let e = Locator::parse(ProviderKind::Aws, text, base).unwrap_err();
+        assert_eq!(e.range_in(text).map(|r| &text[r]), Some("regoin"));
+        assert_eq!(e.hint.as_deref(), Some("did you mean `region`?"));
+
+        // A field's error points at the query value of the same name.
+        let text = "secret/data/app/k?version=0";
+        let e = Locator::parse(ProviderKind::Vault, text, base).unwrap_err();
+        assert_eq!(e.at, Some(Spot::Field("version")));
+        assert_eq!(e.range_in(text).map(|r| &text[r]), Some("0"));
+
+        let text = "op://V/I/F?attribute=otpp";
+        let e = Locator::parse(ProviderKind::OnePassword, text, base).unwrap_err();
+        assert_eq!(e.range_in(text).map(|r| &text[r]), Some("otpp"));
+        assert_eq!(e.hint.as_deref(), Some("did you mean `otp`?"));
+
+        let text = "MY VAR";
+        let e = Locator::parse(ProviderKind::Env, text, base).unwrap_err();
+        assert_eq!(e.range_in(text), Some(2..3));
+
+        // A field the short form does not hold has no range there.
+        let e = Locator::parse(ProviderKind::Aws, "bad name", base).unwrap_err();
+        assert_eq!(e.at, Some(Spot::Field("secret_id")));
+        assert_eq!(e.range_in("bad name"), None);
+    }
+
+    #[test]
+    fn the_table_gives_every_kind_a_word_and_a_name() {
+        for (word, kind) in ProviderKind::WORDS {
+            assert_eq!(ProviderKind::from_word(word), Some(*kind));
+            assert_eq!(ProviderKind::from_word(kind.name()), Some(*kind));
+        }
+        assert_eq!(
+            ProviderKind::word("op"),
+            Some(("op", ProviderKind::OnePassword))
+        );
+        assert!(ProviderKind::Aws.is_remote() && !ProviderKind::Env.is_remote());
+        assert!(ProviderKind::Env.takes_default() && !ProviderKind::File.takes_default());
+        assert!(ProviderKind::File.long_fields().is_empty());
+        assert!(ProviderKind::Vault.long_fields().contains(&"mount"));
+    }
+
+    #[test]
+    fn a_registry_starts_only_the_providers_it_is_asked_for() {
+        let mut r = Registry::new(Settings::default());
+        let env = Locator::parse(
+            ProviderKind::Env,
+            "KEYFILL_TEST_UNSET_VARIABLE",
+            Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let answers = r.fetch([&env]);
+        assert_eq!(r.started(), vec![ProviderKind::Env]);
+        assert!(matches!(
+            answers.get(&env),
+            Some(Err(FetchError {
+                class: FetchClass::NotFound,
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -58,8 +58,15 @@ pub(crate) fn aws_env(endpoint: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Variables removed before every run, so the host's settings cannot leak in.
-pub(crate) const CLEARED: &[&str] = &[
+/// Prefixes of the variables removed before every run, so the host's settings
+/// cannot leak in: each provider's own (a provider whose variables have a new
+/// prefix adds it here) and the proxies'.
+pub(crate) const CLEARED_PREFIXES: &[&str] = &[
+    "AWS_",
+    "VAULT_",
+    "BAO_",
+    "OP_",
+    "SOPS_",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",
@@ -68,40 +75,24 @@ pub(crate) const CLEARED: &[&str] = &[
     "https_proxy",
     "all_proxy",
     "no_proxy",
-    "AWS_CA_BUNDLE",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_REGION",
-    "AWS_SESSION_TOKEN",
-    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "VAULT_ADDR",
-    "VAULT_TOKEN",
-    "VAULT_NAMESPACE",
-    "VAULT_CACERT",
-    "VAULT_CAPATH",
-    "VAULT_SKIP_VERIFY",
-    "VAULT_ROLE_ID",
-    "VAULT_SECRET_ID",
-    "BAO_ADDR",
-    "BAO_TOKEN",
-    "BAO_NAMESPACE",
-    "OP_CONNECT_HOST",
-    "OP_CONNECT_TOKEN",
-    "OP_SERVICE_ACCOUNT_TOKEN",
-    "OP_ACCOUNT",
-    "OP_SESSION",
 ];
+
+/// The variables of this process's environment that [`scrub`] removes.
+pub(crate) fn cleared() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| CLEARED_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .collect()
+}
 
 /// The path of the keyfill binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_keyfill");
 
-/// Removes the host's credential and proxy variables ([`CLEARED`]) from `cmd`'s
-/// environment, so that no test reaches a real account or a real proxy.
+/// Removes the host's credential and proxy variables ([`CLEARED_PREFIXES`])
+/// from `cmd`'s environment, so that no test reaches a real account or a real
+/// proxy.
 pub(crate) fn scrub(cmd: &mut Command) -> &mut Command {
-    for v in CLEARED.iter().copied() {
+    for v in cleared() {
         cmd.env_remove(v);
     }
     cmd

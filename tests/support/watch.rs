@@ -172,11 +172,21 @@ impl Watch {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.drain_stderr();
                 return Some(status);
             }
             if Instant::now() >= deadline {
                 return None;
             }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits (briefly) for the reader to take the last stderr lines of a process
+    /// that ended: the exit is seen before the reader reaches the pipe's end.
+    fn drain_stderr(&self) {
+        let until = Instant::now() + Duration::from_secs(2);
+        while self.reader.as_ref().is_some_and(|r| !r.is_finished()) && Instant::now() < until {
             std::thread::sleep(POLL);
         }
     }
