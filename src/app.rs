@@ -1,6 +1,7 @@
 //! Runs a parsed command line: the glue between the CLI, a render session, the
 //! output writer and the reporter. Returns the exit status; never exits itself.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
 
 use std::time::Duration;
@@ -173,37 +174,24 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
     }
 }
 
-/// One word for a declared secret's outcome under `check --resolve`.
-fn status(
-    d: &crate::secrets::Declaration,
-    sources: &[crate::source::Source],
-    fetched: &resolve::Fetched,
-    computed: Result<(), Exit>,
-) -> &'static str {
-    use crate::secrets::Origin;
-    let locator = match &d.origin {
-        Origin::Provider { locator, .. } => Some(locator.clone()),
-        // `NAME: <<aws|…>>` is a template made of one direct reference.
-        Origin::Template { template, .. } => match template.whole() {
-            Some(crate::reference::Part::Direct(r)) => {
-                let base = &sources[d.source].base_dir;
-                crate::provider::Locator::parse(r.provider, &r.locator, base).ok()
-            }
+/// What `check --resolve` learned about one unit.
+#[derive(Default)]
+struct Outcomes {
+    names: HashMap<String, resolve::Outcome>,
+    directs: HashMap<crate::plan::DirectId, resolve::Outcome>,
+}
+
+/// The direct references of a unit's sites, in order.
+fn direct_refs<'u>(
+    unit: &'u crate::plan::Unit<'_>,
+) -> impl Iterator<Item = &'u crate::reference::DirectRef> {
+    unit.sites
+        .iter()
+        .flat_map(|s| s.template.parts.iter())
+        .filter_map(|p| match p {
+            crate::reference::Part::Direct(r) => Some(r),
             _ => None,
-        },
-    };
-    let fetch = locator.and_then(|l| fetched.get(&l.fetch_key()));
-    match (fetch, computed) {
-        (Some(Err(_)), Ok(())) => "default",
-        (Some(Err(e)), _) => e.class.word(),
-        (Some(Ok(_)), Ok(())) => "found",
-        (None, Ok(())) => "ok",
-        // A composition fails through its parts, whose own lines say how.
-        (None, Err(_)) => "failed",
-        (Some(Ok(_)), Err(Exit::NotFound)) => "not found",
-        (Some(Ok(_)), Err(Exit::Invalid)) => "invalid",
-        (Some(Ok(_)), Err(_)) => "failed",
-    }
+        })
 }
 
 fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
@@ -212,46 +200,47 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
     let mut session = config.session();
     let key = DigestKey::default();
     let prepared = session.prepare(&config.files, &config.catalogues, opts, &key);
-    let (units, mut fetches, plans) = session.plan(&prepared, opts.strict);
+    let mut planned = session.plan(&prepared, opts.strict);
     if args.resolve {
         // --resolve reports every declared secret, used or not.
-        for unit in &units {
-            for d in unit.ns.all() {
-                crate::plan::collect_fetches(d, &session.sources[d.source], &mut fetches);
-            }
-        }
+        planned.fetch_every_declaration();
     }
     let fetched = if args.resolve && !session.failed() {
-        let f = resolve::fetch_all(&fetches, &mut session.registry);
+        let f = resolve::fetch_all(&planned.fetches, &mut session.registry);
         session.take_provider_warnings();
         Some(f)
     } else {
         None
     };
     // With --resolve, compute every value as a render would: types, JSON keys,
-    // encodings and compositions are checked too, not just the fetches.
-    let mut computed: Vec<std::collections::HashMap<String, &'static str>> = Vec::new();
+    // encodings and compositions are checked too, not just the fetches. The
+    // evaluator records each outcome as it computes it.
+    let mut outcomes: Vec<Outcomes> = Vec::new();
     if let Some(f) = &fetched {
         let key = DigestKey::default();
-        for unit in &units {
-            let mut ev = resolve::Evaluator::new(unit, &session.sources, f, true)
-                .max_secret(opts.max_secret);
-            let mut ok = std::collections::HashMap::new();
+        for unit in &planned.units {
+            let mut ev =
+                resolve::Evaluator::new(unit, &planned.bindings, &session.sources, f, true)
+                    .max_secret(opts.max_secret);
+            let mut o = Outcomes::default();
             for d in unit.ns.all() {
-                ok.insert(
-                    d.name.clone(),
-                    status(d, &session.sources, f, ev.resolves(&d.name)),
-                );
+                o.names.insert(d.name.clone(), ev.outcome(&d.name));
             }
             for site in unit.sites {
                 let _ = ev.emit(site, &key);
             }
+            for r in direct_refs(unit) {
+                if let Some(id) = planned.bindings.id(unit.source, r) {
+                    o.directs.insert(id, ev.direct_outcome(id));
+                }
+            }
             session.diags.append(&mut ev.diags);
-            computed.push(ok);
+            outcomes.push(o);
         }
     }
     let mut listing = String::new();
-    for (i, (unit, plan)) in units.iter().zip(&plans).enumerate() {
+    for (i, (unit, plan)) in planned.units.iter().zip(&planned.plans).enumerate() {
+        let outcomes = outcomes.get(i);
         // Names and locators come from the input: escaped, as in diagnostics.
         let name = sanitize(&session.sources[unit.source].name);
         listing.push_str(&format!("{name}\n"));
@@ -272,25 +261,24 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
                 used,
                 sanitize(&d.source_text())
             );
-            if let Some(status) = computed.get(i).and_then(|c| c.get(&d.name)) {
-                line.push_str(&format!("  [{status}]"));
+            if let Some(outcome) = outcomes.and_then(|o| o.names.get(&d.name)) {
+                line.push_str(&format!("  [{}]", outcome.word()));
             }
             listing.push_str(&line);
             listing.push('\n');
         }
         let mut direct: Vec<String> = Vec::new();
-        for p in unit.sites.iter().flat_map(|s| s.template.parts.iter()) {
-            let crate::reference::Part::Direct(r) = p else {
-                continue;
-            };
+        for r in direct_refs(unit) {
             let mut line = format!("<<{}|{}>>", r.provider, sanitize(&r.locator));
             if direct.contains(&line) {
                 continue;
             }
-            let base = &session.sources[unit.source].base_dir;
-            let loc = crate::provider::Locator::parse(r.provider, &r.locator, base);
-            if let (Some(f), Ok(loc)) = (&fetched, loc) {
-                line.push_str(&format!("  [{}]", resolve::direct_status(f, &loc)));
+            let outcome = planned
+                .bindings
+                .id(unit.source, r)
+                .and_then(|id| outcomes?.directs.get(&id));
+            if let Some(outcome) = outcome {
+                line.push_str(&format!("  [{}]", outcome.word()));
             }
             direct.push(line);
         }

@@ -62,50 +62,49 @@ pub(crate) fn walk<'v>(v: &'v Value, path: &[String]) -> Result<&'v Value, Missi
     Ok(cur)
 }
 
-/// A locator's JSON key of a fetched text: a field with exactly that name (Vault
-/// keys such as `tls.crt`), else a dot path into nested objects and arrays.
-pub(crate) fn json_key_text(text: &str, key: &str) -> Result<String, Missing> {
-    if key.contains('.') {
-        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) {
-            if let Some(v) = map.get(key) {
-                return Ok(match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
-            }
-        }
-    }
-    let path: Vec<String> = key.split('.').map(str::to_owned).collect();
-    json_field_text(text, &path)
-}
-
-/// A JSON key of a fetched text, as text (strings as is, others as compact JSON).
-pub(crate) fn json_field_text(text: &str, path: &[String]) -> Result<String, Missing> {
-    let Ok(json) = serde_json::from_str::<Value>(text) else {
+/// A locator's JSON key in a fetched document, parsed once by the caller
+/// (`None`: the text is not JSON): a field with exactly that name (Vault keys
+/// such as `tls.crt`), else a dot path into nested objects and arrays. Strings
+/// come back as is, other values as compact JSON.
+pub(crate) fn json_key_in(doc: Option<&Value>, key: &str) -> Result<String, Missing> {
+    let Some(doc) = doc else {
         return Err(Missing {
-            path: path.join("."),
+            path: key.to_owned(),
             available: Vec::new(),
             not_json: true,
         });
     };
-    walk(&json, path).map(|v| match v {
+    if key.contains('.') {
+        if let Value::Object(map) = doc {
+            if let Some(v) = map.get(key) {
+                return Ok(as_text(v));
+            }
+        }
+    }
+    let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+    walk(doc, &path).map(as_text)
+}
+
+fn as_text(v: &Value) -> String {
+    match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn json_key_text(text: &str, key: &str) -> Result<String, Missing> {
+        json_key_in(serde_json::from_str(text).ok().as_ref(), key)
+    }
+
     #[test]
     fn json_keys() {
         let text = r#"{"a": {"b": [10, "x"]}, "c": "s"}"#;
-        assert_eq!(json_field_text(text, &["c".into()]).ok(), Some("s".into()));
-        assert_eq!(
-            json_field_text(text, &["a".into(), "b".into(), "0".into()]).ok(),
-            Some("10".into())
-        );
+        assert_eq!(json_key_text(text, "c").ok(), Some("s".into()));
+        assert_eq!(json_key_text(text, "a.b.0").ok(), Some("10".into()));
         assert_eq!(
             json_key_text(r#"{"tls.crt":"pem","tls":{"crt":"other"}}"#, "tls.crt").ok(),
             Some("pem".into())
@@ -114,9 +113,12 @@ mod tests {
             json_key_text(r#"{"tls":{"crt":"nested"}}"#, "tls.crt").ok(),
             Some("nested".into())
         );
-        let e = json_field_text(text, &["nope".into()])
-            .err()
-            .map(|m| m.available);
+        let e = json_key_text(text, "nope").err().map(|m| m.available);
         assert_eq!(e, Some(vec!["a".to_owned(), "c".to_owned()]));
+        let not_json = json_key_text("plain", "a.b").err();
+        assert_eq!(
+            not_json.map(|m| (m.path, m.not_json)),
+            Some(("a.b".to_owned(), true))
+        );
     }
 }

@@ -8,9 +8,11 @@
 //!
 //! ```text
 //! read input ─▶ scan events with spans (yaml::scan) ─▶ find references (reference)
-//!   ─▶ declarations (secrets) ─▶ plan: validate, dedupe fetches (plan)
+//!   ─▶ declarations (secrets) ─▶ plan: validate, bind each direct reference's
+//!   locator once, dedupe fetches (plan)
 //!   ─▶ fetch each provider's batch once (resolve, provider; resolve::cache in loops)
-//!   ─▶ compute values (resolve::evaluate, json_path) ─▶ emit safe scalars
+//!   ─▶ compute values, recording each outcome (resolve::evaluate, json_path)
+//!   ─▶ emit safe scalars
 //!   (yaml::emit, yaml::site) ─▶ splice into the original bytes (render)
 //!   ─▶ re-parse and verify (yaml::verify) ─▶ write atomically (output)
 //! ```

@@ -1,14 +1,18 @@
 //! Planning: the declarations each input sees, and every check that needs no
 //! value, in one pass: undeclared names (with a "did you mean"), invalid
 //! locators, composition cycles (naming the cycle), scope violations and unused
-//! declarations. Its result is the set of distinct fetches the run needs.
+//! declarations. Its result is the set of distinct fetches the run needs, and
+//! every direct reference bound to its parsed locator ([`Bindings`]): later
+//! phases look locators up, never parse them again.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::path::Path;
 
 use crate::error::{quoted, Diagnostic, SourceId};
+use crate::provider::kind::ProviderKind;
 use crate::provider::Locator;
-use crate::reference::{Part, SecretRef};
+use crate::reference::{DirectRef, Part, SecretRef};
 use crate::secrets::{in_scope, Declaration, Origin};
 use crate::source::Source;
 use crate::suggest::closest;
@@ -87,6 +91,91 @@ pub struct Unit<'d> {
     pub block_key: Option<&'d str>,
 }
 
+/// One bound direct reference: a `<<provider|locator>>` text in one source
+/// (one id however often that source writes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DirectId(usize);
+
+/// Every direct reference of a run, its locator parsed once, during planning.
+#[derive(Debug, Default)]
+pub struct Bindings {
+    /// By source and provider, then locator text: the id, or why the text is
+    /// no locator (reported where it is written).
+    ids: HashMap<(SourceId, ProviderKind), HashMap<String, Result<DirectId, String>>>,
+    locators: Vec<Locator>,
+    /// Declarations whose templates were bound: a catalogue's are visible to
+    /// every input, and their errors are reported once.
+    declarations: HashSet<(SourceId, usize)>,
+}
+
+impl Bindings {
+    /// Binds `r`, written in `source`; relative file paths resolve against `base_dir`.
+    fn bind(
+        &mut self,
+        source: SourceId,
+        r: &DirectRef,
+        base_dir: &Path,
+    ) -> Result<DirectId, String> {
+        let by_text = self.ids.entry((source, r.provider)).or_default();
+        if let Some(bound) = by_text.get(&r.locator) {
+            return bound.clone();
+        }
+        let bound = match Locator::parse(r.provider, &r.locator, base_dir) {
+            Ok(loc) => {
+                self.locators.push(loc);
+                Ok(DirectId(self.locators.len() - 1))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        by_text.insert(r.locator.clone(), bound.clone());
+        bound
+    }
+
+    /// The id of `r` as written in `source`; `None` when planning found its
+    /// locator invalid (and reported it) or never saw it.
+    pub fn id(&self, source: SourceId, r: &DirectRef) -> Option<DirectId> {
+        match self.ids.get(&(source, r.provider))?.get(&r.locator)? {
+            Ok(id) => Some(*id),
+            Err(_) => None,
+        }
+    }
+
+    /// The locator of a bound reference.
+    pub fn locator(&self, id: DirectId) -> &Locator {
+        // Ids come only from `bind`, which pushed their locator.
+        &self.locators[id.0]
+    }
+
+    /// The locator of `r` as written in `source`, when it is bound.
+    pub fn get(&self, source: SourceId, r: &DirectRef) -> Option<&Locator> {
+        self.id(source, r).map(|id| self.locator(id))
+    }
+}
+
+/// Every input planned: what the rest of the run needs.
+pub struct Planned<'d> {
+    /// The inputs, in order.
+    pub units: Vec<Unit<'d>>,
+    /// What each unit uses, in the same order.
+    pub plans: Vec<Plan>,
+    /// The distinct fetches of every unit.
+    pub fetches: HashSet<Locator>,
+    /// Every direct reference, bound.
+    pub bindings: Bindings,
+}
+
+impl Planned<'_> {
+    /// Adds the fetches of every visible declaration, used or not (`exec --env`
+    /// and `check --resolve` compute them all).
+    pub fn fetch_every_declaration(&mut self) {
+        for unit in &self.units {
+            for d in unit.ns.all() {
+                collect_fetches(d, &self.bindings, &mut self.fetches);
+            }
+        }
+    }
+}
+
 /// What validation learned about one unit.
 #[derive(Default)]
 pub struct Plan {
@@ -96,10 +185,11 @@ pub struct Plan {
     pub fetches: HashSet<Locator>,
 }
 
-/// Validates one unit and collects what it needs.
+/// Validates one unit, binds its direct references and collects what it needs.
 pub fn plan(
     unit: &Unit<'_>,
     sources: &[Source],
+    bindings: &mut Bindings,
     strict: bool,
     diags: &mut Vec<Diagnostic>,
 ) -> Plan {
@@ -114,6 +204,7 @@ pub fn plan(
         } = &d.origin
         {
             let dsrc = &sources[d.source];
+            let first_visit = bindings.declarations.insert((d.source, d.name_span.start));
             for part in &template.parts {
                 match part {
                     Part::Secret(r) if unit.ns.get(&r.name).is_none() => {
@@ -125,7 +216,8 @@ pub fn plan(
                         ));
                     }
                     Part::Direct(r) => {
-                        if let Err(e) = Locator::parse(r.provider, &r.locator, &dsrc.base_dir) {
+                        let bound = bindings.bind(d.source, r, &dsrc.base_dir);
+                        if let (Err(e), true) = (bound, first_visit) {
                             diags.push(
                                 Diagnostic::invalid(format!(
                                     "invalid {} locator in secret `{}`: {e}",
@@ -171,9 +263,9 @@ pub fn plan(
                         plan.used.extend(seen);
                     }
                 },
-                Part::Direct(r) => match Locator::parse(r.provider, &r.locator, &src.base_dir) {
-                    Ok(loc) => {
-                        plan.fetches.insert(loc.fetch_key());
+                Part::Direct(r) => match bindings.bind(unit.source, r, &src.base_dir) {
+                    Ok(id) => {
+                        plan.fetches.insert(bindings.locator(id).fetch_key());
                     }
                     Err(e) => diags.push(
                         Diagnostic::invalid(format!("invalid {} locator: {e}", r.provider))
@@ -186,7 +278,7 @@ pub fn plan(
     }
     for name in &plan.used {
         if let Some(d) = unit.ns.get(name) {
-            collect_fetches(d, &sources[d.source], &mut plan.fetches);
+            collect_fetches(d, bindings, &mut plan.fetches);
         }
     }
     for d in &unit.ns.own {
@@ -263,8 +355,9 @@ fn closure(ns: &Namespace<'_>, name: &str, seen: &mut HashSet<String>) {
     }
 }
 
-/// Adds the fetch a declaration needs.
-pub fn collect_fetches(d: &Declaration, src: &Source, out: &mut HashSet<Locator>) {
+/// Adds the fetches a declaration needs; its template was bound when its
+/// namespace was planned (an invalid locator was reported then).
+fn collect_fetches(d: &Declaration, bindings: &Bindings, out: &mut HashSet<Locator>) {
     match &d.origin {
         Origin::Provider { locator, .. } => {
             out.insert(locator.fetch_key());
@@ -272,7 +365,7 @@ pub fn collect_fetches(d: &Declaration, src: &Source, out: &mut HashSet<Locator>
         Origin::Template { template, .. } => {
             for p in &template.parts {
                 if let Part::Direct(r) = p {
-                    if let Ok(loc) = Locator::parse(r.provider, &r.locator, &src.base_dir) {
+                    if let Some(loc) = bindings.get(d.source, r) {
                         out.insert(loc.fetch_key());
                     }
                 }
@@ -331,5 +424,217 @@ fn cycles(ns: &Namespace<'_>, diags: &mut Vec<Diagnostic>) {
                 }
             }
         }
+    }
+}
+
+/// Configs and catalogues read from memory and planned as a render plans them,
+/// for the tests of planning and evaluation.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use std::path::Path;
+
+    use super::{plan, Bindings, Namespace, Planned, Unit};
+    use crate::error::{Diagnostic, SourceId};
+    use crate::secrets::{parse_block, Declaration};
+    use crate::source::Source;
+    use crate::yaml::digest::DigestKey;
+    use crate::yaml::node::Scan;
+    use crate::yaml::scan::{scan, Limits};
+
+    /// Read and declared, ready to plan.
+    pub(crate) struct Inputs {
+        pub(crate) sources: Vec<Source>,
+        configs: Vec<(SourceId, Scan, Vec<Declaration>)>,
+        catalogue: Vec<Declaration>,
+        /// What reading and declaring reported.
+        pub(crate) diags: Vec<Diagnostic>,
+    }
+
+    impl Inputs {
+        /// `(path, text)` of each catalogue and each config.
+        pub(crate) fn new(catalogues: &[(&str, &str)], configs: &[(&str, &str)]) -> Self {
+            let mut inputs = Inputs {
+                sources: Vec::new(),
+                configs: Vec::new(),
+                catalogue: Vec::new(),
+                diags: Vec::new(),
+            };
+            for (i, (path, text)) in catalogues.iter().chain(configs).enumerate() {
+                let source = inputs.sources.len();
+                inputs.sources.push(Source::new(
+                    (*path).to_owned(),
+                    Some(Path::new(path)),
+                    (*text).to_owned(),
+                ));
+                let limits = Limits {
+                    max_depth: 64,
+                    max_aliases: 100,
+                    strict_yaml: false,
+                };
+                let is_config = i >= catalogues.len();
+                let key = DigestKey::default();
+                let Ok(mut s) = scan(text, source, limits, &key, is_config, Some("secrets")) else {
+                    panic!("{path} does not scan");
+                };
+                inputs.diags.append(&mut s.errors);
+                let src = &inputs.sources[source];
+                let decls = match &s.secrets {
+                    Some(block) => {
+                        let mut parsed =
+                            parse_block(&block.value, &src.text, source, &src.base_dir, !is_config);
+                        inputs.diags.append(&mut parsed.errors);
+                        parsed.decls
+                    }
+                    None => Vec::new(),
+                };
+                if is_config {
+                    inputs.configs.push((source, s, decls));
+                } else {
+                    inputs.catalogue.extend(decls);
+                }
+            }
+            inputs
+        }
+
+        /// Plans every config; returns the plan and what planning reported.
+        pub(crate) fn plan(&self) -> (Planned<'_>, Vec<Diagnostic>) {
+            let mut diags = Vec::new();
+            let mut planned = Planned {
+                units: Vec::new(),
+                plans: Vec::new(),
+                fetches: Default::default(),
+                bindings: Bindings::default(),
+            };
+            for (source, s, decls) in &self.configs {
+                let ns = Namespace::new(
+                    decls,
+                    &self.catalogue,
+                    std::iter::empty(),
+                    &self.sources,
+                    &mut diags,
+                );
+                let unit = Unit {
+                    source: *source,
+                    sites: &s.sites,
+                    ns,
+                    block_key: Some("secrets"),
+                };
+                let p = plan(
+                    &unit,
+                    &self.sources,
+                    &mut planned.bindings,
+                    false,
+                    &mut diags,
+                );
+                planned.fetches.extend(p.fetches.iter().cloned());
+                planned.plans.push(p);
+                planned.units.push(unit);
+            }
+            (planned, diags)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::Inputs;
+    use super::DirectId;
+    use crate::error::Diagnostic;
+    use crate::reference::Part;
+
+    fn errors(diags: &[Diagnostic]) -> Vec<String> {
+        diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .collect()
+    }
+
+    const NOT_A_LOCATOR: &str =
+        "secret name `a:b` contains `:`; names use letters, digits and /_+=.@-";
+
+    #[test]
+    fn invalid_locator_in_a_catalogue_template_is_reported_once_for_every_config() {
+        let inputs = Inputs::new(
+            &[("/w/cat.yaml", "secrets:\n  A: \"x-<<aws|a:b:c>>\"\n")],
+            &[("/w/a.yaml", "x: $<A>\n"), ("/w/b.yaml", "y: $<A>\n")],
+        );
+        let (planned, diags) = inputs.plan();
+        assert_eq!(
+            errors(&diags),
+            [format!(
+                "invalid aws locator in secret `A`: {NOT_A_LOCATOR}"
+            )]
+        );
+        assert!(planned.fetches.is_empty());
+    }
+
+    #[test]
+    fn invalid_locator_in_an_own_template_and_in_sites_is_reported_once_where_written() {
+        let inputs = Inputs::new(
+            &[],
+            &[(
+                "/w/c.yaml",
+                "secrets:\n  A: \"x-<<aws|a:b:c>>\"\nx: $<A>\nz: <<aws|a:b:c>>\nw: <<aws|a:b:c>>\n",
+            )],
+        );
+        let (planned, diags) = inputs.plan();
+        let site = format!("invalid aws locator: {NOT_A_LOCATOR}");
+        assert_eq!(
+            errors(&diags),
+            [
+                format!("invalid aws locator in secret `A`: {NOT_A_LOCATOR}"),
+                site.clone(),
+                site
+            ]
+        );
+        let starts: Vec<usize> = diags
+            .iter()
+            .filter_map(|d| d.location.as_ref().map(|l| l.span.start))
+            .collect();
+        assert_eq!(starts.len(), 3);
+        assert!(starts[1] != starts[2], "each site is located: {starts:?}");
+        // Nothing is bound for the invalid text, in the declaration or the sites.
+        let unit = &planned.units[0];
+        for p in unit.sites.iter().flat_map(|s| &s.template.parts) {
+            if let Part::Direct(r) = p {
+                assert_eq!(planned.bindings.id(unit.source, r), None);
+            }
+        }
+    }
+
+    #[test]
+    fn same_text_in_two_sources_with_different_base_dirs_binds_two_file_locators() {
+        let inputs = Inputs::new(
+            &[("/w/sub/cat.yaml", "secrets:\n  A: <<file|./x.txt>>\n")],
+            &[(
+                "/w/c.yaml",
+                "a: <<file|./x.txt>>\nb: $<A>\nc: <<file|./x.txt>>\n",
+            )],
+        );
+        let (planned, diags) = inputs.plan();
+        assert!(errors(&diags).is_empty(), "{:?}", errors(&diags));
+        let unit = &planned.units[0];
+        let site_ref = match unit.sites[0].template.whole() {
+            Some(Part::Direct(r)) => r.clone(),
+            other => panic!("not a direct reference: {other:?}"),
+        };
+        let Some(d) = unit.ns.get("A") else {
+            panic!("A is declared");
+        };
+        let site = planned.bindings.id(unit.source, &site_ref);
+        let declared = planned.bindings.id(d.source, &site_ref);
+        assert!(site.is_some() && declared.is_some() && site != declared);
+        // Compared as shown: a locator's fields are its provider's.
+        let shown = |id: Option<DirectId>| id.map(|id| planned.bindings.locator(id).to_string());
+        assert_eq!(shown(site).as_deref(), Some("file|/w/x.txt"));
+        assert_eq!(shown(declared).as_deref(), Some("file|/w/sub/x.txt"));
+        // The text written twice in one source is one reference.
+        let again = match unit.sites[2].template.whole() {
+            Some(Part::Direct(r)) => planned.bindings.id(unit.source, r),
+            _ => None,
+        };
+        assert_eq!(again, site);
+        assert_eq!(planned.fetches.len(), 2);
     }
 }

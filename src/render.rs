@@ -7,8 +7,8 @@ use std::io::Read as _;
 use std::path::Path;
 
 use crate::error::{Diagnostic, Exit, SourceId};
-use crate::plan::{Namespace, Unit};
-use crate::provider::{Locator, Registry};
+use crate::plan::{Bindings, Namespace, Planned, Unit};
+use crate::provider::Registry;
 use crate::resolve::{self, Evaluator, Fetched};
 use crate::secrets::{self, Declaration};
 use crate::source::Source;
@@ -289,15 +289,15 @@ impl Session {
         Exit::worst(self.diags.iter().filter(|d| d.is_error()).map(|d| d.class))
     }
 
-    /// Validates every input; returns the distinct fetches needed and the units.
-    pub fn plan<'p>(
-        &mut self,
-        prepared: &'p Prepared,
-        strict: bool,
-    ) -> (Vec<Unit<'p>>, HashSet<Locator>, Vec<crate::plan::Plan>) {
-        let mut units = Vec::new();
-        let mut fetches = HashSet::new();
-        let mut plans = Vec::new();
+    /// Validates every input and binds its direct references; returns the
+    /// units, what each uses, and the distinct fetches needed.
+    pub fn plan<'p>(&mut self, prepared: &'p Prepared, strict: bool) -> Planned<'p> {
+        let mut planned = Planned {
+            units: Vec::new(),
+            plans: Vec::new(),
+            fetches: HashSet::new(),
+            bindings: Bindings::default(),
+        };
         for input in &prepared.inputs {
             let broken = input
                 .broken
@@ -317,12 +317,18 @@ impl Session {
                 ns,
                 block_key: prepared.block_key.as_deref(),
             };
-            let plan = crate::plan::plan(&unit, &self.sources, strict, &mut self.diags);
-            fetches.extend(plan.fetches.iter().cloned());
-            plans.push(plan);
-            units.push(unit);
+            let plan = crate::plan::plan(
+                &unit,
+                &self.sources,
+                &mut planned.bindings,
+                strict,
+                &mut self.diags,
+            );
+            planned.fetches.extend(plan.fetches.iter().cloned());
+            planned.plans.push(plan);
+            planned.units.push(unit);
         }
-        (units, fetches, plans)
+        planned
     }
 
     /// Moves the providers' warnings (an insecure setting in use) into the diagnostics.
@@ -341,14 +347,10 @@ impl Session {
     ) -> Option<Vec<u8>> {
         let key = DigestKey::default();
         let prepared = self.prepare(inputs, catalogues, opts, &key);
-        let (units, mut fetches, _) = self.plan(&prepared, opts.strict);
+        let mut planned = self.plan(&prepared, opts.strict);
         if opts.export {
             // `exec --env` exports every declared secret, used or not.
-            for unit in &units {
-                for d in unit.ns.all() {
-                    crate::plan::collect_fetches(d, &self.sources[d.source], &mut fetches);
-                }
-            }
+            planned.fetch_every_declaration();
         }
         // A config with errors fetches nothing: no secret is read for a render that cannot happen.
         if self.failed() {
@@ -356,20 +358,28 @@ impl Session {
         }
         let fetched = match self.cache.as_mut() {
             Some(cache) => {
-                let (f, warnings) = resolve::fetch_cached(&fetches, &mut self.registry, cache);
+                let (f, warnings) =
+                    resolve::fetch_cached(&planned.fetches, &mut self.registry, cache);
                 self.diags
                     .extend(warnings.into_iter().map(Diagnostic::warning));
                 f
             }
-            None => resolve::fetch_all(&fetches, &mut self.registry),
+            None => resolve::fetch_all(&planned.fetches, &mut self.registry),
         };
         self.take_provider_warnings();
         let mut out = Vec::new();
         let mut json_docs = Vec::new();
-        for (input, unit) in prepared.inputs.iter().zip(&units) {
-            let Some(text) =
-                self.render_one(input, unit, &fetched, opts, &key, &mut json_docs, out.len())
-            else {
+        for (input, unit) in prepared.inputs.iter().zip(&planned.units) {
+            let Some(text) = self.render_one(
+                input,
+                unit,
+                &planned.bindings,
+                &fetched,
+                opts,
+                &key,
+                &mut json_docs,
+                out.len(),
+            ) else {
                 continue;
             };
             if opts.json {
@@ -426,14 +436,15 @@ impl Session {
         &mut self,
         input: &Loaded,
         unit: &Unit<'_>,
+        bindings: &Bindings,
         fetched: &Fetched,
         opts: &Options,
         key: &DigestKey,
         json_docs: &mut Vec<verify::Json>,
         before: usize,
     ) -> Option<String> {
-        let mut ev =
-            Evaluator::new(unit, &self.sources, fetched, opts.redact).max_secret(opts.max_secret);
+        let mut ev = Evaluator::new(unit, bindings, &self.sources, fetched, opts.redact)
+            .max_secret(opts.max_secret);
         let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
         let mut expected = input.scan.segments.first().copied().unwrap_or_default();
         let mut ok = true;

@@ -3,6 +3,7 @@
 //! the size bound of composed values, `--redact`, then each site's new text with
 //! the digest of what it must parse to.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
@@ -12,10 +13,10 @@ use serde_json::Value;
 
 use super::Fetched;
 use crate::error::{Diagnostic, Exit, SourceId};
-use crate::json_path::{json_key_text, walk};
-use crate::plan::Unit;
-use crate::provider::Locator;
-use crate::reference::{Part, SecretRef, Template};
+use crate::json_path::{json_key_in, walk, Missing};
+use crate::plan::{Bindings, DirectId, Unit};
+use crate::provider::{FetchClass, FetchError, Locator};
+use crate::reference::{DirectRef, Part, SecretRef, Template};
 use crate::secret::SecretText;
 use crate::secret::MASK;
 use crate::secrets::{Origin, SecretType};
@@ -24,6 +25,88 @@ use crate::yaml::digest::DigestKey;
 use crate::yaml::emit::{self};
 use crate::yaml::node::{locate, Site};
 use crate::yaml::site::{emit_site, Emitted, Rendered, MAX_JSON_DEPTH};
+
+/// What became of one declared secret or one direct reference, recorded as it
+/// was computed; `check --resolve` prints its [`word`](Outcome::word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Fetched, and usable as declared.
+    Found,
+    /// Not found; the declared default stood in.
+    Default,
+    /// The fetch failed.
+    Fetch(FetchClass),
+    /// The fetched document has no such JSON key.
+    MissingKey,
+    /// Fetched, but not usable as declared: binary, not JSON, not base64, not
+    /// of its type, not a TOTP secret, or composed past the size bound.
+    Invalid,
+    /// Composed of other secrets (or inline), and computed.
+    Composed,
+    /// Composed, and a part failed (whose own line says how).
+    Failed,
+    /// Never fetched.
+    NotFetched,
+}
+
+impl Outcome {
+    /// The word `check --resolve` prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Found => "found",
+            Outcome::Default => "default",
+            Outcome::Fetch(class) => class.word(),
+            Outcome::MissingKey => "not found",
+            Outcome::Invalid => "invalid",
+            Outcome::Composed => "ok",
+            Outcome::Failed => "failed",
+            Outcome::NotFetched => "not fetched",
+        }
+    }
+}
+
+/// Why a fetched value cannot be used (names and keys only, never values).
+enum Problem<'f> {
+    Fetch(&'f FetchError),
+    NotFetched,
+    Key(Missing),
+    /// Binary (as `what` says), so it has no JSON key `key`.
+    BinaryKey {
+        what: &'static str,
+        key: String,
+    },
+    /// Binary (as it says), and YAML text cannot carry it.
+    Binary(&'static str),
+}
+
+impl Problem<'_> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Problem::Fetch(e) => Outcome::Fetch(e.class),
+            Problem::NotFetched => Outcome::NotFetched,
+            Problem::Key(m) if m.not_json => Outcome::Invalid,
+            Problem::Key(_) => Outcome::MissingKey,
+            Problem::BinaryKey { .. } | Problem::Binary(_) => Outcome::Invalid,
+        }
+    }
+
+    fn diagnostic(&self, who: &str, loc: &Locator) -> Diagnostic {
+        match self {
+            Problem::Fetch(e) => Diagnostic::error(e.class.exit(), format!("{who}: {}", e.message))
+                .note(format!("locator: {loc}")),
+            Problem::NotFetched => {
+                Diagnostic::error(Exit::Provider, format!("{who}: {loc} was not fetched"))
+            }
+            Problem::Key(m) => m.diagnostic(who, &loc.to_string()),
+            Problem::BinaryKey { what, key } => Diagnostic::invalid(format!(
+                "{who}: {loc} {what}, so it has no JSON key `{key}`"
+            )),
+            Problem::Binary(what) => Diagnostic::invalid(format!("{who}: {loc} {what}")).note(
+                "declare it in long form with `encoding: base64` to render it as base64 text",
+            ),
+        }
+    }
+}
 
 /// A fetched value before decoding.
 enum Raw {
@@ -40,6 +123,16 @@ struct Computed {
     /// Built from a template that uses other secrets: its text (JSON keys
     /// included) may hold their values, so no part of it is ever listed.
     composed: bool,
+    /// Its text as JSON (`None`: not JSON), parsed at its first field read.
+    json: OnceCell<Option<Value>>,
+}
+
+impl Computed {
+    fn json(&self) -> Option<&Value> {
+        self.json
+            .get_or_init(|| serde_json::from_str(self.text.expose()).ok())
+            .as_ref()
+    }
 }
 
 impl std::fmt::Debug for Computed {
@@ -48,35 +141,54 @@ impl std::fmt::Debug for Computed {
     }
 }
 
-/// Computes values and emits sites for one unit.
+/// Fetched documents parsed as JSON (`None`: not JSON), by fetch key: each
+/// parsed once however many JSON keys read it.
+#[derive(Default)]
+struct Documents(HashMap<Locator, Option<Value>>);
+
+impl std::fmt::Debug for Documents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Documents({} [REDACTED])", self.0.len())
+    }
+}
+
+/// Computes values and emits sites for one unit, recording each declared
+/// secret's and each direct reference's [`Outcome`] as it goes.
 pub struct Evaluator<'a, 'd> {
     unit: &'a Unit<'d>,
+    bindings: &'a Bindings,
     sources: &'a [Source],
     fetched: &'a Fetched,
     redact: bool,
     max_secret: usize,
     memo: HashMap<String, Option<Rc<Computed>>>,
-    failures: HashMap<String, Exit>,
+    documents: Documents,
+    outcomes: HashMap<String, Outcome>,
+    directs: HashMap<DirectId, Outcome>,
     /// Problems found while computing.
     pub diags: Vec<Diagnostic>,
 }
 
 impl<'a, 'd> Evaluator<'a, 'd> {
-    /// Prepares an evaluator.
+    /// Prepares an evaluator; `bindings` holds the locators planning bound.
     pub fn new(
         unit: &'a Unit<'d>,
+        bindings: &'a Bindings,
         sources: &'a [Source],
         fetched: &'a Fetched,
         redact: bool,
     ) -> Self {
         Evaluator {
             unit,
+            bindings,
             sources,
             fetched,
             redact,
             max_secret: usize::MAX,
             memo: HashMap::new(),
-            failures: HashMap::new(),
+            documents: Documents::default(),
+            outcomes: HashMap::new(),
+            directs: HashMap::new(),
             diags: Vec::new(),
         }
     }
@@ -87,38 +199,16 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         self
     }
 
-    fn fail(&mut self, d: Diagnostic) -> Option<Rc<Computed>> {
-        self.diags.push(d);
-        None
-    }
-
-    /// The value of a fetch (with its JSON key applied), or a reported error.
-    /// Binary values (not UTF-8, or marked binary by the provider) come back as
-    /// base64 text when `binary_as_base64`, and are an error otherwise: YAML text
-    /// cannot carry them.
-    fn fetch_value(
-        &mut self,
-        loc: &Locator,
-        who: &str,
-        at: Option<(SourceId, Range<usize>)>,
-        binary_as_base64: bool,
-    ) -> Option<Raw> {
-        let res = self.fetched.get(&loc.fetch_key());
-        let bytes = match res {
+    /// The value of a fetch with its JSON key applied. Binary values (not
+    /// UTF-8, or marked binary by the provider) come back as base64 text when
+    /// `binary_as_base64`, and are a problem otherwise: YAML text cannot carry them.
+    fn read(&mut self, loc: &Locator, binary_as_base64: bool) -> Result<Raw, Problem<'a>> {
+        let fetched: &'a Fetched = self.fetched;
+        let fetch_key = loc.fetch_key();
+        let bytes = match fetched.get(&fetch_key) {
             Some(Ok(b)) => b,
-            Some(Err(e)) => {
-                let d = Diagnostic::error(e.class.exit(), format!("{who}: {}", e.message))
-                    .note(format!("locator: {loc}"));
-                self.diags.push(attach(d, at));
-                return None;
-            }
-            None => {
-                self.diags.push(attach(
-                    Diagnostic::error(Exit::Provider, format!("{who}: {loc} was not fetched")),
-                    at,
-                ));
-                return None;
-            }
+            Some(Err(e)) => return Err(Problem::Fetch(e)),
+            None => return Err(Problem::NotFetched),
         };
         let text = std::str::from_utf8(bytes.expose())
             .ok()
@@ -129,33 +219,58 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             "is binary (not UTF-8 text)"
         };
         match (loc.json_key(), text) {
-            (Some(key), Some(text)) => match json_key_text(text, key) {
-                Ok(v) => Some(Raw::Text(v)),
-                Err(e) => {
-                    self.diags
-                        .push(attach(e.diagnostic(who, &loc.to_string()), at));
-                    None
-                }
-            },
-            (Some(key), None) => {
-                let d = Diagnostic::invalid(format!(
-                    "{who}: {loc} {what}, so it has no JSON key `{key}`"
-                ));
-                self.diags.push(attach(d, at));
-                None
+            (Some(key), Some(text)) => {
+                let doc = self
+                    .documents
+                    .0
+                    .entry(fetch_key)
+                    .or_insert_with(|| serde_json::from_str(text).ok());
+                json_key_in(doc.as_ref(), key)
+                    .map(Raw::Text)
+                    .map_err(Problem::Key)
             }
-            (None, Some(text)) => Some(Raw::Text(text.to_owned())),
-            (None, None) if binary_as_base64 => Some(Raw::Base64(
+            (Some(key), None) => Err(Problem::BinaryKey {
+                what,
+                key: key.to_owned(),
+            }),
+            (None, Some(text)) => Ok(Raw::Text(text.to_owned())),
+            (None, None) if binary_as_base64 => Ok(Raw::Base64(
                 base64::engine::general_purpose::STANDARD.encode(bytes.expose()),
             )),
-            (None, None) => {
-                let d = Diagnostic::invalid(format!("{who}: {loc} {what}")).note(
-                    "declare it in long form with `encoding: base64` to render it as base64 text",
-                );
-                self.diags.push(attach(d, at));
-                None
-            }
+            (None, None) => Err(Problem::Binary(what)),
         }
+    }
+
+    /// [`read`](Self::read), reporting a problem as `who`'s at `at`.
+    fn fetch_value(
+        &mut self,
+        loc: &Locator,
+        who: &str,
+        at: Option<(SourceId, Range<usize>)>,
+        binary_as_base64: bool,
+    ) -> Result<Raw, Outcome> {
+        self.read(loc, binary_as_base64).map_err(|p| {
+            self.diags.push(attach(p.diagnostic(who, loc), at));
+            p.outcome()
+        })
+    }
+
+    /// A direct reference written in `source`, its outcome recorded; `None`
+    /// after reporting why not.
+    fn direct(
+        &mut self,
+        source: SourceId,
+        r: &DirectRef,
+        who: &str,
+        at: Option<(SourceId, Range<usize>)>,
+    ) -> Option<Raw> {
+        let bindings: &'a Bindings = self.bindings;
+        // Unbound: planning reported its invalid locator, and the run stopped there.
+        let id = bindings.id(source, r)?;
+        let res = self.fetch_value(bindings.locator(id), who, at, false);
+        self.directs
+            .insert(id, res.as_ref().err().copied().unwrap_or(Outcome::Found));
+        res.ok()
     }
 
     fn compute(&mut self, name: &str) -> Option<Rc<Computed>> {
@@ -164,41 +279,74 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         }
         // Marks the name while computing; cycles were reported during planning.
         self.memo.insert(name.to_owned(), None);
-        let before = self.diags.len();
-        let result = self.compute_uncached(name);
-        if result.is_none() {
-            let failed = self.diags[before..].iter().filter(|d| d.is_error());
-            let exit = Exit::worst(failed.map(|d| d.class));
-            self.failures.insert(name.to_owned(), exit);
-        }
+        let (result, outcome) = match self.compute_uncached(name) {
+            Ok((c, outcome)) => (Some(c), outcome),
+            Err(outcome) => (None, outcome),
+        };
+        self.outcomes.insert(name.to_owned(), outcome);
         self.memo.insert(name.to_owned(), result.clone());
         result
     }
 
-    fn compute_uncached(&mut self, name: &str) -> Option<Rc<Computed>> {
-        let d = self.unit.ns.get(name)?;
+    /// A declared secret's value and outcome, or its outcome after reporting why not.
+    fn compute_uncached(&mut self, name: &str) -> Result<(Rc<Computed>, Outcome), Outcome> {
+        let Some(d) = self.unit.ns.get(name) else {
+            return Err(Outcome::Failed);
+        };
         let who = format!("secret `{name}`");
         let at = Some((d.source, d.name_span.clone()));
-        let raw = match &d.origin {
+        // A whole `<<provider|…>>` is a fetched document, as in the long form.
+        let whole_direct = match &d.origin {
+            Origin::Template { template, .. } => match template.whole() {
+                Some(Part::Direct(r)) => Some(r),
+                _ => None,
+            },
+            Origin::Provider { .. } => None,
+        };
+        // `done` on success; `invalid` when a later step (base64, TOTP, type)
+        // refuses the value.
+        let (raw, done, invalid) = match &d.origin {
             Origin::Provider { locator, default } => {
-                let missing = matches!(self.fetched.get(&locator.fetch_key()), Some(Err(e)) if e.class == crate::provider::FetchClass::NotFound);
+                let missing = matches!(self.fetched.get(&locator.fetch_key()), Some(Err(e)) if e.class == FetchClass::NotFound);
                 match default {
-                    Some((text, _)) if missing => Raw::Text(text.clone()),
-                    _ => self.fetch_value(locator, &who, at.clone(), d.base64)?,
+                    // When the default fails too, the line still says the value was missing.
+                    Some((text, _)) if missing => (
+                        Raw::Text(text.clone()),
+                        Outcome::Default,
+                        Outcome::Fetch(FetchClass::NotFound),
+                    ),
+                    _ => {
+                        let raw = self
+                            .fetch_value(locator, &who, at.clone(), d.base64)
+                            .map_err(named)?;
+                        (raw, Outcome::Found, Outcome::Invalid)
+                    }
                 }
             }
             Origin::Template { template, .. } => {
                 let at = at.clone();
-                Raw::Text(self.interpolate(template, d.source, &who, at.clone(), at)?)
+                let text = self.interpolate(template, d.source, &who, at.clone(), at);
+                match (text, whole_direct) {
+                    (Some(text), Some(_)) => (Raw::Text(text), Outcome::Found, Outcome::Invalid),
+                    (Some(text), None) => (Raw::Text(text), Outcome::Composed, Outcome::Failed),
+                    (None, Some(r)) => {
+                        let fetched = self
+                            .bindings
+                            .id(d.source, r)
+                            .and_then(|id| self.directs.get(&id));
+                        return Err(match fetched {
+                            // Fetched, and then past the size bound.
+                            Some(Outcome::Found) => Outcome::Invalid,
+                            Some(o) => named(*o),
+                            None => Outcome::Failed,
+                        });
+                    }
+                    (None, None) => return Err(Outcome::Failed),
+                }
             }
         };
-        // A whole `<<provider|…>>` is a fetched document, as in the long form.
-        let composed = match &d.origin {
-            Origin::Template { template, .. } => {
-                template.has_refs() && !matches!(template.whole(), Some(Part::Direct(_)))
-            }
-            Origin::Provider { .. } => false,
-        };
+        let composed = whole_direct.is_none()
+            && matches!(&d.origin, Origin::Template { template, .. } if template.has_refs());
         let raw = match raw {
             // A binary value shown as base64 is already what `encoding: base64` asks.
             Raw::Base64(text) => text,
@@ -208,18 +356,26 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                     Ok(bytes) => match String::from_utf8(bytes) {
                         Ok(s) => s,
                         Err(_) => {
-                            return self.fail(attach(
-                                Diagnostic::invalid(format!(
-                                    "{who}: the base64-decoded value is not UTF-8 text"
-                                )),
-                                at,
+                            return Err(self.fail(
+                                attach(
+                                    Diagnostic::invalid(format!(
+                                        "{who}: the base64-decoded value is not UTF-8 text"
+                                    )),
+                                    at,
+                                ),
+                                invalid,
                             ))
                         }
                     },
                     Err(_) => {
-                        return self.fail(attach(
-                            Diagnostic::invalid(format!("{who}: the value is not valid base64")),
-                            at,
+                        return Err(self.fail(
+                            attach(
+                                Diagnostic::invalid(format!(
+                                    "{who}: the value is not valid base64"
+                                )),
+                                at,
+                            ),
+                            invalid,
                         ))
                     }
                 }
@@ -231,9 +387,9 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             Some(params) => match crate::totp::code_now(&raw, params) {
                 Ok(code) => code,
                 Err(e) => {
-                    return self.fail(attach(
-                        Diagnostic::invalid(format!("{who}: {}", e.describe())),
-                        at,
+                    return Err(self.fail(
+                        attach(Diagnostic::invalid(format!("{who}: {}", e.describe())), at),
+                        invalid,
                     ))
                 }
             },
@@ -241,17 +397,27 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         let text = match canonical(d.ty, &raw) {
             Ok(t) => t,
             Err(what) => {
-                return self.fail(attach(
-                    Diagnostic::invalid(format!("{who}: the value is not {what}")),
-                    at,
+                return Err(self.fail(
+                    attach(
+                        Diagnostic::invalid(format!("{who}: the value is not {what}")),
+                        at,
+                    ),
+                    invalid,
                 ))
             }
         };
-        Some(Rc::new(Computed {
+        let computed = Computed {
             text: SecretText::new(text),
             ty: d.ty,
             composed,
-        }))
+            json: OnceCell::new(),
+        };
+        Ok((Rc::new(computed), done))
+    }
+
+    fn fail(&mut self, d: Diagnostic, outcome: Outcome) -> Outcome {
+        self.diags.push(d);
+        outcome
     }
 
     /// A template's text. `at` locates a fetch's failure, `size_at` the
@@ -279,16 +445,10 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                     },
                     None => None,
                 },
-                Part::Direct(r) => {
-                    let base = &self.sources[source].base_dir;
-                    match Locator::parse(r.provider, &r.locator, base) {
-                        Ok(loc) => match self.fetch_value(&loc, who, at.clone(), false) {
-                            Some(Raw::Text(v) | Raw::Base64(v)) => Some(v),
-                            None => None,
-                        },
-                        Err(_) => None,
-                    }
-                }
+                Part::Direct(r) => match self.direct(source, r, who, at.clone()) {
+                    Some(Raw::Text(v) | Raw::Base64(v)) => Some(v),
+                    None => None,
+                },
             };
             let Some(part) = part else {
                 ok = false;
@@ -312,14 +472,14 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         if r.path.is_empty() {
             return Some(match c.ty {
                 SecretType::String => Rendered::Str(c.text.expose().to_owned()),
-                SecretType::Json => match serde_json::from_str(c.text.expose()) {
-                    Ok(v) => Rendered::Json(v),
-                    Err(_) => Rendered::Str(c.text.expose().to_owned()),
+                SecretType::Json => match c.json() {
+                    Some(v) => Rendered::Json(v.clone()),
+                    None => Rendered::Str(c.text.expose().to_owned()),
                 },
                 _ => Rendered::Typed(c.text.expose().to_owned()),
             });
         }
-        let Ok(json) = serde_json::from_str::<Value>(c.text.expose()) else {
+        let Some(json) = c.json() else {
             self.diags.push(Diagnostic::invalid(format!(
                 "{who}: `$<{}.{}>` needs secret `{}` to hold a JSON object",
                 r.name,
@@ -328,7 +488,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             )));
             return None;
         };
-        match walk(&json, &r.path) {
+        match walk(json, &r.path) {
             Ok(v) => Some(match v {
                 Value::String(s) => Rendered::Str(s.clone()),
                 other if c.ty == SecretType::Json => Rendered::Json(other.clone()),
@@ -346,13 +506,29 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         }
     }
 
-    /// Computes a declared secret (for `check --resolve`); after reporting why
-    /// not, the exit status of its first failure (`Ok` when only a dependency failed).
-    pub fn resolves(&mut self, name: &str) -> Result<(), Exit> {
-        match self.compute(name) {
-            Some(_) => Ok(()),
-            None => Err(self.failures.get(name).copied().unwrap_or(Exit::Ok)),
+    /// A declared secret's outcome (for `check --resolve`), computing it
+    /// first (and reporting why it fails) when nothing needed it yet.
+    pub fn outcome(&mut self, name: &str) -> Outcome {
+        if !self.outcomes.contains_key(name) {
+            self.compute(name);
         }
+        self.outcomes.get(name).copied().unwrap_or(Outcome::Failed)
+    }
+
+    /// A direct reference's outcome (for `check --resolve`). One the render
+    /// did not reach (a site stopped before it) is read now, quietly: its
+    /// site's diagnostics already say why the render failed.
+    pub fn direct_outcome(&mut self, id: DirectId) -> Outcome {
+        if let Some(o) = self.directs.get(&id) {
+            return *o;
+        }
+        let bindings: &'a Bindings = self.bindings;
+        let outcome = match self.read(bindings.locator(id), false) {
+            Ok(_) => Outcome::Found,
+            Err(p) => p.outcome(),
+        };
+        self.directs.insert(id, outcome);
+        outcome
     }
 
     /// A declared secret's final text (for `exec --env`), or `None` after
@@ -386,9 +562,8 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 v?
             }
             Some(Part::Direct(r)) => {
-                let loc = Locator::parse(r.provider, &r.locator, &src.base_dir).ok()?;
                 let who = format!("reference <<{}|{}>>", r.provider, r.locator);
-                match self.fetch_value(&loc, &who, Some(at(r.range.clone())), false)? {
+                match self.direct(self.unit.source, r, &who, Some(at(r.range.clone())))? {
                     Raw::Text(t) | Raw::Base64(t) => Rendered::Str(t),
                 }
             }
@@ -430,6 +605,14 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             return None;
         }
         Some(emit_site(site, &value, &src.text, key))
+    }
+}
+
+/// A fetch's outcome as a declared secret's: one its run never fetched failed.
+fn named(fetch: Outcome) -> Outcome {
+    match fetch {
+        Outcome::NotFetched => Outcome::Failed,
+        o => o,
     }
 }
 
@@ -505,6 +688,134 @@ fn canonical(ty: SecretType, raw: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::fixture::Inputs;
+    use crate::provider::FetchClass;
+    use crate::secret::SecretBytes;
+
+    /// One config declaring a secret per outcome, and one site per direct reference.
+    const CONFIG: &str = "secrets:
+  FOUND: <<env|KF_FOUND>>
+  DEFAULTED: { env: KF_GONE, default: d }
+  DEFAULT_NOT_INT: { env: KF_GONE, default: d, type: int }
+  GONE: { env: KF_GONE }
+  DENIED: <<env|KF_DENIED>>
+  KEY: <<aws|doc:user>>
+  NO_KEY: <<aws|doc:nope>>
+  NOT_JSON: <<aws|plain:user>>
+  BINARY: <<env|KF_BINARY>>
+  AS_BASE64: { env: KF_BINARY, encoding: base64 }
+  NOT_BASE64: { env: KF_FOUND, encoding: base64 }
+  NOT_INT: { env: KF_FOUND, type: int }
+  NOT_TOTP: { env: KF_NOT_SEED, totp: { digits: 6 } }
+  COMPOSED: \"$<FOUND>-$<KEY>\"
+  INLINE: \"text\"
+  FAILS: \"$<FOUND>-$<GONE>\"
+a: <<aws|doc:pass>>
+b: <<aws|doc:gone>>
+c: <<env|KF_THROTTLED>>
+d: <<env|KF_BINARY>>
+e: \"$<FOUND>\"
+";
+
+    /// What each fetch key gives, by its locator as shown.
+    fn answer(shown: &str) -> Result<SecretBytes, FetchError> {
+        let text = |t: &str| Ok(SecretBytes::new(t.as_bytes().to_vec()));
+        let class = |c| Err(FetchError::new(c, "no"));
+        match shown {
+            "env|KF_FOUND" => text("found-value"),
+            "env|KF_NOT_SEED" => text("not a seed: 1, 8, 9"),
+            "env|KF_GONE" => class(FetchClass::NotFound),
+            "env|KF_DENIED" => class(FetchClass::Denied),
+            "env|KF_THROTTLED" => class(FetchClass::Throttled),
+            "env|KF_BINARY" => Ok(SecretBytes::new(vec![0xff, 0xfe])),
+            "aws|doc" => text(r#"{"user":"u","pass":"p"}"#),
+            "aws|plain" => text("plain"),
+            other => panic!("unexpected fetch {other}"),
+        }
+    }
+
+    #[test]
+    fn each_outcome_is_recorded_as_computed() {
+        let inputs = Inputs::new(&[], &[("/w/c.yaml", CONFIG)]);
+        let (mut planned, diags) = inputs.plan();
+        assert!(!diags.iter().any(Diagnostic::is_error), "{diags:?}");
+        planned.fetch_every_declaration();
+        let fetched: Fetched = (planned.fetches.iter().cloned())
+            .map(|l| {
+                let a = answer(&l.to_string());
+                (l, a)
+            })
+            .collect();
+        let unit = &planned.units[0];
+        let mut ev = Evaluator::new(unit, &planned.bindings, &inputs.sources, &fetched, true);
+        let words: Vec<(String, &str)> = unit
+            .ns
+            .all()
+            .iter()
+            .map(|d| (d.name.clone(), ev.outcome(&d.name).word()))
+            .collect();
+        let expected = [
+            ("AS_BASE64", "found"),
+            ("BINARY", "invalid"),
+            ("COMPOSED", "ok"),
+            // A default that is refused too leaves the value missing.
+            ("DEFAULTED", "default"),
+            ("DEFAULT_NOT_INT", "not found"),
+            ("DENIED", "access denied"),
+            ("FAILS", "failed"),
+            ("FOUND", "found"),
+            ("GONE", "not found"),
+            ("INLINE", "ok"),
+            ("KEY", "found"),
+            ("NOT_BASE64", "invalid"),
+            ("NOT_INT", "invalid"),
+            ("NOT_JSON", "invalid"),
+            ("NOT_TOTP", "invalid"),
+            ("NO_KEY", "not found"),
+        ];
+        let expected: Vec<(String, &str)> = expected
+            .iter()
+            .map(|(n, w)| ((*n).to_owned(), *w))
+            .collect();
+        assert_eq!(words, expected);
+        let key = DigestKey::default();
+        for site in unit.sites {
+            let _ = ev.emit(site, &key);
+        }
+        let direct: Vec<&str> = unit
+            .sites
+            .iter()
+            .filter_map(|s| match s.template.whole() {
+                Some(Part::Direct(r)) => planned.bindings.id(unit.source, r),
+                _ => None,
+            })
+            .map(|id| ev.direct_outcome(id).word())
+            .collect();
+        assert_eq!(direct, ["found", "not found", "throttled", "invalid"]);
+        // Every JSON key of `aws|doc` read one parsed document, and none is
+        // kept for text that never needed one.
+        assert_eq!(ev.documents.0.len(), 2, "{:?}", ev.documents);
+        assert!(!format!("{:?}", ev.documents).contains("\"u\""));
+    }
+
+    #[test]
+    fn an_unbound_reference_is_not_reported_again() {
+        // Planning reported the invalid locator; evaluating it says nothing more.
+        let inputs = Inputs::new(
+            &[],
+            &[("/w/c.yaml", "a: <<aws|a:b:c>>\nb: \"x-<<aws|a:b:c>>\"\n")],
+        );
+        let (planned, diags) = inputs.plan();
+        assert_eq!(diags.iter().filter(|d| d.is_error()).count(), 2);
+        let fetched = Fetched::new();
+        let unit = &planned.units[0];
+        let mut ev = Evaluator::new(unit, &planned.bindings, &inputs.sources, &fetched, false);
+        let key = DigestKey::default();
+        for site in unit.sites {
+            assert!(ev.emit(site, &key).is_none());
+        }
+        assert!(ev.diags.is_empty(), "{:?}", ev.diags);
+    }
 
     #[test]
     fn canonical_types() {
