@@ -269,7 +269,7 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
         }
         let mut direct: Vec<String> = Vec::new();
         for r in direct_refs(unit) {
-            let mut line = format!("<<{}|{}>>", r.provider, sanitize(&r.locator));
+            let mut line = format!("<<{}|{}>>", r.word, sanitize(&r.locator));
             if direct.contains(&line) {
                 continue;
             }

@@ -14,7 +14,7 @@ pub(crate) struct Missing {
 }
 
 impl Missing {
-    pub(crate) fn diagnostic(&self, who: &str, what: &str) -> Diagnostic {
+    pub(crate) fn diagnostic(&self, who: impl std::fmt::Display, what: &str) -> Diagnostic {
         if self.not_json {
             return Diagnostic::invalid(format!(
                 "{who}: {what} is not a JSON object, so it has no key {}",

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::error::{quoted, Diagnostic, SourceId};
 use crate::provider::kind::ProviderKind;
-use crate::provider::Locator;
+use crate::provider::{Locator, LocatorError};
 use crate::reference::{DirectRef, Part, SecretRef};
 use crate::secrets::{in_scope, Declaration, Origin};
 use crate::source::Source;
@@ -101,7 +101,7 @@ pub struct DirectId(usize);
 pub struct Bindings {
     /// By source and provider, then locator text: the id, or why the text is
     /// no locator (reported where it is written).
-    ids: HashMap<(SourceId, ProviderKind), HashMap<String, Result<DirectId, String>>>,
+    ids: HashMap<(SourceId, ProviderKind), HashMap<String, Result<DirectId, LocatorError>>>,
     locators: Vec<Locator>,
     /// Declarations whose templates were bound: a catalogue's are visible to
     /// every input, and their errors are reported once.
@@ -115,7 +115,7 @@ impl Bindings {
         source: SourceId,
         r: &DirectRef,
         base_dir: &Path,
-    ) -> Result<DirectId, String> {
+    ) -> Result<DirectId, LocatorError> {
         let by_text = self.ids.entry((source, r.provider)).or_default();
         if let Some(bound) = by_text.get(&r.locator) {
             return bound.clone();
@@ -125,7 +125,7 @@ impl Bindings {
                 self.locators.push(loc);
                 Ok(DirectId(self.locators.len() - 1))
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         };
         by_text.insert(r.locator.clone(), bound.clone());
         bound
@@ -218,13 +218,9 @@ pub fn plan(
                     Part::Direct(r) => {
                         let bound = bindings.bind(d.source, r, &dsrc.base_dir);
                         if let (Err(e), true) = (bound, first_visit) {
-                            diags.push(
-                                Diagnostic::invalid(format!(
-                                    "invalid {} locator in secret `{}`: {e}",
-                                    r.provider, d.name
-                                ))
-                                .at(d.source, locate(&dsrc.text, span, text, r.range.clone())),
-                            );
+                            let what = format!("in secret `{}`", d.name);
+                            let at = |range| locate(&dsrc.text, span, text, range);
+                            diags.push(invalid_locator(r, &e, &what, d.source, at));
                         }
                     }
                     _ => {}
@@ -267,10 +263,10 @@ pub fn plan(
                     Ok(id) => {
                         plan.fetches.insert(bindings.locator(id).fetch_key());
                     }
-                    Err(e) => diags.push(
-                        Diagnostic::invalid(format!("invalid {} locator: {e}", r.provider))
-                            .at(unit.source, at()),
-                    ),
+                    Err(e) => {
+                        let at = |range| locate(&src.text, &site.span, &site.value, range);
+                        diags.push(invalid_locator(r, &e, "", unit.source, at));
+                    }
                 },
                 Part::Literal(_) => {}
             }
@@ -293,6 +289,34 @@ pub fn plan(
         }
     }
     plan
+}
+
+/// An invalid locator's diagnostic, pointing at the part at fault when the
+/// error names one (`regoin` in `<<aws|x?regoin=eu-west-1>>`), else at the whole
+/// reference; `at` maps a range of the value to the source. `context` says
+/// where the reference is written (`in secret `X``), or is empty for a site.
+fn invalid_locator(
+    r: &DirectRef,
+    e: &LocatorError,
+    context: &str,
+    source: SourceId,
+    at: impl Fn(Range<usize>) -> Range<usize>,
+) -> Diagnostic {
+    // The locator text starts after `<<word|`.
+    let start = r.range.start + 2 + r.word.len() + 1;
+    let range = e
+        .range_in(&r.locator)
+        .map_or(r.range.clone(), |p| start + p.start..start + p.end);
+    let sep = if context.is_empty() { "" } else { " " };
+    let mut d = Diagnostic::invalid(format!(
+        "invalid {} locator{sep}{context}: {}",
+        r.word, e.message
+    ))
+    .at(source, at(range));
+    if let Some(h) = &e.hint {
+        d = d.note(h.clone());
+    }
+    d
 }
 
 fn part_range(p: &Part) -> Range<usize> {

@@ -54,6 +54,28 @@ impl std::fmt::Display for DirectRef {
     }
 }
 
+/// What a message is about, in the words the config's author wrote (`op`, not
+/// `onepassword`).
+#[derive(Clone, Copy, Debug)]
+pub enum Subject<'a> {
+    /// A declared secret: secret `NAME`.
+    Secret(&'a str),
+    /// A direct reference, as written: reference <<op|op://V/I/F>>.
+    Reference(&'a DirectRef),
+    /// A value made of references and text.
+    Value,
+}
+
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Secret(name) => write!(f, "secret `{name}`"),
+            Subject::Reference(r) => write!(f, "reference {r}"),
+            Subject::Value => f.write_str("reference"),
+        }
+    }
+}
+
 /// A grammar error inside one value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefError {

@@ -16,7 +16,7 @@ use crate::error::{Diagnostic, Exit, SourceId};
 use crate::json_path::{json_key_in, walk, Missing};
 use crate::plan::{Bindings, DirectId, Unit};
 use crate::provider::{FetchClass, FetchError, Locator};
-use crate::reference::{DirectRef, Part, SecretRef, Template};
+use crate::reference::{DirectRef, Part, SecretRef, Subject, Template};
 use crate::secret::SecretText;
 use crate::secret::MASK;
 use crate::secrets::{Origin, SecretType};
@@ -90,7 +90,7 @@ impl Problem<'_> {
         }
     }
 
-    fn diagnostic(&self, who: &str, loc: &Locator) -> Diagnostic {
+    fn diagnostic(&self, who: Subject<'_>, loc: &Locator) -> Diagnostic {
         match self {
             Problem::Fetch(e) => Diagnostic::error(e.class.exit(), format!("{who}: {}", e.message))
                 .note(format!("locator: {loc}")),
@@ -245,7 +245,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
     fn fetch_value(
         &mut self,
         loc: &Locator,
-        who: &str,
+        who: Subject<'_>,
         at: Option<(SourceId, Range<usize>)>,
         binary_as_base64: bool,
     ) -> Result<Raw, Outcome> {
@@ -261,7 +261,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         &mut self,
         source: SourceId,
         r: &DirectRef,
-        who: &str,
+        who: Subject<'_>,
         at: Option<(SourceId, Range<usize>)>,
     ) -> Option<Raw> {
         let bindings: &'a Bindings = self.bindings;
@@ -293,7 +293,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         let Some(d) = self.unit.ns.get(name) else {
             return Err(Outcome::Failed);
         };
-        let who = format!("secret `{name}`");
+        let who = Subject::Secret(name);
         let at = Some((d.source, d.name_span.clone()));
         // A whole `<<provider|…>>` is a fetched document, as in the long form.
         let whole_direct = match &d.origin {
@@ -317,7 +317,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                     ),
                     _ => {
                         let raw = self
-                            .fetch_value(locator, &who, at.clone(), d.base64)
+                            .fetch_value(locator, who, at.clone(), d.base64)
                             .map_err(named)?;
                         (raw, Outcome::Found, Outcome::Invalid)
                     }
@@ -325,7 +325,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             }
             Origin::Template { template, .. } => {
                 let at = at.clone();
-                let text = self.interpolate(template, d.source, &who, at.clone(), at);
+                let text = self.interpolate(template, d.source, who, at.clone(), at);
                 match (text, whole_direct) {
                     (Some(text), Some(_)) => (Raw::Text(text), Outcome::Found, Outcome::Invalid),
                     (Some(text), None) => (Raw::Text(text), Outcome::Composed, Outcome::Failed),
@@ -428,7 +428,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         &mut self,
         t: &Template,
         source: SourceId,
-        who: &str,
+        who: Subject<'_>,
         at: Option<(SourceId, Range<usize>)>,
         size_at: Option<(SourceId, Range<usize>)>,
     ) -> Option<String> {
@@ -468,7 +468,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
     }
 
     /// A secret (or a field of it) as a renderable value.
-    fn field(&mut self, c: &Computed, r: &SecretRef, who: &str) -> Option<Rendered> {
+    fn field(&mut self, c: &Computed, r: &SecretRef, who: Subject<'_>) -> Option<Rendered> {
         if r.path.is_empty() {
             return Some(match c.ty {
                 SecretType::String => Rendered::Str(c.text.expose().to_owned()),
@@ -500,7 +500,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                     e.available.clear();
                 }
                 self.diags
-                    .push(e.diagnostic(who, &format!("secret `{}`", r.name)));
+                    .push(e.diagnostic(who, &Subject::Secret(&r.name).to_string()));
                 None
             }
         }
@@ -548,9 +548,9 @@ impl<'a, 'd> Evaluator<'a, 'd> {
         };
         let value = match site.template.whole() {
             Some(Part::Secret(r)) => {
-                let who = format!("secret `{}`", r.name);
+                let who = Subject::Secret(&r.name);
                 let c = self.compute(&r.name)?;
-                let v = self.field(&c, r, &who);
+                let v = self.field(&c, r, who);
                 if v.is_none() {
                     if let Some(d) = self.diags.last_mut() {
                         if d.location.is_none() {
@@ -562,8 +562,8 @@ impl<'a, 'd> Evaluator<'a, 'd> {
                 v?
             }
             Some(Part::Direct(r)) => {
-                let who = format!("reference <<{}|{}>>", r.provider, r.locator);
-                match self.direct(self.unit.source, r, &who, Some(at(r.range.clone())))? {
+                let who = Subject::Reference(r);
+                match self.direct(self.unit.source, r, who, Some(at(r.range.clone())))? {
                     Raw::Text(t) | Raw::Base64(t) => Rendered::Str(t),
                 }
             }
@@ -571,7 +571,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             _ => Rendered::Str(self.interpolate(
                 &site.template,
                 self.unit.source,
-                "reference",
+                Subject::Value,
                 None,
                 Some((self.unit.source, site.span.clone())),
             )?),
