@@ -219,9 +219,15 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
     if let Some(f) = &fetched {
         let key = DigestKey::default();
         for unit in &planned.units {
-            let mut ev =
-                resolve::Evaluator::new(unit, &planned.bindings, &session.sources, f, true)
-                    .max_secret(opts.max_secret);
+            let mut ev = resolve::Evaluator::new(
+                unit,
+                &planned.bindings,
+                &session.sources,
+                f,
+                true,
+                &mut session.diags,
+            )
+            .max_secret(opts.max_secret);
             let mut o = Outcomes::default();
             for d in unit.ns.all() {
                 o.names.insert(d.name.clone(), ev.outcome(&d.name));
@@ -234,7 +240,6 @@ fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
                     o.directs.insert(id, ev.direct_outcome(id));
                 }
             }
-            session.diags.append(&mut ev.diags);
             outcomes.push(o);
         }
     }

@@ -193,7 +193,8 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Diagnostics gathered during a run.
+/// The one sink of a run's diagnostics: every phase (scan, declarations, plan,
+/// fetch, evaluation, render) pushes here, and the reporter prints it once.
 #[derive(Debug, Default)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
@@ -210,9 +211,33 @@ impl Diagnostics {
         self.items.extend(ds);
     }
 
+    /// Records a warning (a provider's note about an insecure setting, say).
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.items.push(Diagnostic::warning(message));
+    }
+
     /// Whether any error was recorded.
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(Diagnostic::is_error)
+    }
+
+    /// A mark to ask later what was recorded after it ([`Diagnostics::since`]).
+    pub fn mark(&self) -> usize {
+        self.items.len()
+    }
+
+    /// What was recorded after `mark`.
+    pub fn since(&self, mark: usize) -> &[Diagnostic] {
+        self.items.get(mark..).unwrap_or_default()
+    }
+
+    /// The last diagnostic recorded after `mark`, to complete it (a location).
+    pub fn last_since(&mut self, mark: usize) -> Option<&mut Diagnostic> {
+        if self.items.len() > mark {
+            self.items.last_mut()
+        } else {
+            None
+        }
     }
 
     /// The exit status the recorded errors call for.
@@ -220,9 +245,25 @@ impl Diagnostics {
         Exit::worst(self.items.iter().filter(|d| d.is_error()).map(|d| d.class))
     }
 
+    /// Every diagnostic, in the order found.
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.items.iter()
+    }
+
     /// All diagnostics, in the order found.
     pub fn items(&self) -> &[Diagnostic] {
         &self.items
+    }
+
+    /// Puts errors first, then warnings, each in source order: the order of a report.
+    pub fn sort_for_report(&mut self) {
+        self.items.sort_by_key(|d| {
+            let loc = d
+                .location
+                .as_ref()
+                .map_or((usize::MAX, 0), |l| (l.source, l.span.start));
+            (!d.is_error(), loc)
+        });
     }
 
     /// Takes all diagnostics out.

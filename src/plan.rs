@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 
-use crate::error::{quoted, Diagnostic, SourceId};
+use crate::error::{quoted, Diagnostic, Diagnostics, SourceId};
 use crate::provider::kind::ProviderKind;
 use crate::provider::{Locator, LocatorError};
 use crate::reference::{DirectRef, Part, SecretRef};
@@ -32,7 +32,7 @@ impl<'d> Namespace<'d> {
         catalogue: &'d [Declaration],
         broken: impl IntoIterator<Item = &'d str>,
         sources: &[Source],
-        diags: &mut Vec<Diagnostic>,
+        diags: &mut Diagnostics,
     ) -> Self {
         let mut by_name: HashMap<&str, &Declaration> = HashMap::new();
         for d in catalogue.iter().chain(own) {
@@ -191,7 +191,7 @@ pub fn plan(
     sources: &[Source],
     bindings: &mut Bindings,
     strict: bool,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diagnostics,
 ) -> Plan {
     let mut plan = Plan::default();
     let src = &sources[unit.source];
@@ -399,7 +399,7 @@ fn collect_fetches(d: &Declaration, bindings: &Bindings, out: &mut HashSet<Locat
 }
 
 /// Reports each composition cycle once, naming it.
-fn cycles(ns: &Namespace<'_>, diags: &mut Vec<Diagnostic>) {
+fn cycles(ns: &Namespace<'_>, diags: &mut Diagnostics) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Active,
@@ -458,7 +458,7 @@ pub(crate) mod fixture {
     use std::path::Path;
 
     use super::{plan, Bindings, Namespace, Planned, Unit};
-    use crate::error::{Diagnostic, SourceId};
+    use crate::error::{Diagnostic, Diagnostics, SourceId};
     use crate::secrets::{parse_block, Declaration};
     use crate::source::Source;
     use crate::yaml::digest::DigestKey;
@@ -471,7 +471,7 @@ pub(crate) mod fixture {
         configs: Vec<(SourceId, Scan, Vec<Declaration>)>,
         catalogue: Vec<Declaration>,
         /// What reading and declaring reported.
-        pub(crate) diags: Vec<Diagnostic>,
+        pub(crate) diags: Diagnostics,
     }
 
     impl Inputs {
@@ -481,7 +481,7 @@ pub(crate) mod fixture {
                 sources: Vec::new(),
                 configs: Vec::new(),
                 catalogue: Vec::new(),
-                diags: Vec::new(),
+                diags: Diagnostics::default(),
             };
             for (i, (path, text)) in catalogues.iter().chain(configs).enumerate() {
                 let source = inputs.sources.len();
@@ -497,16 +497,29 @@ pub(crate) mod fixture {
                 };
                 let is_config = i >= catalogues.len();
                 let key = DigestKey::default();
-                let Ok(mut s) = scan(text, source, limits, &key, is_config, Some("secrets")) else {
+                let scanned = scan(
+                    text,
+                    source,
+                    limits,
+                    &key,
+                    is_config,
+                    Some("secrets"),
+                    &mut inputs.diags,
+                );
+                let Some(s) = scanned else {
                     panic!("{path} does not scan");
                 };
-                inputs.diags.append(&mut s.errors);
                 let src = &inputs.sources[source];
                 let decls = match &s.secrets {
                     Some(block) => {
-                        let mut parsed =
-                            parse_block(&block.value, &src.text, source, &src.base_dir, !is_config);
-                        inputs.diags.append(&mut parsed.errors);
+                        let parsed = parse_block(
+                            &block.value,
+                            &src.text,
+                            source,
+                            &src.base_dir,
+                            !is_config,
+                            &mut inputs.diags,
+                        );
                         parsed.decls
                     }
                     None => Vec::new(),
@@ -522,7 +535,7 @@ pub(crate) mod fixture {
 
         /// Plans every config; returns the plan and what planning reported.
         pub(crate) fn plan(&self) -> (Planned<'_>, Vec<Diagnostic>) {
-            let mut diags = Vec::new();
+            let mut diags = Diagnostics::default();
             let mut planned = Planned {
                 units: Vec::new(),
                 plans: Vec::new(),
@@ -554,7 +567,7 @@ pub(crate) mod fixture {
                 planned.plans.push(p);
                 planned.units.push(unit);
             }
-            (planned, diags)
+            (planned, diags.take())
         }
     }
 }

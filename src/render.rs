@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::io::Read as _;
 use std::path::Path;
 
-use crate::error::{Diagnostic, Exit, SourceId};
+use crate::error::{Diagnostic, Diagnostics, Exit, SourceId};
 use crate::plan::{Bindings, Namespace, Planned, Unit};
 use crate::provider::Registry;
 use crate::resolve::{self, Evaluator, Fetched};
@@ -47,8 +47,8 @@ pub struct Options {
 pub struct Session {
     /// Every source read, indexed by [`SourceId`].
     pub sources: Vec<Source>,
-    /// Everything reported.
-    pub diags: Vec<Diagnostic>,
+    /// Everything reported: the run's one diagnostics sink.
+    pub diags: Diagnostics,
     /// Providers started so far.
     pub registry: Registry,
     /// Values kept between renders (watch and exec --watch).
@@ -172,11 +172,11 @@ impl Session {
         let input_key = opts.secrets_block.then_some(block_key);
         prepared.block_key = input_key.map(str::to_owned);
         for path in inputs {
-            let before = self.diags.len();
+            let mark = self.diags.mark();
             if let Some((source, scan)) = self.load(path, opts, key, true, input_key) {
                 // A config that already failed (a reference in a key, a malformed
                 // one) removes nothing, and its block is read to say more.
-                let failed = self.diags[before..].iter().any(Diagnostic::is_error);
+                let failed = self.diags.since(mark).iter().any(Diagnostic::is_error);
                 let (decls, broken) = match &scan.secrets {
                     // `exec --env` exports every declaration: none is unused there.
                     Some(block)
@@ -211,16 +211,16 @@ impl Session {
     ) -> Option<(SourceId, Scan)> {
         let source = self.read(path, opts.max_input)?;
         let text = &self.sources[source].text;
-        match scan::scan(text, source, opts.limits, key, sites, block_key) {
-            Ok(mut s) => {
-                self.diags.append(&mut s.errors);
-                Some((source, s))
-            }
-            Err(d) => {
-                self.diags.push(d);
-                None
-            }
-        }
+        let s = scan::scan(
+            text,
+            source,
+            opts.limits,
+            key,
+            sites,
+            block_key,
+            &mut self.diags,
+        )?;
+        Some((source, s))
     }
 
     /// A block nothing uses is most likely the file format's own `secrets:` (Compose,
@@ -256,37 +256,36 @@ impl Session {
         catalogue: bool,
     ) -> (Vec<Declaration>, Vec<String>) {
         let src = &self.sources[source];
-        let parsed =
-            secrets::parse_block(value, &src.text, source, &src.base_dir.clone(), catalogue);
+        let parsed = secrets::parse_block(
+            value,
+            &src.text,
+            source,
+            &src.base_dir,
+            catalogue,
+            &mut self.diags,
+        );
         for r in parsed.sensitive {
             self.sources[source].mark_sensitive(r);
         }
-        self.diags.extend(parsed.errors);
         (parsed.decls, parsed.broken)
     }
 
     /// Reports every diagnostic (errors first, then warnings, each in source
     /// order) and returns the run's exit status.
     pub fn report(&mut self, reporter: &crate::report::Reporter) -> Exit {
-        self.diags.sort_by_key(|d| {
-            let loc = d
-                .location
-                .as_ref()
-                .map_or((usize::MAX, 0), |l| (l.source, l.span.start));
-            (!d.is_error(), loc)
-        });
-        reporter.emit(&self.diags, &self.sources);
+        self.diags.sort_for_report();
+        reporter.emit(self.diags.items(), &self.sources);
         self.exit()
     }
 
     /// Whether any error was reported.
     pub fn failed(&self) -> bool {
-        self.diags.iter().any(Diagnostic::is_error)
+        self.diags.has_errors()
     }
 
     /// The exit status for what was reported.
     pub fn exit(&self) -> Exit {
-        Exit::worst(self.diags.iter().filter(|d| d.is_error()).map(|d| d.class))
+        self.diags.exit()
     }
 
     /// Validates every input and binds its direct references; returns the
@@ -333,9 +332,7 @@ impl Session {
 
     /// Moves the providers' warnings (an insecure setting in use) into the diagnostics.
     pub fn take_provider_warnings(&mut self) {
-        for w in self.registry.take_warnings() {
-            self.diags.push(Diagnostic::warning(w));
-        }
+        self.registry.take_warnings(&mut self.diags);
     }
 
     /// The whole render: bytes of the output, or `None` when anything failed.
@@ -358,11 +355,7 @@ impl Session {
         }
         let fetched = match self.cache.as_mut() {
             Some(cache) => {
-                let (f, warnings) =
-                    resolve::fetch_cached(&planned.fetches, &mut self.registry, cache);
-                self.diags
-                    .extend(warnings.into_iter().map(Diagnostic::warning));
-                f
+                resolve::fetch_cached(&planned.fetches, &mut self.registry, cache, &mut self.diags)
             }
             None => resolve::fetch_all(&planned.fetches, &mut self.registry),
         };
@@ -443,8 +436,15 @@ impl Session {
         json_docs: &mut Vec<verify::Json>,
         before: usize,
     ) -> Option<String> {
-        let mut ev = Evaluator::new(unit, bindings, &self.sources, fetched, opts.redact)
-            .max_secret(opts.max_secret);
+        let mut ev = Evaluator::new(
+            unit,
+            bindings,
+            &self.sources,
+            fetched,
+            opts.redact,
+            &mut self.diags,
+        )
+        .max_secret(opts.max_secret);
         let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
         let mut expected = input.scan.segments.first().copied().unwrap_or_default();
         let mut ok = true;
@@ -467,8 +467,7 @@ impl Session {
                         let name = &self.sources[input.source].name;
                         let d =
                             too_large(name, opts.max_output).at(input.source, site.span.clone());
-                        self.diags.append(&mut ev.diags);
-                        self.diags.push(d);
+                        ev.report(d);
                         return None;
                     }
                     expected = expected.concat(key, e.digest);
@@ -486,7 +485,7 @@ impl Session {
                     // An environment variable cannot hold a NUL: refused here,
                     // before anything is written or run.
                     Some(v) if v.expose().contains('\0') => {
-                        self.diags.push(
+                        ev.report(
                             Diagnostic::invalid(format!(
                                 "secret `{}` contains a NUL character, which an environment variable cannot hold",
                                 d.name
@@ -501,8 +500,7 @@ impl Session {
                 }
             }
         }
-        let diags = std::mem::take(&mut ev.diags);
-        self.diags.extend(diags);
+        drop(ev);
         if !ok {
             return None;
         }

@@ -24,6 +24,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use granit_parser::{Event, Parser, ScalarStyle};
+use keyfill::error::Diagnostics;
 use keyfill::reference::{self, Part};
 use keyfill::render::{Options, Session};
 use keyfill::report::{Format, Reporter};
@@ -168,14 +169,16 @@ fuzz_target!(|data: &[u8]| {
     // without a declarations block (whose removal and compositions it does not model).
     let mut tree = !opts.redact;
     let mut no_sites = false;
-    if let Ok(s) = scan::scan(config, 0, limits, &key, true, block_key) {
+    let mut sink = Diagnostics::default();
+    if let Some(s) = scan::scan(config, 0, limits, &key, true, block_key, &mut sink) {
         no_sites = s.sites.is_empty() && s.secrets.is_none();
         let mut templates: Vec<&keyfill::reference::Template> =
             s.sites.iter().map(|site| &site.template).collect();
         let parsed;
         if let Some(block) = &s.secrets {
             tree = false;
-            parsed = secrets::parse_block(&block.value, config, 0, Path::new("."), false);
+            parsed =
+                secrets::parse_block(&block.value, config, 0, Path::new("."), false, &mut sink);
             for d in &parsed.decls {
                 declared.insert(d.name.clone());
                 match &d.origin {
@@ -230,7 +233,7 @@ fuzz_target!(|data: &[u8]| {
     );
     // Every place a diagnostic points at is inside its source and on character
     // boundaries, and the reporter prints each in both formats without panicking.
-    for d in &session.diags {
+    for d in session.diags.iter() {
         let related = d.related.as_deref().map(|(l, _)| l);
         for loc in d.location.iter().chain(related) {
             let text = &session.sources[loc.source].text;
@@ -252,7 +255,7 @@ fuzz_target!(|data: &[u8]| {
             color: flags & 0x10 != 0,
             quiet: false,
         }
-        .emit(&session.diags, &session.sources);
+        .emit(session.diags.items(), &session.sources);
     }
     if flags & 0x40 != 0 && !config.contains(CANARY) {
         let diags = format!("{:?}", session.diags);

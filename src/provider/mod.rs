@@ -26,6 +26,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::error::Diagnostics;
 use crate::secret::SecretBytes;
 
 pub use kind::ProviderKind;
@@ -88,9 +89,10 @@ pub trait Provider: Send + Sync + Sized + 'static {
     /// concurrently. One result per request, in order.
     fn fetch(&self, requests: &[&Self::Locator]) -> Vec<Result<SecretBytes, FetchError>>;
 
-    /// Warnings from the last fetch (an insecure setting in use, say), taken once.
-    fn warnings(&self) -> Vec<String> {
-        Vec::new()
+    /// Moves the warnings of the last fetch (an insecure setting in use, say)
+    /// into the run's diagnostics, once.
+    fn warnings(&self, diags: &mut Diagnostics) {
+        let _ = diags;
     }
 
     /// The version each request's value has now, asked without reading values
@@ -412,13 +414,11 @@ macro_rules! dispatch {
                 v
             }
 
-            /// Every started provider's warnings, taken once.
-            pub fn take_warnings(&self) -> Vec<String> {
-                let mut v = Vec::new();
+            /// Moves every started provider's warnings into `diags`, once.
+            pub fn take_warnings(&self, diags: &mut Diagnostics) {
                 $(if let Some(p) = &self.$module {
-                    v.extend(p.warnings());
+                    p.warnings(diags);
                 })+
-                v
             }
 
             /// Makes `call` of each provider with all of its requests, starting

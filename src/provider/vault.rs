@@ -32,6 +32,7 @@ use super::{
     parse_query, split_query, FetchClass, FetchError, Fields, LocatorError, Provider, Settings,
     VersionCheck,
 };
+use crate::error::Diagnostics;
 use crate::secret::SecretBytes;
 
 /// One key of one Vault KV secret.
@@ -461,11 +462,11 @@ impl Provider for VaultProvider {
         checks
     }
 
-    fn warnings(&self) -> Vec<String> {
-        self.warnings
-            .lock()
-            .map(|mut w| std::mem::take(&mut *w))
-            .unwrap_or_default()
+    fn warnings(&self, diags: &mut Diagnostics) {
+        let taken = self.warnings.lock().map(|mut w| std::mem::take(&mut *w));
+        for w in taken.unwrap_or_default() {
+            diags.warn(w);
+        }
     }
 }
 

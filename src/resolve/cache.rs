@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{fetch_all, Fetched};
+use crate::error::Diagnostics;
 use crate::provider::{Locator, Registry, VersionCheck};
 use crate::secret::SecretBytes;
 
@@ -68,7 +69,8 @@ pub fn fetch_cached(
     requests: &HashSet<Locator>,
     registry: &mut Registry,
     cache: &mut Cache,
-) -> (Fetched, Vec<String>) {
+    diags: &mut Diagnostics,
+) -> Fetched {
     let now = std::time::Instant::now();
     let mut out: Fetched = HashMap::new();
     let mut due = Vec::new();
@@ -107,7 +109,6 @@ pub fn fetch_cached(
         }
     }
 
-    let mut warnings = Vec::new();
     for (loc, result) in fetch_all(&wanted, registry) {
         let result = match result {
             Ok(v) => {
@@ -131,7 +132,7 @@ pub fn fetch_cached(
                 );
                 match cache.entries.get(&loc) {
                     Some(old) if transient => {
-                        warnings.push(format!(
+                        diags.warn(format!(
                             "{loc}: fetching failed ({}); serving the last good value",
                             e.class.word()
                         ));
@@ -146,5 +147,5 @@ pub fn fetch_cached(
         };
         out.insert(loc, result);
     }
-    (out, warnings)
+    out
 }

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::Fetched;
-use crate::error::{Diagnostic, Exit, SourceId};
+use crate::error::{Diagnostic, Diagnostics, Exit, SourceId};
 use crate::json_path::{json_key_in, walk, Missing};
 use crate::plan::{Bindings, DirectId, Unit};
 use crate::provider::{FetchClass, FetchError, Locator};
@@ -154,7 +154,7 @@ impl std::fmt::Debug for Documents {
 
 /// Computes values and emits sites for one unit, recording each declared
 /// secret's and each direct reference's [`Outcome`] as it goes.
-pub struct Evaluator<'a, 'd> {
+pub struct Evaluator<'a, 'd, 's> {
     unit: &'a Unit<'d>,
     bindings: &'a Bindings,
     sources: &'a [Source],
@@ -165,18 +165,20 @@ pub struct Evaluator<'a, 'd> {
     documents: Documents,
     outcomes: HashMap<String, Outcome>,
     directs: HashMap<DirectId, Outcome>,
-    /// Problems found while computing.
-    pub diags: Vec<Diagnostic>,
+    /// Where problems found while computing go: the run's sink.
+    diags: &'s mut Diagnostics,
 }
 
-impl<'a, 'd> Evaluator<'a, 'd> {
-    /// Prepares an evaluator; `bindings` holds the locators planning bound.
+impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
+    /// Prepares an evaluator; `bindings` holds the locators planning bound, and
+    /// problems go to `diags`.
     pub fn new(
         unit: &'a Unit<'d>,
         bindings: &'a Bindings,
         sources: &'a [Source],
         fetched: &'a Fetched,
         redact: bool,
+        diags: &'s mut Diagnostics,
     ) -> Self {
         Evaluator {
             unit,
@@ -189,8 +191,13 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             documents: Documents::default(),
             outcomes: HashMap::new(),
             directs: HashMap::new(),
-            diags: Vec::new(),
+            diags,
         }
+    }
+
+    /// Reports a problem the caller found while using this evaluator.
+    pub fn report(&mut self, d: Diagnostic) {
+        self.diags.push(d);
     }
 
     /// Bounds every composed value (a template's result) to `bytes`.
@@ -550,9 +557,10 @@ impl<'a, 'd> Evaluator<'a, 'd> {
             Some(Part::Secret(r)) => {
                 let who = Subject::Secret(&r.name);
                 let c = self.compute(&r.name)?;
+                let mark = self.diags.mark();
                 let v = self.field(&c, r, who);
                 if v.is_none() {
-                    if let Some(d) = self.diags.last_mut() {
+                    if let Some(d) = self.diags.last_since(mark) {
                         if d.location.is_none() {
                             let (s, span) = at(r.range.clone());
                             d.location = Some(crate::error::Location { source: s, span });
@@ -747,7 +755,15 @@ e: \"$<FOUND>\"
             })
             .collect();
         let unit = &planned.units[0];
-        let mut ev = Evaluator::new(unit, &planned.bindings, &inputs.sources, &fetched, true);
+        let mut sink = Diagnostics::default();
+        let mut ev = Evaluator::new(
+            unit,
+            &planned.bindings,
+            &inputs.sources,
+            &fetched,
+            true,
+            &mut sink,
+        );
         let words: Vec<(String, &str)> = unit
             .ns
             .all()
@@ -809,12 +825,20 @@ e: \"$<FOUND>\"
         assert_eq!(diags.iter().filter(|d| d.is_error()).count(), 2);
         let fetched = Fetched::new();
         let unit = &planned.units[0];
-        let mut ev = Evaluator::new(unit, &planned.bindings, &inputs.sources, &fetched, false);
+        let mut sink = Diagnostics::default();
+        let mut ev = Evaluator::new(
+            unit,
+            &planned.bindings,
+            &inputs.sources,
+            &fetched,
+            false,
+            &mut sink,
+        );
         let key = DigestKey::default();
         for site in unit.sites {
             assert!(ev.emit(site, &key).is_none());
         }
-        assert!(ev.diags.is_empty(), "{:?}", ev.diags);
+        assert!(sink.items().is_empty(), "{:?}", sink);
     }
 
     #[test]

@@ -108,8 +108,7 @@ impl Ctx<'_> {
                 if let Some(best) = closest(key, &keys) {
                     d = d.note(format!("did you mean `{best}`?"));
                 }
-                self.p
-                    .errors
+                self.diags
                     .push(d.note(format!("options: {}", keys.join(", "))));
                 ok = false;
             }
@@ -269,7 +268,7 @@ impl Ctx<'_> {
         if let Some(h) = e.hint {
             d = d.note(h);
         }
-        self.p.errors.push(d);
+        self.diags.push(d);
     }
 
     /// A mapping's fields, each one of `allowed` and given once.
@@ -317,8 +316,7 @@ impl Ctx<'_> {
                     if let Some(best) = closest(key, allowed) {
                         d = d.note(format!("did you mean `{best}`?"));
                     }
-                    self.p
-                        .errors
+                    self.diags
                         .push(d.note(format!("fields: {}", allowed.join(", "))));
                     ok = false;
                 }

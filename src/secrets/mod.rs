@@ -19,7 +19,7 @@ mod mask;
 use std::ops::Range;
 use std::path::Path;
 
-use crate::error::{quoted, Diagnostic, SourceId};
+use crate::error::{quoted, Diagnostic, Diagnostics, SourceId};
 use crate::provider::Locator;
 use crate::reference::{self, Part, Template};
 use crate::totp::TotpParams;
@@ -138,13 +138,11 @@ impl Declaration {
     }
 }
 
-/// Declarations and problems from one `secrets:` block.
+/// Declarations from one `secrets:` block (its problems go to the run's sink).
 #[derive(Debug, Default)]
 pub struct Parsed {
     /// Declarations in order.
     pub decls: Vec<Declaration>,
-    /// Problems found.
-    pub errors: Vec<Diagnostic>,
     /// Byte ranges of inline secret text, to be masked in diagnostics.
     pub sensitive: Vec<Range<usize>>,
     /// Names whose definition is invalid (already reported), so their uses are
@@ -152,13 +150,14 @@ pub struct Parsed {
     pub broken: Vec<String>,
 }
 
-/// Reads a captured `secrets:` value.
+/// Reads a captured `secrets:` value; problems go to `diags`.
 pub fn parse_block(
     value: &Node,
     src: &str,
     source: SourceId,
     base_dir: &Path,
     catalogue: bool,
+    diags: &mut Diagnostics,
 ) -> Parsed {
     let mut p = Parsed::default();
     let entries = match &value.kind {
@@ -166,7 +165,7 @@ pub fn parse_block(
         _ if value.is_null() => &[],
         _ => {
             mask_all(value, &mut p.sensitive);
-            p.errors.push(
+            diags.push(
                 Diagnostic::invalid("`secrets:` must be a mapping of NAME: definition")
                     .at(source, value.span.clone()),
             );
@@ -176,7 +175,7 @@ pub fn parse_block(
     for (k, v) in entries {
         let Some(name) = k.as_str() else {
             mask_all(v, &mut p.sensitive);
-            p.errors.push(
+            diags.push(
                 Diagnostic::invalid("a secret name must be a plain word")
                     .at(source, k.span.clone()),
             );
@@ -184,7 +183,7 @@ pub fn parse_block(
         };
         if !reference::is_valid_name(name) {
             mask_all(v, &mut p.sensitive);
-            p.errors.push(
+            diags.push(
                 Diagnostic::invalid(format!("invalid secret name {}", quoted(name)))
                     .at(source, k.span.clone())
                     .note("names match [A-Za-z_][A-Za-z0-9_]*"),
@@ -196,6 +195,7 @@ pub fn parse_block(
             source,
             base_dir,
             p: &mut p,
+            diags: &mut *diags,
             name,
         };
         match ctx.definition(v) {
@@ -217,13 +217,13 @@ struct Ctx<'a> {
     source: SourceId,
     base_dir: &'a Path,
     p: &'a mut Parsed,
+    diags: &'a mut Diagnostics,
     name: &'a str,
 }
 
 impl Ctx<'_> {
     fn err(&mut self, span: &Range<usize>, msg: String) {
-        self.p
-            .errors
+        self.diags
             .push(Diagnostic::invalid(msg).at(self.source, span.clone()));
     }
 
@@ -260,7 +260,7 @@ impl Ctx<'_> {
             if let Some(n) = e.note {
                 d = d.note(n);
             }
-            self.p.errors.push(d);
+            self.diags.push(d);
         }
         mask_literals(self.src, node, value, &template, &mut self.p.sensitive);
         ok.then(|| Origin::Template {

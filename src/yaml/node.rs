@@ -10,7 +10,6 @@ use granit_parser::ScalarStyle;
 use super::digest::Acc;
 use super::emit::Ctx;
 use super::schema::{resolve_core, Kind};
-use crate::error::Diagnostic;
 use crate::reference::Template;
 
 /// A node of the captured `secrets:` block.
@@ -123,8 +122,6 @@ pub struct Scan {
     pub secrets: Option<SecretsBlock>,
     /// Scalars to rewrite, in source order.
     pub sites: Vec<Site>,
-    /// Problems found (references in keys, malformed references).
-    pub errors: Vec<Diagnostic>,
     /// Digest segments around the sites (`sites.len() + 1` of them).
     pub segments: Vec<Acc>,
     /// Number of documents.

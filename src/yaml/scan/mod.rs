@@ -17,7 +17,7 @@ use granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
 use super::digest::{Acc, DigestKey, Ev};
 use super::emit::Ctx;
 use super::schema::plain_kind;
-use crate::error::{Diagnostic, SourceId};
+use crate::error::{Diagnostic, Diagnostics, SourceId};
 use crate::reference::{self, Template};
 
 mod capture;
@@ -83,8 +83,15 @@ pub fn scan(
     key: &DigestKey,
     want_sites: bool,
     block_key: Option<&str>,
-) -> Result<Scan, Diagnostic> {
-    Walker::new(src, source, limits, key, want_sites, block_key).run()
+    diags: &mut Diagnostics,
+) -> Option<Scan> {
+    match Walker::new(src, source, limits, key, want_sites, block_key, diags).run() {
+        Ok(scan) => Some(scan),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
 }
 
 struct Walker<'a, 'k> {
@@ -94,6 +101,8 @@ struct Walker<'a, 'k> {
     key: &'k DigestKey,
     want_sites: bool,
     block_key: Option<&'k str>,
+    /// Problems that do not stop the walk (a fatal one is `run`'s error).
+    diags: &'k mut Diagnostics,
     out: Scan,
     frames: Vec<Frame<'a>>,
     acc: Acc,
@@ -120,6 +129,7 @@ impl<'a, 'k> Walker<'a, 'k> {
         key: &'k DigestKey,
         want_sites: bool,
         block_key: Option<&'k str>,
+        diags: &'k mut Diagnostics,
     ) -> Self {
         Walker {
             src,
@@ -128,6 +138,7 @@ impl<'a, 'k> Walker<'a, 'k> {
             key,
             want_sites,
             block_key,
+            diags,
             out: Scan::default(),
             frames: Vec::new(),
             acc: Acc::default(),
@@ -159,7 +170,7 @@ impl<'a, 'k> Walker<'a, 'k> {
             self.last_end = r.end;
         }
         if self.duplicates > MAX_DUPLICATE_WARNINGS {
-            self.out.errors.push(Diagnostic::warning(format!(
+            self.diags.push(Diagnostic::warning(format!(
                 "{} more keys given twice in one mapping are not shown",
                 self.duplicates - MAX_DUPLICATE_WARNINGS
             )));
@@ -377,7 +388,7 @@ impl<'a, 'k> Walker<'a, 'k> {
             if self.removed_ids.binary_search(&id).is_ok() {
                 // Named as configured (--secrets-key), not as the default.
                 let key = self.block_key.unwrap_or("secrets");
-                self.out.errors.push(
+                self.diags.push(
                     Diagnostic::invalid(format!(
                         "alias to an anchor inside the `{key}:` block, which is removed from the output"
                     ))
@@ -407,7 +418,7 @@ impl<'a, 'k> Walker<'a, 'k> {
         // declarations block.
         if self.at_root_key(is_key) && self.block_key == Some(&*value) && self.capture.is_none() {
             if self.out.secrets.is_some() || self.pending_secrets.is_some() {
-                self.out.errors.push(
+                self.diags.push(
                     Diagnostic::invalid(format!("duplicate `{value}:` block"))
                         .at(self.source, r.clone()),
                 );
@@ -449,7 +460,7 @@ impl<'a, 'k> Walker<'a, 'k> {
                 if let Some(n) = &e.note {
                     d = d.note(n.clone());
                 }
-                self.out.errors.push(d);
+                self.diags.push(d);
             }
             let unchanged = match template.parts.as_slice() {
                 [reference::Part::Literal(l)] => *l == *value,
@@ -462,7 +473,7 @@ impl<'a, 'k> Walker<'a, 'k> {
                     | reference::Part::Direct(reference::DirectRef { range, .. }) = p
                     {
                         let at = locate(self.src, &r, &value, range.clone());
-                        self.out.errors.push(
+                        self.diags.push(
                             Diagnostic::invalid("reference in a mapping key")
                                 .at(self.source, at)
                                 .label("a key must not depend on a secret"),
@@ -531,7 +542,7 @@ impl<'a, 'k> Walker<'a, 'k> {
         if self.duplicates > MAX_DUPLICATE_WARNINGS {
             return;
         }
-        self.out.errors.push(
+        self.diags.push(
             Diagnostic::warning(format!(
                 "key `{value}` is given twice in one mapping; readers disagree on which value wins"
             ))
@@ -607,9 +618,19 @@ mod tests {
             max_aliases: 100,
             strict_yaml: false,
         };
-        let scan =
-            scan(src, 0, limits, &DigestKey::default(), true, Some("secrets")).expect("scans");
-        scan.errors
+        let mut diags = Diagnostics::default();
+        let scan = scan(
+            src,
+            0,
+            limits,
+            &DigestKey::default(),
+            true,
+            Some("secrets"),
+            &mut diags,
+        );
+        assert!(scan.is_some(), "scans: {diags:?}");
+        diags
+            .take()
             .into_iter()
             .filter(|d| !d.is_error())
             .map(|d| {
