@@ -10,19 +10,19 @@ use crate::cli::{
     CheckArgs, Cli, Color, Command, ExecArgs, InputArgs, LogFormat, LoopArgs, OutputArgs,
     OutputFormat, RenderArgs, WatchArgs,
 };
-use crate::config::{ExecConfig, LoopConfig, RenderConfig};
-use crate::error::{Diagnostic, Exit};
-use crate::output::{self, Outcome, WriteOptions};
-use crate::provider::Settings;
-use crate::render::Options;
-use crate::report::{sanitize, Format, Reporter};
-use crate::resolve;
-use crate::yaml::digest::DigestKey;
-use crate::yaml::scan::Limits;
+use keyfill::config::{ExecConfig, LoopConfig, RenderConfig};
+use keyfill::error::{Diagnostic, Exit};
+use keyfill::output::{self, Outcome, WriteOptions};
+use keyfill::provider::Settings;
+use keyfill::render::Options;
+use keyfill::report::{sanitize, Format, Reporter};
+use keyfill::resolve;
+use keyfill::yaml::digest::DigestKey;
+use keyfill::yaml::scan::Limits;
 
 /// Runs the command and returns the process exit status (for `exec`, the
 /// command's own).
-pub fn run(cli: Cli) -> Exit {
+pub(crate) fn run(cli: Cli) -> Exit {
     let color = match cli.global.color {
         Color::Always => true,
         Color::Never => false,
@@ -36,15 +36,15 @@ pub fn run(cli: Cli) -> Exit {
         color,
         quiet: cli.global.quiet,
     };
-    crate::signals::survive_file_size_limit();
+    keyfill::signals::survive_file_size_limit();
     match cli.command {
         Command::Render(args) => render(&args, &reporter, cli.global.verbose),
         Command::Check(args) => check(&args, &reporter),
         Command::Watch(args) => {
             let (input, out) = watch_configs(&args);
-            crate::watch::watch(&input, &out, &reporter)
+            keyfill::watch::watch(&input, &out, &reporter)
         }
-        Command::Exec(args) => crate::exec::exec(&exec_config(args), &reporter),
+        Command::Exec(args) => keyfill::exec::exec(&exec_config(args), &reporter),
     }
 }
 
@@ -90,7 +90,7 @@ fn write_options(args: &OutputArgs, timeout: Duration) -> WriteOptions {
 }
 
 /// The configurations `keyfill watch` runs with, as its options ask.
-pub fn watch_configs(args: &WatchArgs) -> (RenderConfig, LoopConfig) {
+pub(crate) fn watch_configs(args: &WatchArgs) -> (RenderConfig, LoopConfig) {
     (
         render_config(&args.input, false, false),
         loop_config(&args.input, &args.out),
@@ -178,18 +178,18 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
 #[derive(Default)]
 struct Outcomes {
     names: HashMap<String, resolve::Outcome>,
-    directs: HashMap<crate::plan::DirectId, resolve::Outcome>,
+    directs: HashMap<keyfill::plan::DirectId, resolve::Outcome>,
 }
 
 /// The direct references of a unit's sites, in order.
 fn direct_refs<'u>(
-    unit: &'u crate::plan::Unit<'_>,
-) -> impl Iterator<Item = &'u crate::reference::DirectRef> {
+    unit: &'u keyfill::plan::Unit<'_>,
+) -> impl Iterator<Item = &'u keyfill::reference::DirectRef> {
     unit.sites
         .iter()
         .flat_map(|s| s.template.parts.iter())
         .filter_map(|p| match p {
-            crate::reference::Part::Direct(r) => Some(r),
+            keyfill::reference::Part::Direct(r) => Some(r),
             _ => None,
         })
 }

@@ -34,8 +34,6 @@
 // All output goes through the reporter or the caller; the library never prints.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod app;
-pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exec;
@@ -51,7 +49,7 @@ pub mod report;
 pub mod resolve;
 pub mod secret;
 pub mod secrets;
-mod signals;
+pub mod signals;
 pub mod source;
 pub mod suggest;
 pub mod totp;

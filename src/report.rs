@@ -216,7 +216,7 @@ fn is_unsafe(c: char) -> bool {
 /// Text safe to print: long space-free runs and then long text cut in the middle
 /// with `…(N characters cut)…`, and unsafe characters (see [`is_unsafe`]) written
 /// as `\u{..}`.
-pub(crate) fn sanitize(text: &str) -> String {
+pub fn sanitize(text: &str) -> String {
     let mut runs = String::with_capacity(text.len().min(2 * TEXT_MAX));
     for (i, run) in text.split(' ').enumerate() {
         if i > 0 {
