@@ -77,7 +77,7 @@ impl Reporter {
     /// it ran, which secrets got new values (locators, never values), and what
     /// happened to `output` (`written`, `unchanged`, `failed`, `nothing written`).
     /// JSON gets these as fields.
-    pub fn render(&self, why: &str, changed: &[String], output: &str, outcome: &str) {
+    pub(crate) fn render(&self, why: &str, changed: &[String], output: &str, outcome: &str) {
         if self.quiet {
             return;
         }
@@ -216,7 +216,7 @@ fn is_unsafe(c: char) -> bool {
 /// Text safe to print: long space-free runs and then long text cut in the middle
 /// with `…(N characters cut)…`, and unsafe characters (see [`is_unsafe`]) written
 /// as `\u{..}`.
-pub fn sanitize(text: &str) -> String {
+pub(crate) fn sanitize(text: &str) -> String {
     let mut runs = String::with_capacity(text.len().min(2 * TEXT_MAX));
     for (i, run) in text.split(' ').enumerate() {
         if i > 0 {

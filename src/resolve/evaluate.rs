@@ -29,7 +29,7 @@ use crate::yaml::site::{emit_site, Emitted, Rendered, MAX_JSON_DEPTH};
 /// What became of one declared secret or one direct reference, recorded as it
 /// was computed; `check --resolve` prints its [`word`](Outcome::word).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Fetched, and usable as declared.
     Found,
     /// Not found; the declared default stood in.
@@ -51,7 +51,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The word `check --resolve` prints.
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Outcome::Found => "found",
             Outcome::Default => "default",
@@ -154,7 +154,7 @@ impl std::fmt::Debug for Documents {
 
 /// Computes values and emits sites for one unit, recording each declared
 /// secret's and each direct reference's [`Outcome`] as it goes.
-pub struct Evaluator<'a, 'd> {
+pub(crate) struct Evaluator<'a, 'd> {
     unit: &'a Unit<'d>,
     bindings: &'a Bindings,
     sources: &'a [Source],
@@ -166,12 +166,12 @@ pub struct Evaluator<'a, 'd> {
     outcomes: HashMap<String, Outcome>,
     directs: HashMap<DirectId, Outcome>,
     /// Problems found while computing.
-    pub diags: Vec<Diagnostic>,
+    pub(crate) diags: Vec<Diagnostic>,
 }
 
 impl<'a, 'd> Evaluator<'a, 'd> {
     /// Prepares an evaluator; `bindings` holds the locators planning bound.
-    pub fn new(
+    pub(crate) fn new(
         unit: &'a Unit<'d>,
         bindings: &'a Bindings,
         sources: &'a [Source],
@@ -194,7 +194,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
     }
 
     /// Bounds every composed value (a template's result) to `bytes`.
-    pub fn max_secret(mut self, bytes: usize) -> Self {
+    pub(crate) fn max_secret(mut self, bytes: usize) -> Self {
         self.max_secret = bytes;
         self
     }
@@ -508,7 +508,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
 
     /// A declared secret's outcome (for `check --resolve`), computing it
     /// first (and reporting why it fails) when nothing needed it yet.
-    pub fn outcome(&mut self, name: &str) -> Outcome {
+    pub(crate) fn outcome(&mut self, name: &str) -> Outcome {
         if !self.outcomes.contains_key(name) {
             self.compute(name);
         }
@@ -518,7 +518,7 @@ impl<'a, 'd> Evaluator<'a, 'd> {
     /// A direct reference's outcome (for `check --resolve`). One the render
     /// did not reach (a site stopped before it) is read now, quietly: its
     /// site's diagnostics already say why the render failed.
-    pub fn direct_outcome(&mut self, id: DirectId) -> Outcome {
+    pub(crate) fn direct_outcome(&mut self, id: DirectId) -> Outcome {
         if let Some(o) = self.directs.get(&id) {
             return *o;
         }
@@ -533,12 +533,12 @@ impl<'a, 'd> Evaluator<'a, 'd> {
 
     /// A declared secret's final text (for `exec --env`), or `None` after
     /// reporting why not.
-    pub fn value(&mut self, name: &str) -> Option<SecretText> {
+    pub(crate) fn value(&mut self, name: &str) -> Option<SecretText> {
         self.compute(name).map(|c| c.text.clone())
     }
 
     /// New text for one site, or `None` after reporting why not.
-    pub fn emit(&mut self, site: &Site, key: &DigestKey) -> Option<Emitted> {
+    pub(crate) fn emit(&mut self, site: &Site, key: &DigestKey) -> Option<Emitted> {
         let src = &self.sources[self.unit.source];
         let at = |r: Range<usize>| {
             (
