@@ -1,7 +1,6 @@
 //! Runs a parsed command line: the glue between the CLI, a render session, the
 //! output writer and the reporter. Returns the exit status; never exits itself.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
 
 use std::time::Duration;
@@ -10,19 +9,17 @@ use crate::cli::{
     CheckArgs, Cli, Color, Command, ExecArgs, InputArgs, LogFormat, LoopArgs, OutputArgs,
     OutputFormat, RenderArgs, WatchArgs,
 };
-use crate::config::{ExecConfig, LoopConfig, RenderConfig};
-use crate::error::{Diagnostic, Exit};
-use crate::output::{self, Outcome, WriteOptions};
-use crate::provider::Settings;
-use crate::render::Options;
-use crate::report::{sanitize, Format, Reporter};
-use crate::resolve;
-use crate::yaml::digest::DigestKey;
-use crate::yaml::scan::Limits;
+use keyfill::config::{ExecConfig, LoopConfig, RenderConfig};
+use keyfill::error::{Diagnostic, Exit};
+use keyfill::output::{self, Outcome, WriteOptions};
+use keyfill::provider::Settings;
+use keyfill::render::Options;
+use keyfill::report::{Format, Reporter};
+use keyfill::yaml::scan::Limits;
 
 /// Runs the command and returns the process exit status (for `exec`, the
 /// command's own).
-pub fn run(cli: Cli) -> Exit {
+pub(crate) fn run(cli: Cli) -> Exit {
     let color = match cli.global.color {
         Color::Always => true,
         Color::Never => false,
@@ -36,15 +33,15 @@ pub fn run(cli: Cli) -> Exit {
         color,
         quiet: cli.global.quiet,
     };
-    crate::signals::survive_file_size_limit();
+    keyfill::signals::survive_file_size_limit();
     match cli.command {
         Command::Render(args) => render(&args, &reporter, cli.global.verbose),
         Command::Check(args) => check(&args, &reporter),
         Command::Watch(args) => {
             let (input, out) = watch_configs(&args);
-            crate::watch::watch(&input, &out, &reporter)
+            keyfill::watch::watch(&input, &out, &reporter)
         }
-        Command::Exec(args) => crate::exec::exec(&exec_config(args), &reporter),
+        Command::Exec(args) => keyfill::exec::exec(&exec_config(args), &reporter),
     }
 }
 
@@ -90,7 +87,7 @@ fn write_options(args: &OutputArgs, timeout: Duration) -> WriteOptions {
 }
 
 /// The configurations `keyfill watch` runs with, as its options ask.
-pub fn watch_configs(args: &WatchArgs) -> (RenderConfig, LoopConfig) {
+fn watch_configs(args: &WatchArgs) -> (RenderConfig, LoopConfig) {
     (
         render_config(&args.input, false, false),
         loop_config(&args.input, &args.out),
@@ -174,126 +171,10 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
     }
 }
 
-/// What `check --resolve` learned about one unit.
-#[derive(Default)]
-struct Outcomes {
-    names: HashMap<String, resolve::Outcome>,
-    directs: HashMap<crate::plan::DirectId, resolve::Outcome>,
-}
-
-/// The direct references of a unit's sites, in order.
-fn direct_refs<'u>(
-    unit: &'u crate::plan::Unit<'_>,
-) -> impl Iterator<Item = &'u crate::reference::DirectRef> {
-    unit.sites
-        .iter()
-        .flat_map(|s| s.template.parts.iter())
-        .filter_map(|p| match p {
-            crate::reference::Part::Direct(r) => Some(r),
-            _ => None,
-        })
-}
-
 fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
     let config = render_config(&args.input, false, false);
-    let opts = &config.options;
     let mut session = config.session();
-    let key = DigestKey::default();
-    let prepared = session.prepare(&config.files, &config.catalogues, opts, &key);
-    let mut planned = session.plan(&prepared, opts.strict);
-    if args.resolve {
-        // --resolve reports every declared secret, used or not.
-        planned.fetch_every_declaration();
-    }
-    let fetched = if args.resolve && !session.failed() {
-        let f = resolve::fetch_all(&planned.fetches, &mut session.registry);
-        session.take_provider_warnings();
-        Some(f)
-    } else {
-        None
-    };
-    // With --resolve, compute every value as a render would: types, JSON keys,
-    // encodings and compositions are checked too, not just the fetches. The
-    // evaluator records each outcome as it computes it.
-    let mut outcomes: Vec<Outcomes> = Vec::new();
-    if let Some(f) = &fetched {
-        let key = DigestKey::default();
-        for unit in &planned.units {
-            let mut ev = resolve::Evaluator::new(
-                unit,
-                &planned.bindings,
-                &session.sources,
-                f,
-                true,
-                &mut session.diags,
-            )
-            .max_secret(opts.max_secret);
-            let mut o = Outcomes::default();
-            for d in unit.ns.all() {
-                o.names.insert(d.name.clone(), ev.outcome(&d.name));
-            }
-            for site in unit.sites {
-                let _ = ev.emit(site, &key);
-            }
-            for r in direct_refs(unit) {
-                if let Some(id) = planned.bindings.id(unit.source, r) {
-                    o.directs.insert(id, ev.direct_outcome(id));
-                }
-            }
-            outcomes.push(o);
-        }
-    }
-    let mut listing = String::new();
-    for (i, (unit, plan)) in planned.units.iter().zip(&planned.plans).enumerate() {
-        let outcomes = outcomes.get(i);
-        // Names and locators come from the input: escaped, as in diagnostics.
-        let name = sanitize(&session.sources[unit.source].name);
-        listing.push_str(&format!("{name}\n"));
-        let decls = unit.ns.all();
-        if decls.is_empty() {
-            listing.push_str("  (no secrets declared)\n");
-        }
-        let width = decls.iter().map(|d| d.name.len()).max().unwrap_or(0);
-        for d in decls {
-            let used = if plan.used.contains(&d.name) {
-                "used"
-            } else {
-                "unused"
-            };
-            let mut line = format!(
-                "  {:<width$}  {:<6}  {}",
-                d.name,
-                used,
-                sanitize(&d.source_text())
-            );
-            if let Some(outcome) = outcomes.and_then(|o| o.names.get(&d.name)) {
-                line.push_str(&format!("  [{}]", outcome.word()));
-            }
-            listing.push_str(&line);
-            listing.push('\n');
-        }
-        let mut direct: Vec<String> = Vec::new();
-        for r in direct_refs(unit) {
-            let mut line = format!("<<{}|{}>>", r.word, sanitize(&r.locator));
-            if direct.contains(&line) {
-                continue;
-            }
-            let outcome = planned
-                .bindings
-                .id(unit.source, r)
-                .and_then(|id| outcomes?.directs.get(&id));
-            if let Some(outcome) = outcome {
-                line.push_str(&format!("  [{}]", outcome.word()));
-            }
-            direct.push(line);
-        }
-        if !direct.is_empty() {
-            listing.push_str("  direct references:\n");
-            for d in direct {
-                listing.push_str(&format!("    {d}\n"));
-            }
-        }
-    }
+    let listing = keyfill::check::listing(&config, args.resolve, &mut session);
     let _ = std::io::stdout().lock().write_all(listing.as_bytes());
     session.report(reporter)
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::output::Owner;
+use keyfill::output::Owner;
 
 /// Render configuration files that reference secrets.
 #[derive(Debug, Parser)]
 #[command(name = "keyfill", version, about, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -22,7 +22,7 @@ pub struct Cli {
 
 /// Options for every command.
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// More output (repeatable).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -39,7 +39,7 @@ pub struct Global {
 
 /// When to colour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Color {
+pub(crate) enum Color {
     /// When stderr is a terminal and NO_COLOR is unset.
     Auto,
     /// Always.
@@ -50,7 +50,7 @@ pub enum Color {
 
 /// Diagnostic format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable.
     Text,
     /// JSON lines.
@@ -59,7 +59,7 @@ pub enum LogFormat {
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// The config, format preserved.
     Yaml,
     /// The rendered tree as JSON.
@@ -68,7 +68,7 @@ pub enum OutputFormat {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Render configs and write the result (stdout or -o).
     Render(RenderArgs),
     /// Validate configs and list their secrets without writing.
@@ -81,7 +81,7 @@ pub enum Command {
 
 /// Inputs and validation options shared by render and check.
 #[derive(Clone, Debug, Args)]
-pub struct InputArgs {
+pub(crate) struct InputArgs {
     /// Config files to render (`-` reads stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
@@ -125,7 +125,7 @@ pub struct InputArgs {
 
 /// `keyfill render`.
 #[derive(Debug, Args)]
-pub struct RenderArgs {
+pub(crate) struct RenderArgs {
     /// Inputs.
     #[command(flatten)]
     pub input: InputArgs,
@@ -145,7 +145,7 @@ pub struct RenderArgs {
 
 /// How the output file is written (render, watch and exec).
 #[derive(Clone, Debug, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// File mode of the output, in octal (permission bits only, at most 0777).
     #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
     pub mode: u32,
@@ -159,7 +159,7 @@ pub struct OutputArgs {
 
 /// `keyfill check`.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Inputs.
     #[command(flatten)]
     pub input: InputArgs,
@@ -169,7 +169,7 @@ pub struct CheckArgs {
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("`{s}` is not a duration such as 500ms, 30s, 5m or 1h");
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
@@ -193,7 +193,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Where and how `watch` and `exec` write, and when they re-render.
 #[derive(Clone, Debug, Args)]
-pub struct LoopArgs {
+pub(crate) struct LoopArgs {
     /// Write here (atomically).
     #[arg(short, long, value_name = "OUT", required = true)]
     pub output: PathBuf,
@@ -213,7 +213,7 @@ pub struct LoopArgs {
 
 /// `keyfill watch`.
 #[derive(Debug, Args)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// Inputs.
     #[command(flatten)]
     pub input: InputArgs,
@@ -224,7 +224,7 @@ pub struct WatchArgs {
 
 /// `keyfill exec`.
 #[derive(Debug, Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Inputs.
     #[command(flatten)]
     pub input: InputArgs,
@@ -235,7 +235,7 @@ pub struct ExecArgs {
     #[arg(long)]
     pub watch: bool,
     /// Signal sent to CMD when the output changes (with --watch).
-    #[arg(long, value_name = "SIGNAL", default_value = "HUP", value_parser = crate::signals::parse, conflicts_with = "restart")]
+    #[arg(long, value_name = "SIGNAL", default_value = "HUP", value_parser = keyfill::signals::parse, conflicts_with = "restart")]
     pub reload_signal: i32,
     /// Restart CMD when the output changes, instead of signalling it.
     #[arg(long)]

@@ -55,7 +55,7 @@ impl Exit {
 
     /// Most urgent class first: a config error outranks a missing secret, which
     /// outranks an unreachable provider, which outranks an unwritable output.
-    pub fn worst(classes: impl IntoIterator<Item = Exit>) -> Exit {
+    pub(crate) fn worst(classes: impl IntoIterator<Item = Exit>) -> Exit {
         classes
             .into_iter()
             .filter(|c| *c != Exit::Ok)
@@ -66,7 +66,7 @@ impl Exit {
 
 /// Error or warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     /// Stops the run with the diagnostic's exit class.
     Error,
     /// Reported; the run goes on.
@@ -74,7 +74,7 @@ pub enum Severity {
 }
 
 /// Identifies a [`crate::source::Source`] in the run's source list.
-pub type SourceId = usize;
+pub(crate) type SourceId = usize;
 
 /// A byte range in one source.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,20 +90,20 @@ pub struct Location {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     /// Error or warning.
-    pub severity: Severity,
+    pub(crate) severity: Severity,
     /// Exit class when this is an error.
-    pub class: Exit,
+    pub(crate) class: Exit,
     /// One-line description.
-    pub message: String,
+    pub(crate) message: String,
     /// Where, when known.
     pub location: Option<Location>,
     /// Label under the caret.
-    pub label: Option<String>,
+    pub(crate) label: Option<String>,
     /// Extra lines: hints, "did you mean", the cycle.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// Whether the source line may be quoted. Off for syntax errors: before the
     /// document parses, keyfill cannot know which bytes are inline secrets.
-    pub snippet: bool,
+    pub(crate) snippet: bool,
     /// A second place the diagnostic names (the first of two duplicates), with
     /// its label. Boxed: most diagnostics have none, and the type travels in
     /// `Result`s.
@@ -126,12 +126,12 @@ impl Diagnostic {
     }
 
     /// An invalid-input error (exit 3).
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::error(Exit::Invalid, message)
     }
 
     /// A warning; never changes the exit status by itself.
-    pub fn warning(message: impl Into<String>) -> Self {
+    pub(crate) fn warning(message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Self::error(Exit::Ok, message)
@@ -139,21 +139,13 @@ impl Diagnostic {
     }
 
     /// Attaches a location.
-    pub fn at(mut self, source: SourceId, span: Range<usize>) -> Self {
+    pub(crate) fn at(mut self, source: SourceId, span: Range<usize>) -> Self {
         self.location = Some(Location { source, span });
         self
     }
 
-    /// Attaches a location when one is known.
-    pub fn at_opt(mut self, location: Option<Location>) -> Self {
-        if location.is_some() {
-            self.location = location;
-        }
-        self
-    }
-
     /// Names a second place, in the same source, with a label for it.
-    pub fn also_at(
+    pub(crate) fn also_at(
         mut self,
         source: SourceId,
         span: Range<usize>,
@@ -164,25 +156,25 @@ impl Diagnostic {
     }
 
     /// Reports the location without quoting the source line.
-    pub fn without_snippet(mut self) -> Self {
+    pub(crate) fn without_snippet(mut self) -> Self {
         self.snippet = false;
         self
     }
 
     /// Sets the caret label.
-    pub fn label(mut self, label: impl Into<String>) -> Self {
+    pub(crate) fn label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
         self
     }
 
     /// Adds a note line.
-    pub fn note(mut self, note: impl Into<String>) -> Self {
+    pub(crate) fn note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());
         self
     }
 
     /// Whether this diagnostic fails the run.
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
 }
@@ -275,7 +267,7 @@ impl Diagnostics {
 /// Quotes untrusted text (names, locators, keys) for a message. Control and
 /// bidirectional characters are escaped, and long text cut, where every message
 /// is printed (`report::sanitize`), so they are left as they are here.
-pub fn quoted(text: &str) -> String {
+pub(crate) fn quoted(text: &str) -> String {
     format!("`{text}`")
 }
 

@@ -55,6 +55,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("render", 8),
     ("config", 9),
     // What builds on the pipeline: never the command line.
+    ("check", 10),
     ("watch", 10),
     ("exec", 11),
     // The command line and the commands.
@@ -86,14 +87,28 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The `crate::a::b` paths a source names outside comments, as known modules.
-fn imports(text: &str, known: &BTreeMap<&str, u8>) -> Vec<String> {
+/// The binary's modules: they reach the library as `keyfill::…`, which counts
+/// here as `crate::…` does.
+const BINARY: &[&str] = &["main", "cli", "app"];
+
+/// The `crate::a::b` paths a source names outside comments (and, in the
+/// binary's files, its `keyfill::a::b` paths), as known modules.
+fn imports(text: &str, known: &BTreeMap<&str, u8>, binary: bool) -> Vec<String> {
+    let prefixes: &[&str] = if binary {
+        &["crate::", "keyfill::"]
+    } else {
+        &["crate::"]
+    };
     let mut out = Vec::new();
     for line in text.lines() {
         let code = line.split("//").next().unwrap_or("");
         let mut rest = code;
-        while let Some(at) = rest.find("crate::") {
-            rest = &rest[at + "crate::".len()..];
+        while let Some((at, prefix)) = prefixes
+            .iter()
+            .filter_map(|p| rest.find(p).map(|at| (at, *p)))
+            .min()
+        {
+            rest = &rest[at + prefix.len()..];
             let path: String = rest
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
@@ -140,7 +155,8 @@ fn every_module_imports_only_lower_layers() {
             continue;
         };
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        for dep in imports(&text, &known) {
+        let binary = BINARY.contains(&module.as_str());
+        for dep in imports(&text, &known, binary) {
             let dep_layer = known[dep.as_str()];
             if dep != module && !related(&module, &dep) && dep_layer >= layer {
                 wrong.push(format!(
@@ -149,7 +165,9 @@ fn every_module_imports_only_lower_layers() {
             }
         }
         // A grouped `crate::{…}` import would hide its modules from this check.
-        if module != "layering" && text.contains(concat!("crate", "::{")) {
+        let grouped = text.contains(concat!("crate", "::{"))
+            || (binary && text.contains(concat!("keyfill", "::{")));
+        if module != "layering" && grouped {
             wrong.push(format!(
                 "{module}: groups `crate::` imports; name each path"
             ));
@@ -180,7 +198,16 @@ fn a_grammar_importing_a_provider_is_caught() {
     let found = imports(
         "use crate::provider::aws::AwsLocator; // crate::secrets in a comment\n",
         &known,
+        false,
     );
     assert_eq!(found, ["provider"]);
     assert!(known["provider"] >= known["reference"]);
+}
+
+#[test]
+fn the_binarys_library_imports_count_in_its_files_only() {
+    let known: BTreeMap<&str, u8> = LAYERS.iter().copied().collect();
+    let text = "use keyfill::watch::Loop;\nuse crate::cli::Cli;\n";
+    assert_eq!(imports(text, &known, true), ["watch", "cli"]);
+    assert_eq!(imports(text, &known, false), ["cli"]);
 }

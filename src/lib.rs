@@ -17,9 +17,28 @@
 //!   ─▶ re-parse and verify (yaml::verify) ─▶ write atomically (output)
 //! ```
 //!
-//! `config` holds the plain configurations the command line (`cli`, `app`) builds
-//! once; `watch` and `exec` drive the same pipeline from them. `layering` checks
-//! that imports only ever point down this list.
+//! `config` holds the plain configurations the command line builds once (the
+//! binary's `cli` and `app`; the library has no clap code); `check`, `watch` and
+//! `exec` drive the same pipeline from them. `layering` checks that imports only
+//! ever point down this list.
+//!
+//! # Public API
+//!
+//! Everything else is crate-private. What is public:
+//!
+//! - Rendering from code: [`config::RenderConfig`] (its `session` and `render`),
+//!   [`render::Session`] and [`render::Options`], [`provider::Settings`],
+//!   [`yaml::scan::Limits`]; the outcome as [`Exit`] and [`Diagnostic`]s, printed
+//!   by [`report::Reporter`].
+//! - The commands built on it: [`check::listing`], [`watch::watch`] and its
+//!   [`watch::Loop`], [`exec::exec`] (with [`config::LoopConfig`] and
+//!   [`config::ExecConfig`]), [`output::write`] and its options, and the
+//!   [`signals`] the command line parses and sets up.
+//! - The reference grammar: [`reference::parse`] and its [`reference::Template`];
+//!   the safe scalar emitter, [`yaml::emit::string_scalar`].
+//! - For the fuzz targets and tests, the scanner's entry and result
+//!   ([`yaml::scan::scan`]), the `secrets:` parser ([`secrets::parse_block`]) and
+//!   a Vault locator's validation.
 //!
 //! # Threat model
 //!
@@ -34,27 +53,29 @@
 // All output goes through the reporter or the caller; the library never prints.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod app;
-pub mod cli;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod exec;
-pub mod json_path;
+pub(crate) mod json_path;
 #[cfg(test)]
 mod layering;
 pub mod output;
-pub mod plan;
+pub(crate) mod plan;
 pub mod provider;
 pub mod reference;
 pub mod render;
 pub mod report;
-pub mod resolve;
+pub(crate) mod resolve;
 pub mod secret;
+// A declaration's provider locator is crate-private; the fuzz targets only ask
+// whether a declaration has one.
+#[allow(private_interfaces)]
 pub mod secrets;
-mod signals;
+pub mod signals;
 pub mod source;
-pub mod suggest;
-pub mod totp;
+pub(crate) mod suggest;
+pub(crate) mod totp;
 pub mod watch;
 pub mod yaml;
 

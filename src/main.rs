@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+mod app;
+mod cli;
+
 fn main() -> ExitCode {
     // A panic message could quote data; print only where it happened.
     std::panic::set_hook(Box::new(|info| {
@@ -21,6 +24,6 @@ fn main() -> ExitCode {
     if argv.get(1).is_some_and(|a| a == keyfill::exec::CHILD_MARK) {
         return ExitCode::from(keyfill::exec::become_command(&argv[2..]).code());
     }
-    let cli = keyfill::cli::Cli::parse();
-    ExitCode::from(keyfill::app::run(cli).code())
+    let cli = cli::Cli::parse();
+    ExitCode::from(app::run(cli).code())
 }

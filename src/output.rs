@@ -232,7 +232,7 @@ pub(crate) fn final_file(path: &Path) -> Option<PathBuf> {
 /// (the same file, however named: through links, hard links or `..`), before
 /// anything is read from a provider. An output that does not exist yet cannot
 /// be one; stdin (`-`) is no file.
-pub(crate) fn refuse_input_as_output(
+pub fn refuse_input_as_output(
     out: &Path,
     files: &[String],
     secrets: &[String],

@@ -19,7 +19,7 @@ use crate::suggest::closest;
 use crate::yaml::node::{locate, Site};
 
 /// The declarations visible to one input: its own block plus the catalogues.
-pub struct Namespace<'d> {
+pub(crate) struct Namespace<'d> {
     by_name: HashMap<&'d str, &'d Declaration>,
     own: Vec<&'d Declaration>,
     broken: HashSet<&'d str>,
@@ -27,7 +27,7 @@ pub struct Namespace<'d> {
 
 impl<'d> Namespace<'d> {
     /// Builds a namespace, reporting names declared twice.
-    pub fn new(
+    pub(crate) fn new(
         own: &'d [Declaration],
         catalogue: &'d [Declaration],
         broken: impl IntoIterator<Item = &'d str>,
@@ -62,12 +62,12 @@ impl<'d> Namespace<'d> {
     }
 
     /// Looks a name up.
-    pub fn get(&self, name: &str) -> Option<&'d Declaration> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'d Declaration> {
         self.by_name.get(name).copied()
     }
 
     /// Every visible declaration, sorted by name.
-    pub fn all(&self) -> Vec<&'d Declaration> {
+    pub(crate) fn all(&self) -> Vec<&'d Declaration> {
         let mut v: Vec<_> = self.by_name.values().copied().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
@@ -80,25 +80,25 @@ impl<'d> Namespace<'d> {
 }
 
 /// One input prepared for resolution.
-pub struct Unit<'d> {
+pub(crate) struct Unit<'d> {
     /// Source id of the input.
-    pub source: SourceId,
+    pub(crate) source: SourceId,
     /// Its sites.
-    pub sites: &'d [Site],
+    pub(crate) sites: &'d [Site],
     /// Visible declarations.
-    pub ns: Namespace<'d>,
+    pub(crate) ns: Namespace<'d>,
     /// The config's declarations key (`--secrets-key`); `None` with `--no-secrets-block`.
-    pub block_key: Option<&'d str>,
+    pub(crate) block_key: Option<&'d str>,
 }
 
 /// One bound direct reference: a `<<provider|locator>>` text in one source
 /// (one id however often that source writes it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DirectId(usize);
+pub(crate) struct DirectId(usize);
 
 /// Every direct reference of a run, its locator parsed once, during planning.
 #[derive(Debug, Default)]
-pub struct Bindings {
+pub(crate) struct Bindings {
     /// By source and provider, then locator text: the id, or why the text is
     /// no locator (reported where it is written).
     ids: HashMap<(SourceId, ProviderKind), HashMap<String, Result<DirectId, LocatorError>>>,
@@ -133,7 +133,7 @@ impl Bindings {
 
     /// The id of `r` as written in `source`; `None` when planning found its
     /// locator invalid (and reported it) or never saw it.
-    pub fn id(&self, source: SourceId, r: &DirectRef) -> Option<DirectId> {
+    pub(crate) fn id(&self, source: SourceId, r: &DirectRef) -> Option<DirectId> {
         match self.ids.get(&(source, r.provider))?.get(&r.locator)? {
             Ok(id) => Some(*id),
             Err(_) => None,
@@ -141,33 +141,33 @@ impl Bindings {
     }
 
     /// The locator of a bound reference.
-    pub fn locator(&self, id: DirectId) -> &Locator {
+    pub(crate) fn locator(&self, id: DirectId) -> &Locator {
         // Ids come only from `bind`, which pushed their locator.
         &self.locators[id.0]
     }
 
     /// The locator of `r` as written in `source`, when it is bound.
-    pub fn get(&self, source: SourceId, r: &DirectRef) -> Option<&Locator> {
+    pub(crate) fn get(&self, source: SourceId, r: &DirectRef) -> Option<&Locator> {
         self.id(source, r).map(|id| self.locator(id))
     }
 }
 
 /// Every input planned: what the rest of the run needs.
-pub struct Planned<'d> {
+pub(crate) struct Planned<'d> {
     /// The inputs, in order.
-    pub units: Vec<Unit<'d>>,
+    pub(crate) units: Vec<Unit<'d>>,
     /// What each unit uses, in the same order.
-    pub plans: Vec<Plan>,
+    pub(crate) plans: Vec<Plan>,
     /// The distinct fetches of every unit.
-    pub fetches: HashSet<Locator>,
+    pub(crate) fetches: HashSet<Locator>,
     /// Every direct reference, bound.
-    pub bindings: Bindings,
+    pub(crate) bindings: Bindings,
 }
 
 impl Planned<'_> {
     /// Adds the fetches of every visible declaration, used or not (`exec --env`
     /// and `check --resolve` compute them all).
-    pub fn fetch_every_declaration(&mut self) {
+    pub(crate) fn fetch_every_declaration(&mut self) {
         for unit in &self.units {
             for d in unit.ns.all() {
                 collect_fetches(d, &self.bindings, &mut self.fetches);
@@ -178,15 +178,15 @@ impl Planned<'_> {
 
 /// What validation learned about one unit.
 #[derive(Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Names used (directly or through composition).
-    pub used: HashSet<String>,
+    pub(crate) used: HashSet<String>,
     /// Fetches needed.
-    pub fetches: HashSet<Locator>,
+    pub(crate) fetches: HashSet<Locator>,
 }
 
 /// Validates one unit, binds its direct references and collects what it needs.
-pub fn plan(
+pub(crate) fn plan(
     unit: &Unit<'_>,
     sources: &[Source],
     bindings: &mut Bindings,
@@ -517,7 +517,6 @@ pub(crate) mod fixture {
                             &src.text,
                             source,
                             &src.base_dir,
-                            !is_config,
                             &mut inputs.diags,
                         );
                         parsed.decls

@@ -37,9 +37,9 @@ pub struct SecretRef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirectRef {
     /// Which provider.
-    pub provider: ProviderKind,
+    pub(crate) provider: ProviderKind,
     /// The provider's word as written (`op` or `onepassword`), for messages.
-    pub word: &'static str,
+    pub(crate) word: &'static str,
     /// The locator text, unparsed.
     pub locator: String,
     /// Byte range of the whole reference in the value.
@@ -57,7 +57,7 @@ impl std::fmt::Display for DirectRef {
 /// What a message is about, in the words the config's author wrote (`op`, not
 /// `onepassword`).
 #[derive(Clone, Copy, Debug)]
-pub enum Subject<'a> {
+pub(crate) enum Subject<'a> {
     /// A declared secret: secret `NAME`.
     Secret(&'a str),
     /// A direct reference, as written: reference <<op|op://V/I/F>>.
@@ -81,9 +81,9 @@ impl std::fmt::Display for Subject<'_> {
 pub struct RefError {
     /// What is wrong (names the offending text, which is never a secret value:
     /// it is reference syntax written by the config's author).
-    pub message: String,
+    pub(crate) message: String,
     /// Extra hint.
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     /// Byte range in the value.
     pub range: Range<usize>,
 }
@@ -102,7 +102,7 @@ impl Template {
     }
 
     /// The single reference when it is the entire value.
-    pub fn whole(&self) -> Option<&Part> {
+    pub(crate) fn whole(&self) -> Option<&Part> {
         match self.parts.as_slice() {
             [p @ (Part::Secret(_) | Part::Direct(_))] => Some(p),
             _ => None,

@@ -50,42 +50,42 @@ pub struct Session {
     /// Everything reported: the run's one diagnostics sink.
     pub diags: Diagnostics,
     /// Providers started so far.
-    pub registry: Registry,
+    pub(crate) registry: Registry,
     /// Values kept between renders (watch and exec --watch).
-    pub cache: Option<resolve::Cache>,
+    pub(crate) cache: Option<resolve::Cache>,
     /// Declared secrets' values, by name, when [`Options::export`] asked for them.
-    pub exported: Vec<(String, crate::secret::SecretText)>,
+    pub(crate) exported: Vec<(String, crate::secret::SecretText)>,
 }
 
 /// A scanned input with its own declarations.
 #[derive(Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// Its source.
-    pub source: SourceId,
+    pub(crate) source: SourceId,
     /// First-pass results.
-    pub scan: Scan,
+    pub(crate) scan: Scan,
     /// Declarations of its `secrets:` block.
-    pub decls: Vec<Declaration>,
+    pub(crate) decls: Vec<Declaration>,
     /// Names whose declaration is invalid.
-    pub broken: Vec<String>,
+    pub(crate) broken: Vec<String>,
 }
 
 /// Inputs ready for planning.
 #[derive(Debug, Default)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The configs.
-    pub inputs: Vec<Loaded>,
+    pub(crate) inputs: Vec<Loaded>,
     /// Declarations from `--secrets` files.
-    pub catalogue: Vec<Declaration>,
+    pub(crate) catalogue: Vec<Declaration>,
     /// Invalid catalogue names.
-    pub catalogue_broken: Vec<String>,
+    pub(crate) catalogue_broken: Vec<String>,
     /// The configs' declarations key; `None` with `--no-secrets-block`.
-    pub block_key: Option<String>,
+    pub(crate) block_key: Option<String>,
 }
 
 impl Session {
     /// Reads one input (`-` is stdin) and checks size and encoding.
-    pub fn read(&mut self, path: &str, max_input: usize) -> Option<SourceId> {
+    pub(crate) fn read(&mut self, path: &str, max_input: usize) -> Option<SourceId> {
         let (name, bytes) = if path == "-" {
             let mut buf = Vec::new();
             let res = std::io::stdin()
@@ -144,7 +144,7 @@ impl Session {
     }
 
     /// Reads, scans and declares every input and catalogue.
-    pub fn prepare(
+    pub(crate) fn prepare(
         &mut self,
         inputs: &[String],
         catalogues: &[String],
@@ -156,7 +156,7 @@ impl Session {
         for path in catalogues {
             if let Some((source, scan)) = self.load(path, opts, key, false, Some(block_key)) {
                 if let Some(block) = &scan.secrets {
-                    let (decls, broken) = self.declare(source, &block.value, true);
+                    let (decls, broken) = self.declare(source, &block.value);
                     prepared.catalogue.extend(decls);
                     prepared.catalogue_broken.extend(broken);
                 } else {
@@ -187,7 +187,7 @@ impl Session {
                         self.refuse_unused_block(source, block, block_key);
                         (Vec::new(), Vec::new())
                     }
-                    Some(block) => self.declare(source, &block.value, false),
+                    Some(block) => self.declare(source, &block.value),
                     None => (Vec::new(), Vec::new()),
                 };
                 prepared.inputs.push(Loaded {
@@ -249,21 +249,9 @@ impl Session {
         );
     }
 
-    fn declare(
-        &mut self,
-        source: SourceId,
-        value: &node::Node,
-        catalogue: bool,
-    ) -> (Vec<Declaration>, Vec<String>) {
+    fn declare(&mut self, source: SourceId, value: &node::Node) -> (Vec<Declaration>, Vec<String>) {
         let src = &self.sources[source];
-        let parsed = secrets::parse_block(
-            value,
-            &src.text,
-            source,
-            &src.base_dir,
-            catalogue,
-            &mut self.diags,
-        );
+        let parsed = secrets::parse_block(value, &src.text, source, &src.base_dir, &mut self.diags);
         for r in parsed.sensitive {
             self.sources[source].mark_sensitive(r);
         }
@@ -284,13 +272,13 @@ impl Session {
     }
 
     /// The exit status for what was reported.
-    pub fn exit(&self) -> Exit {
+    pub(crate) fn exit(&self) -> Exit {
         self.diags.exit()
     }
 
     /// Validates every input and binds its direct references; returns the
     /// units, what each uses, and the distinct fetches needed.
-    pub fn plan<'p>(&mut self, prepared: &'p Prepared, strict: bool) -> Planned<'p> {
+    pub(crate) fn plan<'p>(&mut self, prepared: &'p Prepared, strict: bool) -> Planned<'p> {
         let mut planned = Planned {
             units: Vec::new(),
             plans: Vec::new(),
@@ -331,7 +319,7 @@ impl Session {
     }
 
     /// Moves the providers' warnings (an insecure setting in use) into the diagnostics.
-    pub fn take_provider_warnings(&mut self) {
+    pub(crate) fn take_provider_warnings(&mut self) {
         self.registry.take_warnings(&mut self.diags);
     }
 
@@ -515,7 +503,7 @@ impl Session {
                 json_docs.extend(docs);
                 Some(text)
             }
-            Ok(_) | Err(VerifyError::Parse(_)) => {
+            Ok(_) | Err(VerifyError::Parse) => {
                 self.diags.push(
                     Diagnostic::invalid(format!(
                         "`{}`: the rendered text does not parse to the substituted document; nothing was written",
@@ -577,7 +565,7 @@ fn oversize(name: &str, max: usize) -> Diagnostic {
 }
 
 /// Applies non-overlapping edits, sorted by start, to `src`.
-pub fn splice(src: &str, edits: &[(std::ops::Range<usize>, String)]) -> String {
+pub(crate) fn splice(src: &str, edits: &[(std::ops::Range<usize>, String)]) -> String {
     let delta: usize = edits.iter().map(|(_, t)| t.len()).sum();
     let mut out = String::with_capacity(src.len() + delta);
     let mut at = 0;

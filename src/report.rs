@@ -77,7 +77,7 @@ impl Reporter {
     /// it ran, which secrets got new values (locators, never values), and what
     /// happened to `output` (`written`, `unchanged`, `failed`, `nothing written`).
     /// JSON gets these as fields.
-    pub fn render(&self, why: &str, changed: &[String], output: &str, outcome: &str) {
+    pub(crate) fn render(&self, why: &str, changed: &[String], output: &str, outcome: &str) {
         if self.quiet {
             return;
         }

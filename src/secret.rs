@@ -10,10 +10,10 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 /// What stands for a secret wherever one must not be shown: in `--redact`
 /// output and for an inline value in a quoted source line. The same whatever
 /// the value's length, so it reveals none.
-pub const MASK: &str = "********";
+pub(crate) const MASK: &str = "********";
 
 /// Raw bytes as a provider returned them.
-pub struct SecretBytes {
+pub(crate) struct SecretBytes {
     bytes: SecretBox<[u8]>,
     binary: bool,
     /// The provider's version id for the value, when it has one (not secret).
@@ -22,7 +22,7 @@ pub struct SecretBytes {
 
 impl SecretBytes {
     /// Takes ownership of fetched bytes.
-    pub fn new(bytes: Vec<u8>) -> Self {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
         SecretBytes {
             bytes: SecretBox::new(bytes.into_boxed_slice()),
             binary: false,
@@ -32,7 +32,7 @@ impl SecretBytes {
 
     /// Takes ownership of bytes the provider stores as binary (AWS `SecretBinary`),
     /// which are never rendered as text, even when they happen to be UTF-8.
-    pub fn binary(bytes: Vec<u8>) -> Self {
+    pub(crate) fn binary(bytes: Vec<u8>) -> Self {
         SecretBytes {
             binary: true,
             ..SecretBytes::new(bytes)
@@ -40,25 +40,25 @@ impl SecretBytes {
     }
 
     /// The bytes, for decoding.
-    pub fn expose(&self) -> &[u8] {
+    pub(crate) fn expose(&self) -> &[u8] {
         self.bytes.expose_secret()
     }
 
     /// Whether the provider marked the value as binary.
-    pub fn is_binary(&self) -> bool {
+    pub(crate) fn is_binary(&self) -> bool {
         self.binary
     }
 
     /// The same value, marked with the provider's version id for it (an AWS
     /// version id, a Vault KV v2 version number), which a refresh compares.
     #[must_use]
-    pub fn with_version(mut self, version: Option<String>) -> Self {
+    pub(crate) fn with_version(mut self, version: Option<String>) -> Self {
         self.version = version;
         self
     }
 
     /// The provider's version id for the value, if it gave one.
-    pub fn version(&self) -> Option<&str> {
+    pub(crate) fn version(&self) -> Option<&str> {
         self.version.as_deref()
     }
 }
@@ -84,12 +84,12 @@ pub struct SecretText(SecretString);
 
 impl SecretText {
     /// Takes ownership of a value.
-    pub fn new(text: String) -> Self {
+    pub(crate) fn new(text: String) -> Self {
         SecretText(SecretString::from(text))
     }
 
     /// The text, for interpolation and emission.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         self.0.expose_secret()
     }
 }

@@ -41,7 +41,7 @@ const NAMES: [(&str, i32); 8] = [
 
 /// Parses a signal as an option gives it: `HUP`, `SIGHUP`, `hup` or a number
 /// (1 to 64).
-pub(crate) fn parse(s: &str) -> Result<i32, String> {
+pub fn parse(s: &str) -> Result<i32, String> {
     if let Ok(n) = s.parse::<i32>() {
         if (1..=64).contains(&n) {
             return Ok(n);
@@ -132,7 +132,7 @@ impl Drop for Window {
 /// SIGXFSZ caught, a write past the limit fails with EFBIG, and the temporary
 /// file is removed as on any other error. Caught rather than ignored, so that
 /// a command `exec` starts gets the default action back.
-pub(crate) fn survive_file_size_limit() {
+pub fn survive_file_size_limit() {
     let flag = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(sig::SIGXFSZ, flag);
 }

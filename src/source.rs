@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 /// One input document stream: a config file, a `--secrets` catalogue or stdin.
 pub struct Source {
     /// Name shown in diagnostics (`-` is shown as `<stdin>`).
-    pub name: String,
+    pub(crate) name: String,
     /// Folder that relative `file` locators are resolved against.
-    pub base_dir: PathBuf,
+    pub(crate) base_dir: PathBuf,
     /// The whole text, validated UTF-8.
     pub text: String,
     // Built on the first diagnostic: a large input that renders cleanly never pays for it.
@@ -32,16 +32,16 @@ impl std::fmt::Debug for Source {
 
 /// A 1-based line and column (columns count characters, as editors do).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LineCol {
+pub(crate) struct LineCol {
     /// 1-based line number.
-    pub line: usize,
+    pub(crate) line: usize,
     /// 1-based column, in characters.
-    pub col: usize,
+    pub(crate) col: usize,
 }
 
 impl Source {
     /// Wraps already-validated text.
-    pub fn new(name: String, path: Option<&Path>, text: String) -> Self {
+    pub(crate) fn new(name: String, path: Option<&Path>, text: String) -> Self {
         let base_dir = path
             .and_then(Path::parent)
             .map(Path::to_path_buf)
@@ -82,7 +82,7 @@ impl Source {
     }
 
     /// Line and column of a byte offset (clamped to the text).
-    pub fn line_col(&self, offset: usize) -> LineCol {
+    pub(crate) fn line_col(&self, offset: usize) -> LineCol {
         let (offset, line, start) = self.locate(offset);
         let col = self
             .text
@@ -95,7 +95,7 @@ impl Source {
     }
 
     /// Byte range of the line holding `offset`, without its line break.
-    pub fn line_range(&self, offset: usize) -> Range<usize> {
+    pub(crate) fn line_range(&self, offset: usize) -> Range<usize> {
         let (_, line, start) = self.locate(offset);
         let mut end = self
             .starts()
@@ -110,14 +110,14 @@ impl Source {
     }
 
     /// Marks a byte range as secret: it is masked wherever the source is quoted.
-    pub fn mark_sensitive(&mut self, range: Range<usize>) {
+    pub(crate) fn mark_sensitive(&mut self, range: Range<usize>) {
         if !range.is_empty() {
             self.sensitive.push(range);
         }
     }
 
     /// The sensitive ranges, for the reporter.
-    pub fn sensitive(&self) -> &[Range<usize>] {
+    pub(crate) fn sensitive(&self) -> &[Range<usize>] {
         &self.sensitive
     }
 }

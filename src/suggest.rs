@@ -4,7 +4,7 @@
 
 /// The candidate closest to `word`, if close enough to suggest: at most one edit
 /// per three characters (at least one), counted without regard to case.
-pub fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+pub(crate) fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     let lower = word.to_lowercase();
     candidates
         .iter()

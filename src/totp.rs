@@ -8,7 +8,7 @@ use totp_rs::{Algorithm, Builder, Secret};
 /// The HMAC a code is computed with. Only these three can be computed, so an
 /// unknown name is refused where it is read, never turned into SHA1.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum HashAlgorithm {
+pub(crate) enum HashAlgorithm {
     /// HMAC-SHA1, the default of RFC 6238 and of authenticator apps.
     #[default]
     Sha1,
@@ -20,7 +20,7 @@ pub enum HashAlgorithm {
 
 impl HashAlgorithm {
     /// Reads `SHA1`, `SHA256` or `SHA512`, in any case.
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         match name.to_ascii_uppercase().as_str() {
             "SHA1" => Some(HashAlgorithm::Sha1),
             "SHA256" => Some(HashAlgorithm::Sha256),
@@ -40,13 +40,13 @@ impl HashAlgorithm {
 
 /// TOTP parameters, valid by construction wherever they are read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TotpParams {
+pub(crate) struct TotpParams {
     /// Code length, within [`TotpParams::DIGITS`].
-    pub digits: u32,
+    pub(crate) digits: u32,
     /// Step in seconds, within [`TotpParams::PERIOD`].
-    pub period: u64,
+    pub(crate) period: u64,
     /// HMAC algorithm.
-    pub algorithm: HashAlgorithm,
+    pub(crate) algorithm: HashAlgorithm,
 }
 
 impl Default for TotpParams {
@@ -61,23 +61,23 @@ impl Default for TotpParams {
 
 impl TotpParams {
     /// Code lengths keyfill computes.
-    pub const DIGITS: RangeInclusive<u32> = 6..=8;
+    pub(crate) const DIGITS: RangeInclusive<u32> = 6..=8;
     /// Steps keyfill accepts, in seconds (up to a day).
-    pub const PERIOD: RangeInclusive<u64> = 1..=86_400;
+    pub(crate) const PERIOD: RangeInclusive<u64> = 1..=86_400;
 
     /// A code length, if it is one keyfill computes.
-    pub fn digits(text: &str) -> Option<u32> {
+    pub(crate) fn digits(text: &str) -> Option<u32> {
         text.parse().ok().filter(|d| Self::DIGITS.contains(d))
     }
 
     /// A step, if it is one keyfill accepts.
-    pub fn period(text: &str) -> Option<u64> {
+    pub(crate) fn period(text: &str) -> Option<u64> {
         text.parse().ok().filter(|p| Self::PERIOD.contains(p))
     }
 
     /// The seed and parameters of an `otpauth://totp/…` URI; `None` when it is not
     /// one, or names parameters keyfill cannot compute (never a silent default).
-    pub fn from_otpauth(uri: &str) -> Option<(String, TotpParams)> {
+    pub(crate) fn from_otpauth(uri: &str) -> Option<(String, TotpParams)> {
         let rest = uri.strip_prefix("otpauth://totp/")?;
         let query = rest.split_once('?').map_or("", |(_, q)| q);
         let mut params = TotpParams::default();
@@ -98,7 +98,7 @@ impl TotpParams {
 
 /// Why a seed cannot give a code. Never carries the seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SeedError {
+pub(crate) enum SeedError {
     /// Not base32 (RFC 4648), after spaces, dashes and padding are removed.
     NotBase32,
     /// Decodes to nothing.
@@ -107,7 +107,7 @@ pub enum SeedError {
 
 impl SeedError {
     /// What is wrong, for a message.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             SeedError::NotBase32 => "the TOTP seed is not base32 (RFC 4648 letters A-Z and 2-7)",
             SeedError::Empty => "the TOTP seed is empty",
@@ -117,7 +117,11 @@ impl SeedError {
 
 /// The code for `seed` at `unix_time` (seconds). Seeds are accepted as
 /// authenticator apps show them: any case, with spaces, dashes or `=` padding.
-pub fn code_at(seed: &str, params: &TotpParams, unix_time: u64) -> Result<String, SeedError> {
+pub(crate) fn code_at(
+    seed: &str,
+    params: &TotpParams,
+    unix_time: u64,
+) -> Result<String, SeedError> {
     let cleaned: String = seed
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
@@ -140,7 +144,7 @@ pub fn code_at(seed: &str, params: &TotpParams, unix_time: u64) -> Result<String
 }
 
 /// The code for `seed` now.
-pub fn code_now(seed: &str, params: &TotpParams) -> Result<String, SeedError> {
+pub(crate) fn code_now(seed: &str, params: &TotpParams) -> Result<String, SeedError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

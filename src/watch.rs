@@ -27,7 +27,7 @@ use crate::signals;
 
 /// What wakes the loop.
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     /// An input changed.
     Files,
     /// A `--refresh` period passed.
@@ -64,7 +64,7 @@ pub struct Loop {
     /// Until when a render waits for an input that looks mid-save.
     held: Option<Instant>,
     /// Whether a write holds termination signals (off when they are forwarded).
-    pub defer_signals: bool,
+    pub(crate) defer_signals: bool,
     /// Length and keyed hash of the bytes last written through (`-o` a FIFO,
     /// a device, stdout), where no file can be compared: identical bytes are
     /// not written again, and `exec --watch` does not reload for them.
@@ -132,7 +132,7 @@ impl Loop {
     /// Whether an input differs from what the last render read. File events
     /// also come from reading (our own render opens the inputs), so an event
     /// alone is no reason to render.
-    pub fn inputs_changed(&self) -> bool {
+    pub(crate) fn inputs_changed(&self) -> bool {
         self.stamps() != self.seen
     }
 
@@ -151,7 +151,7 @@ impl Loop {
     /// or a refresh request. A render waits while an input is missing or
     /// empty, until the next file event or [`Loop::held`] passes; after that it
     /// renders whatever is there (and reports it).
-    pub fn due(&mut self, refresh: bool) -> bool {
+    pub(crate) fn due(&mut self, refresh: bool) -> bool {
         if refresh {
             self.cache.refresh();
         } else if !self.inputs_changed() {
@@ -179,7 +179,7 @@ impl Loop {
     }
 
     /// When a render held back for a mid-save input happens anyway, if one is.
-    pub fn held(&self) -> Option<Instant> {
+    pub(crate) fn held(&self) -> Option<Instant> {
         self.held
     }
 
@@ -288,7 +288,7 @@ fn folders_for(path: &Path) -> Vec<PathBuf> {
 }
 
 /// The inputs' folders under watch, re-armed as symlinks move.
-pub struct InputWatch {
+pub(crate) struct InputWatch {
     debouncer: Debouncer<RecommendedWatcher>,
     files: Vec<String>,
     dirs: HashSet<PathBuf>,
@@ -304,7 +304,7 @@ impl InputWatch {
 
     /// Watches the folders the inputs now lead to, and drops those they no
     /// longer do. Called after every burst of events.
-    pub fn rearm(&mut self) {
+    pub(crate) fn rearm(&mut self) {
         let wanted = self.wanted();
         for gone in self.dirs.difference(&wanted) {
             let _ = self.debouncer.watcher().unwatch(gone);
@@ -328,7 +328,7 @@ impl InputWatch {
 /// Starts watching the inputs' folders; bursts of events arrive as
 /// [`Event::Files`] (whether an input really changed is decided by
 /// [`Loop::inputs_changed`]). Events for our own output are ignored.
-pub fn watch_inputs(
+pub(crate) fn watch_inputs(
     input: &RenderConfig,
     out: &LoopConfig,
     tx: mpsc::Sender<Event>,
@@ -388,7 +388,7 @@ pub fn watch_inputs(
 }
 
 /// Sends [`Event::Refresh`] every `period`, for as long as the receiver lives.
-pub fn refresh_ticks(period: Duration, tx: mpsc::Sender<Event>) {
+pub(crate) fn refresh_ticks(period: Duration, tx: mpsc::Sender<Event>) {
     std::thread::spawn(move || loop {
         std::thread::sleep(period);
         if tx.send(Event::Refresh).is_err() {
@@ -398,14 +398,14 @@ pub fn refresh_ticks(period: Duration, tx: mpsc::Sender<Event>) {
 }
 
 /// Sends every arrival of a signal in `set` as [`Event::Signal`].
-pub fn signal_events(set: &[i32], tx: mpsc::Sender<Event>) -> Result<(), Diagnostic> {
+pub(crate) fn signal_events(set: &[i32], tx: mpsc::Sender<Event>) -> Result<(), Diagnostic> {
     signals::on_each(set, move |s| tx.send(Event::Signal(s)).is_ok())
         .map_err(|e| Diagnostic::error(Exit::Invalid, format!("cannot handle signals: {e}")))
 }
 
 /// The next message, or `due` once `until` passes (a held render is due then,
 /// as if files had changed); `None` when every sender is gone.
-pub fn next<T>(rx: &mpsc::Receiver<T>, until: Option<Instant>, due: T) -> Option<T> {
+pub(crate) fn next<T>(rx: &mpsc::Receiver<T>, until: Option<Instant>, due: T) -> Option<T> {
     match until {
         Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
             Ok(m) => Some(m),
@@ -417,7 +417,7 @@ pub fn next<T>(rx: &mpsc::Receiver<T>, until: Option<Instant>, due: T) -> Option
 }
 
 /// Takes every event already waiting, so that a burst is one render.
-pub fn drain(rx: &mpsc::Receiver<Event>, first: Event) -> Vec<Event> {
+pub(crate) fn drain(rx: &mpsc::Receiver<Event>, first: Event) -> Vec<Event> {
     let mut all = vec![first];
     while let Ok(e) = rx.try_recv() {
         all.push(e);

@@ -1090,22 +1090,53 @@ fn an_input_left_empty_renders_empty_after_the_wait() {
 /// The render loop of `keyfill watch CONF -o OUT`, run in this process, and a
 /// quiet reporter for it.
 fn library_loop(conf: &Path, out: &Path) -> (keyfill::watch::Loop, keyfill::report::Reporter) {
-    use clap::Parser as _;
-    let argv = ["keyfill", "watch", &conf.display().to_string(), "-o"]
-        .map(String::from)
-        .into_iter()
-        .chain([out.display().to_string()]);
-    let cli = keyfill::cli::Cli::try_parse_from(argv).expect("parses");
-    let keyfill::cli::Command::Watch(args) = cli.command else {
-        panic!("not watch")
+    use keyfill::config::{LoopConfig, RenderConfig};
+    // What `keyfill watch CONF -o OUT` runs with: the command line's defaults.
+    let timeout = Duration::from_secs(30);
+    let input = RenderConfig {
+        files: vec![conf.display().to_string()],
+        catalogues: Vec::new(),
+        options: keyfill::render::Options {
+            strict: false,
+            redact: false,
+            json: false,
+            limits: keyfill::yaml::scan::Limits {
+                max_depth: 128,
+                max_aliases: 10_000,
+                strict_yaml: false,
+            },
+            max_input: 256 * 1024 * 1024,
+            max_secret: 16 * 1024 * 1024,
+            max_output: 1024 * 1024 * 1024,
+            export: false,
+            secrets_key: "secrets".to_owned(),
+            secrets_block: true,
+        },
+        settings: keyfill::provider::Settings {
+            concurrency: 8,
+            timeout,
+            max_secret_size: 16 * 1024 * 1024,
+        },
+    };
+    let looping = LoopConfig {
+        output: out.to_path_buf(),
+        write: keyfill::output::WriteOptions {
+            mode: 0o600,
+            owner: None,
+            in_place_fallback: false,
+            defer_signals: true,
+            reader_wait: timeout,
+        },
+        refresh: None,
+        cache_ttl: Duration::from_secs(5 * 60),
+        debounce: Duration::from_millis(50),
     };
     let reporter = keyfill::report::Reporter {
         format: keyfill::report::Format::Text,
         color: false,
         quiet: true,
     };
-    let (input, out) = keyfill::app::watch_configs(&args);
-    (keyfill::watch::Loop::new(&input, &out, false), reporter)
+    (keyfill::watch::Loop::new(&input, &looping, false), reporter)
 }
 
 /// A refresh whose burst also holds file events from reads alone (every

@@ -177,8 +177,7 @@ fuzz_target!(|data: &[u8]| {
         let parsed;
         if let Some(block) = &s.secrets {
             tree = false;
-            parsed =
-                secrets::parse_block(&block.value, config, 0, Path::new("."), false, &mut sink);
+            parsed = secrets::parse_block(&block.value, config, 0, Path::new("."), &mut sink);
             for d in &parsed.decls {
                 declared.insert(d.name.clone());
                 match &d.origin {

@@ -16,14 +16,14 @@ use crate::secret::SecretBytes;
 
 /// The name of one environment variable.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct EnvLocator {
+pub(crate) struct EnvLocator {
     /// Variable name.
-    pub var: String,
+    pub(crate) var: String,
 }
 
 impl EnvLocator {
     /// Validates a variable name: non-empty, no `=`, NUL or white space.
-    pub fn parse(text: &str) -> Result<Self, LocatorError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, LocatorError> {
         if text.is_empty() {
             return Err(LocatorError::new("environment variable name is empty"));
         }
@@ -51,7 +51,7 @@ impl fmt::Display for EnvLocator {
 }
 
 /// Reads the process environment.
-pub struct EnvProvider;
+pub(crate) struct EnvProvider;
 
 impl Provider for EnvProvider {
     type Locator = EnvLocator;

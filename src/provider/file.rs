@@ -17,14 +17,14 @@ use crate::secret::SecretBytes;
 
 /// A file path, already resolved against the config's folder.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct FileLocator {
+pub(crate) struct FileLocator {
     /// Absolute or cwd-relative path.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 impl FileLocator {
     /// Validates a path and resolves it against `base_dir`.
-    pub fn parse(text: &str, base_dir: &Path) -> Result<Self, LocatorError> {
+    pub(crate) fn parse(text: &str, base_dir: &Path) -> Result<Self, LocatorError> {
         if text.trim().is_empty() {
             return Err(LocatorError::new("file path is empty"));
         }
@@ -48,7 +48,7 @@ impl std::fmt::Display for FileLocator {
 }
 
 /// Reads files, each at most `limit` bytes, all of them by `timeout`.
-pub struct FileProvider {
+pub(crate) struct FileProvider {
     /// Largest file read, in bytes (`--max-secret-size`).
     limit: u64,
     /// Deadline for all of one fetch's files (`--timeout`).

@@ -29,7 +29,7 @@ macro_rules! kinds {
     ($($variant:ident => $module:ident :: $client:ident [$($word:literal),+],)+) => {
         /// The providers keyfill knows.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum ProviderKind {
+        pub(crate) enum ProviderKind {
             $(
                 #[doc = concat!("The `", stringify!($module), "` provider.")]
                 $variant,
@@ -38,11 +38,11 @@ macro_rules! kinds {
 
         impl ProviderKind {
             /// Every word, with the provider it names, in table order.
-            pub const WORDS: &'static [(&'static str, ProviderKind)] =
+            pub(crate) const WORDS: &'static [(&'static str, ProviderKind)] =
                 &[$($(($word, ProviderKind::$variant),)+)+];
 
             /// Canonical name (the provider's module).
-            pub fn name(self) -> &'static str {
+            pub(crate) fn name(self) -> &'static str {
                 match self {
                     $(ProviderKind::$variant => stringify!($module),)+
                 }
@@ -55,27 +55,27 @@ providers!(kinds);
 impl ProviderKind {
     /// The provider a word names (`op` and `onepassword` are one), with the
     /// word as the table spells it, so messages can say what the user wrote.
-    pub fn from_word(word: &str) -> Option<Self> {
+    pub(crate) fn from_word(word: &str) -> Option<Self> {
         Self::word(word).map(|(_, k)| k)
     }
 
     /// The table's own spelling of `word`, and the provider it names.
-    pub fn word(word: &str) -> Option<(&'static str, Self)> {
+    pub(crate) fn word(word: &str) -> Option<(&'static str, Self)> {
         Self::WORDS.iter().find(|(w, _)| *w == word).copied()
     }
 
     /// Every known word, in table order.
-    pub fn words() -> impl Iterator<Item = &'static str> {
+    pub(crate) fn words() -> impl Iterator<Item = &'static str> {
         Self::WORDS.iter().map(|(w, _)| *w)
     }
 
     /// The known words, for messages.
-    pub fn known_list() -> String {
+    pub(crate) fn known_list() -> String {
         Self::words().collect::<Vec<_>>().join(", ")
     }
 
     /// The known word closest to a typo, if any is close.
-    pub fn closest(word: &str) -> Option<&'static str> {
+    pub(crate) fn closest(word: &str) -> Option<&'static str> {
         let words: Vec<&'static str> = Self::words().collect();
         crate::suggest::closest(word, &words)
     }

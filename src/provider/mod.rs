@@ -16,7 +16,7 @@
 //! exists, so a config of env, file and inline secrets never starts an SDK.
 
 pub(crate) mod http;
-pub mod kind;
+pub(crate) mod kind;
 pub(crate) mod retry;
 
 use std::collections::HashMap;
@@ -29,13 +29,13 @@ use std::time::Duration;
 use crate::error::Diagnostics;
 use crate::secret::SecretBytes;
 
-pub use kind::ProviderKind;
+pub(crate) use kind::ProviderKind;
 
 /// One provider: its locator grammar (short and long form) and its client.
 ///
 /// Everything a provider declares is here, in one place: the registration line
 /// in [`kind::providers`] adds only its words.
-pub trait Provider: Send + Sync + Sized + 'static {
+pub(crate) trait Provider: Send + Sync + Sized + 'static {
     /// Where one secret of this provider lives, validated. Locators are
     /// addresses, not values: they may be shown (`Display`) in messages.
     type Locator: Clone + fmt::Debug + fmt::Display + Eq + Hash + Send + Sync;
@@ -108,16 +108,16 @@ pub trait Provider: Send + Sync + Sized + 'static {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocatorError {
     /// What is wrong. It names locator text, never a secret value.
-    pub message: String,
+    pub(crate) message: String,
     /// The part of the locator at fault, when one part is.
-    pub at: Option<Spot>,
+    pub(crate) at: Option<Spot>,
     /// How to fix it.
-    pub hint: Option<String>,
+    pub(crate) hint: Option<String>,
 }
 
 /// A part of a locator.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Spot {
+pub(crate) enum Spot {
     /// A byte range of the short form's text.
     Text(Range<usize>),
     /// A field of the long form (or the query parameter of the same name).
@@ -126,7 +126,7 @@ pub enum Spot {
 
 impl LocatorError {
     /// An error about the whole locator.
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         LocatorError {
             message: message.into(),
             at: None,
@@ -135,26 +135,26 @@ impl LocatorError {
     }
 
     /// Points at a byte range of the locator text.
-    pub fn at(mut self, range: Range<usize>) -> Self {
+    pub(crate) fn at(mut self, range: Range<usize>) -> Self {
         self.at = Some(Spot::Text(range));
         self
     }
 
     /// Points at a long-form field.
-    pub fn field(mut self, name: &'static str) -> Self {
+    pub(crate) fn field(mut self, name: &'static str) -> Self {
         self.at = Some(Spot::Field(name));
         self
     }
 
     /// Adds a hint.
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
     /// The byte range of `text` at fault, when the error names one: a text
     /// range, or a query parameter named like the field at fault.
-    pub fn range_in(&self, text: &str) -> Option<Range<usize>> {
+    pub(crate) fn range_in(&self, text: &str) -> Option<Range<usize>> {
         match &self.at {
             Some(Spot::Text(r)) if r.end <= text.len() => Some(r.clone()),
             Some(Spot::Field(name)) => query_value(text, name),
@@ -200,7 +200,7 @@ fn query_value(text: &str, name: &str) -> Option<Range<usize>> {
 /// A long-form locator's fields (`aws: { secret_id: prod/db, key: password }`):
 /// each one of the provider's [`Provider::LONG_FIELDS`], given once, as text.
 #[derive(Debug, Default)]
-pub struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     entries: Vec<(&'static str, &'a str)>,
 }
 
@@ -211,16 +211,11 @@ impl<'a> Fields<'a> {
     }
 
     /// A field's text, if given.
-    pub fn get(&self, name: &str) -> Option<&'a str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'a str> {
         self.entries
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| *v)
-    }
-
-    /// Every field given, in the order written.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &'a str)> + '_ {
-        self.entries.iter().copied()
     }
 }
 
@@ -287,7 +282,7 @@ macro_rules! dispatch {
 
         /// Where one secret lives, validated: one provider's own locator.
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-        pub enum Locator {
+        pub(crate) enum Locator {
             $(
                 #[doc = concat!("A `", stringify!($module), "` locator.")]
                 $variant(<$module::$client as Provider>::Locator),
@@ -297,7 +292,7 @@ macro_rules! dispatch {
         impl Locator {
             /// Parses a locator's short form for `kind`; relative file paths are
             /// resolved against `base_dir`.
-            pub fn parse(
+            pub(crate) fn parse(
                 kind: ProviderKind,
                 text: &str,
                 base_dir: &Path,
@@ -310,7 +305,7 @@ macro_rules! dispatch {
             }
 
             /// Builds a locator for `kind` from the long form's fields.
-            pub fn from_fields(
+            pub(crate) fn from_fields(
                 kind: ProviderKind,
                 fields: &Fields<'_>,
                 base_dir: &Path,
@@ -323,16 +318,9 @@ macro_rules! dispatch {
                 }
             }
 
-            /// The provider.
-            pub fn kind(&self) -> ProviderKind {
-                match self {
-                    $(Locator::$variant(_) => ProviderKind::$variant,)+
-                }
-            }
-
             /// The request this locator needs; locators differing only in a JSON
             /// key (or in spelling out a default) share it.
-            pub fn fetch_key(&self) -> Locator {
+            pub(crate) fn fetch_key(&self) -> Locator {
                 match self {
                     $(Locator::$variant(l) => {
                         Locator::$variant(<$module::$client as Provider>::fetch_key(l))
@@ -341,7 +329,7 @@ macro_rules! dispatch {
             }
 
             /// A JSON key to extract from the fetched value, if the locator names one.
-            pub fn json_key(&self) -> Option<&str> {
+            pub(crate) fn json_key(&self) -> Option<&str> {
                 match self {
                     $(Locator::$variant(l) => <$module::$client as Provider>::json_key(l),)+
                 }
@@ -359,21 +347,22 @@ macro_rules! dispatch {
 
         impl ProviderKind {
             /// Whether fetching talks to a remote service.
-            pub fn is_remote(self) -> bool {
+            #[cfg(test)]
+            pub(crate) fn is_remote(self) -> bool {
                 match self {
                     $(ProviderKind::$variant => <$module::$client as Provider>::REMOTE,)+
                 }
             }
 
             /// The long form's fields (empty: the long form takes a locator text).
-            pub fn long_fields(self) -> &'static [&'static str] {
+            pub(crate) fn long_fields(self) -> &'static [&'static str] {
                 match self {
                     $(ProviderKind::$variant => <$module::$client as Provider>::LONG_FIELDS,)+
                 }
             }
 
             /// Whether a declaration of this provider may give a `default:`.
-            pub fn takes_default(self) -> bool {
+            pub(crate) fn takes_default(self) -> bool {
                 match self {
                     $(ProviderKind::$variant => <$module::$client as Provider>::TAKES_DEFAULT,)+
                 }
@@ -382,7 +371,7 @@ macro_rules! dispatch {
 
         /// Every provider's own credential variables, which `exec` removes from
         /// the command's environment unless `--pass-credentials`.
-        pub fn credential_vars() -> impl Iterator<Item = &'static str> {
+        pub(crate) fn credential_vars() -> impl Iterator<Item = &'static str> {
             [$(<$module::$client as Provider>::CREDENTIAL_VARS,)+]
                 .into_iter()
                 .flatten()
@@ -391,7 +380,7 @@ macro_rules! dispatch {
 
         /// Builds providers on first use and keeps them for the run.
         #[derive(Default)]
-        pub struct Registry {
+        pub(crate) struct Registry {
             settings: Settings,
             $($module: Option<$module::$client>,)+
         }
@@ -406,7 +395,7 @@ macro_rules! dispatch {
 
         impl Registry {
             /// Which providers were started (for tests of lazy start-up).
-            pub fn started(&self) -> Vec<ProviderKind> {
+            pub(crate) fn started(&self) -> Vec<ProviderKind> {
                 let mut v = Vec::new();
                 $(if self.$module.is_some() {
                     v.push(ProviderKind::$variant);
@@ -415,7 +404,7 @@ macro_rules! dispatch {
             }
 
             /// Moves every started provider's warnings into `diags`, once.
-            pub fn take_warnings(&self, diags: &mut Diagnostics) {
+            pub(crate) fn take_warnings(&self, diags: &mut Diagnostics) {
                 $(if let Some(p) = &self.$module {
                     p.warnings(diags);
                 })+
@@ -493,7 +482,7 @@ impl<R> Pending<'_, R> {
 
 impl Registry {
     /// A registry whose providers fetch with `settings`.
-    pub fn new(settings: Settings) -> Self {
+    pub(crate) fn new(settings: Settings) -> Self {
         Registry {
             settings,
             ..Registry::default()
@@ -501,7 +490,7 @@ impl Registry {
     }
 
     /// Fetches each request, each provider its whole batch.
-    pub fn fetch<'r>(
+    pub(crate) fn fetch<'r>(
         &mut self,
         requests: impl IntoIterator<Item = &'r Locator>,
     ) -> HashMap<Locator, Result<SecretBytes, FetchError>> {
@@ -509,7 +498,7 @@ impl Registry {
     }
 
     /// Asks each request's current version, without values.
-    pub fn versions<'r>(
+    pub(crate) fn versions<'r>(
         &mut self,
         requests: impl IntoIterator<Item = &'r Locator>,
     ) -> HashMap<Locator, VersionCheck> {
@@ -519,7 +508,7 @@ impl Registry {
 
 /// Why a fetch failed; decides the exit status and whether to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FetchClass {
+pub(crate) enum FetchClass {
     /// The secret, version, key, variable or file does not exist (exit 4).
     NotFound,
     /// Credentials were refused (exit 5).
@@ -536,7 +525,7 @@ pub enum FetchClass {
 
 impl FetchClass {
     /// The exit status for this class.
-    pub fn exit(self) -> crate::error::Exit {
+    pub(crate) fn exit(self) -> crate::error::Exit {
         use crate::error::Exit;
         match self {
             FetchClass::NotFound => Exit::NotFound,
@@ -549,7 +538,7 @@ impl FetchClass {
     }
 
     /// Short word for reports.
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             FetchClass::NotFound => "not found",
             FetchClass::Denied => "access denied",
@@ -563,16 +552,16 @@ impl FetchClass {
 
 /// A failed fetch. The message never holds a value or a provider's response body.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FetchError {
+pub(crate) struct FetchError {
     /// Class of failure.
-    pub class: FetchClass,
+    pub(crate) class: FetchClass,
     /// What happened, in our words.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl FetchError {
     /// Builds an error.
-    pub fn new(class: FetchClass, message: impl Into<String>) -> Self {
+    pub(crate) fn new(class: FetchClass, message: impl Into<String>) -> Self {
         FetchError {
             class,
             message: message.into(),
@@ -581,7 +570,7 @@ impl FetchError {
 }
 
 /// Default of `--max-secret-size`: 16 MiB, far beyond any real secret.
-pub const DEFAULT_MAX_SECRET_SIZE: u64 = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_SECRET_SIZE: u64 = 16 * 1024 * 1024;
 
 /// How remote providers fetch: shared by every provider of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -606,7 +595,7 @@ impl Default for Settings {
 
 /// What a version check found for one locator.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VersionCheck {
+pub(crate) enum VersionCheck {
     /// The value now has this version id (as [`SecretBytes::version`] gives it).
     Current(String),
     /// The check failed or could not tell (not found, a transient fault): fetch.

@@ -32,24 +32,24 @@ use crate::secret::SecretBytes;
 
 /// One field of one 1Password item.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct OpLocator {
+pub(crate) struct OpLocator {
     /// Vault name or id.
-    pub vault: String,
+    pub(crate) vault: String,
     /// Item title or id.
-    pub item: String,
+    pub(crate) item: String,
     /// Section label, when given.
-    pub section: Option<String>,
+    pub(crate) section: Option<String>,
     /// Field label or id.
-    pub field: String,
+    pub(crate) field: String,
     /// `otp` (the current TOTP code) or another attribute.
-    pub attribute: Option<String>,
+    pub(crate) attribute: Option<String>,
 }
 
 const ATTRIBUTES: [&str; 6] = ["value", "otp", "type", "id", "label", "purpose"];
 
 impl OpLocator {
     /// Parses `op://…`.
-    pub fn parse(text: &str) -> Result<Self, LocatorError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, LocatorError> {
         let Some(rest) = text.strip_prefix("op://") else {
             return Err(
                 LocatorError::new(format!("`{}` does not start with `op://`", text))
@@ -107,7 +107,7 @@ impl fmt::Display for OpLocator {
 }
 
 /// Fetches from 1Password. Nothing is set up until `fetch`.
-pub struct OnePasswordProvider {
+pub(crate) struct OnePasswordProvider {
     settings: Settings,
 }
 

@@ -15,15 +15,15 @@ use tokio::time::Instant;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Policy {
     /// No attempt starts, and no wait ends, after this instant.
-    pub deadline: Instant,
+    pub(crate) deadline: Instant,
     /// Longest single attempt.
-    pub attempt_timeout: Duration,
+    pub(crate) attempt_timeout: Duration,
     /// Most attempts, the first included.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// First backoff; doubles each retry up to `max_backoff`.
-    pub base: Duration,
+    pub(crate) base: Duration,
     /// Largest backoff.
-    pub max_backoff: Duration,
+    pub(crate) max_backoff: Duration,
 }
 
 impl Policy {

@@ -54,7 +54,7 @@ pub struct VaultLocator {
 
 impl VaultLocator {
     /// Parses the direct-reference form.
-    pub fn parse(text: &str) -> Result<Self, LocatorError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, LocatorError> {
         let (main, query) = split_query(text);
         let main = main.trim_matches('/');
         let segs: Vec<&str> = main.split('/').collect();
@@ -204,7 +204,7 @@ impl fmt::Display for VaultLocator {
 }
 
 /// Fetches from Vault or OpenBao KV. Nothing is set up until `fetch`.
-pub struct VaultProvider {
+pub(crate) struct VaultProvider {
     settings: Settings,
     warnings: Mutex<Vec<String>>,
     /// The token of the last AppRole login, kept while it is valid so that a

@@ -22,7 +22,7 @@ struct Entry {
 
 /// Fetched values kept between the renders of `watch` and `exec --watch`.
 #[derive(Debug, Default)]
-pub struct Cache {
+pub(crate) struct Cache {
     entries: HashMap<Locator, Entry>,
     ttl: std::time::Duration,
     /// Set by a `--refresh` tick: every value is checked or fetched again once.
@@ -34,7 +34,7 @@ pub struct Cache {
 
 impl Cache {
     /// A cache whose values are reused for `ttl`.
-    pub fn new(ttl: std::time::Duration) -> Self {
+    pub(crate) fn new(ttl: std::time::Duration) -> Self {
         Cache {
             entries: HashMap::new(),
             ttl,
@@ -44,7 +44,7 @@ impl Cache {
     }
 
     /// The locators whose values changed since the last call, sorted.
-    pub fn take_changed(&mut self) -> Vec<String> {
+    pub(crate) fn take_changed(&mut self) -> Vec<String> {
         let mut v = std::mem::take(&mut self.changed);
         v.sort();
         v.dedup();
@@ -54,7 +54,7 @@ impl Cache {
     /// Makes the next render check or fetch everything again (rotation
     /// pick-up), keeping the old values to serve if a transient failure stops
     /// the new fetch.
-    pub fn refresh(&mut self) {
+    pub(crate) fn refresh(&mut self) {
         self.stale = true;
     }
 }
@@ -65,7 +65,7 @@ impl Cache {
 /// version moved. When a fetch fails for a transient reason (unreachable,
 /// throttled) and an older value is cached, that value is served and a warning
 /// says so; a value that is now not found or denied is not.
-pub fn fetch_cached(
+pub(crate) fn fetch_cached(
     requests: &HashSet<Locator>,
     registry: &mut Registry,
     cache: &mut Cache,

@@ -29,7 +29,7 @@ use crate::yaml::site::{emit_site, Emitted, Rendered, MAX_JSON_DEPTH};
 /// What became of one declared secret or one direct reference, recorded as it
 /// was computed; `check --resolve` prints its [`word`](Outcome::word).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Fetched, and usable as declared.
     Found,
     /// Not found; the declared default stood in.
@@ -51,7 +51,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The word `check --resolve` prints.
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Outcome::Found => "found",
             Outcome::Default => "default",
@@ -154,7 +154,7 @@ impl std::fmt::Debug for Documents {
 
 /// Computes values and emits sites for one unit, recording each declared
 /// secret's and each direct reference's [`Outcome`] as it goes.
-pub struct Evaluator<'a, 'd, 's> {
+pub(crate) struct Evaluator<'a, 'd, 's> {
     unit: &'a Unit<'d>,
     bindings: &'a Bindings,
     sources: &'a [Source],
@@ -172,7 +172,7 @@ pub struct Evaluator<'a, 'd, 's> {
 impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
     /// Prepares an evaluator; `bindings` holds the locators planning bound, and
     /// problems go to `diags`.
-    pub fn new(
+    pub(crate) fn new(
         unit: &'a Unit<'d>,
         bindings: &'a Bindings,
         sources: &'a [Source],
@@ -196,12 +196,12 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
     }
 
     /// Reports a problem the caller found while using this evaluator.
-    pub fn report(&mut self, d: Diagnostic) {
+    pub(crate) fn report(&mut self, d: Diagnostic) {
         self.diags.push(d);
     }
 
     /// Bounds every composed value (a template's result) to `bytes`.
-    pub fn max_secret(mut self, bytes: usize) -> Self {
+    pub(crate) fn max_secret(mut self, bytes: usize) -> Self {
         self.max_secret = bytes;
         self
     }
@@ -515,7 +515,7 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
 
     /// A declared secret's outcome (for `check --resolve`), computing it
     /// first (and reporting why it fails) when nothing needed it yet.
-    pub fn outcome(&mut self, name: &str) -> Outcome {
+    pub(crate) fn outcome(&mut self, name: &str) -> Outcome {
         if !self.outcomes.contains_key(name) {
             self.compute(name);
         }
@@ -525,7 +525,7 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
     /// A direct reference's outcome (for `check --resolve`). One the render
     /// did not reach (a site stopped before it) is read now, quietly: its
     /// site's diagnostics already say why the render failed.
-    pub fn direct_outcome(&mut self, id: DirectId) -> Outcome {
+    pub(crate) fn direct_outcome(&mut self, id: DirectId) -> Outcome {
         if let Some(o) = self.directs.get(&id) {
             return *o;
         }
@@ -540,12 +540,12 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
 
     /// A declared secret's final text (for `exec --env`), or `None` after
     /// reporting why not.
-    pub fn value(&mut self, name: &str) -> Option<SecretText> {
+    pub(crate) fn value(&mut self, name: &str) -> Option<SecretText> {
         self.compute(name).map(|c| c.text.clone())
     }
 
     /// New text for one site, or `None` after reporting why not.
-    pub fn emit(&mut self, site: &Site, key: &DigestKey) -> Option<Emitted> {
+    pub(crate) fn emit(&mut self, site: &Site, key: &DigestKey) -> Option<Emitted> {
         let src = &self.sources[self.unit.source];
         let at = |r: Range<usize>| {
             (

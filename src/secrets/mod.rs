@@ -30,7 +30,7 @@ use mask::mask_literals;
 
 /// What a secret's value must look like, and how a whole-value use renders it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SecretType {
+pub(crate) enum SecretType {
     /// A string (default).
     #[default]
     String,
@@ -71,23 +71,21 @@ pub struct Declaration {
     /// The name.
     pub name: String,
     /// Declaring source.
-    pub source: SourceId,
+    pub(crate) source: SourceId,
     /// Span of the name.
-    pub name_span: Range<usize>,
+    pub(crate) name_span: Range<usize>,
     /// The value source.
     pub origin: Origin,
     /// Type.
-    pub ty: SecretType,
+    pub(crate) ty: SecretType,
     /// TOTP conversion.
-    pub totp: Option<TotpParams>,
+    pub(crate) totp: Option<TotpParams>,
     /// `encoding: base64`.
-    pub base64: bool,
+    pub(crate) base64: bool,
     /// Allowed paths (each a list of segments); `None` means everywhere.
-    pub scope: Option<Vec<Vec<String>>>,
+    pub(crate) scope: Option<Vec<Vec<String>>>,
     /// Free text.
-    pub description: Option<String>,
-    /// Whether it comes from a `--secrets` catalogue.
-    pub catalogue: bool,
+    pub(crate) description: Option<String>,
 }
 
 impl std::fmt::Debug for Declaration {
@@ -107,7 +105,7 @@ impl std::fmt::Debug for Declaration {
 
 impl Declaration {
     /// A one-line description of the source, for `check` (never a value).
-    pub fn source_text(&self) -> String {
+    pub(crate) fn source_text(&self) -> String {
         match &self.origin {
             Origin::Provider { locator, default } => {
                 let mut s = locator.to_string();
@@ -144,7 +142,7 @@ pub struct Parsed {
     /// Declarations in order.
     pub decls: Vec<Declaration>,
     /// Byte ranges of inline secret text, to be masked in diagnostics.
-    pub sensitive: Vec<Range<usize>>,
+    pub(crate) sensitive: Vec<Range<usize>>,
     /// Names whose definition is invalid (already reported), so their uses are
     /// not reported again as undeclared.
     pub broken: Vec<String>,
@@ -156,7 +154,6 @@ pub fn parse_block(
     src: &str,
     source: SourceId,
     base_dir: &Path,
-    catalogue: bool,
     diags: &mut Diagnostics,
 ) -> Parsed {
     let mut p = Parsed::default();
@@ -203,7 +200,6 @@ pub fn parse_block(
                 name: name.to_owned(),
                 source,
                 name_span: k.span.clone(),
-                catalogue,
                 ..decl
             }),
             None => p.broken.push(name.to_owned()),
@@ -238,7 +234,6 @@ impl Ctx<'_> {
             base64: false,
             scope: None,
             description: None,
-            catalogue: false,
         }
     }
 
@@ -307,7 +302,7 @@ impl Ctx<'_> {
 }
 
 /// Whether a site at `path` may use a secret scoped to `scope`.
-pub fn in_scope(scope: &[Vec<String>], path: &[String]) -> bool {
+pub(crate) fn in_scope(scope: &[Vec<String>], path: &[String]) -> bool {
     scope
         .iter()
         .any(|s| s.len() <= path.len() && s.iter().zip(path).all(|(a, b)| a == b))

@@ -58,7 +58,7 @@ impl Default for DigestKey {
 
 /// One semantic event.
 #[derive(Clone, Copy, Debug, Hash)]
-pub enum Ev<'a> {
+pub(crate) enum Ev<'a> {
     /// Start of a document.
     DocStart,
     /// End of a document.
@@ -79,21 +79,21 @@ pub enum Ev<'a> {
 
 /// A digest and the number of events it covers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Acc {
+pub(crate) struct Acc {
     h: u64,
     n: u64,
 }
 
 impl Acc {
     /// Appends one event.
-    pub fn push(&mut self, key: &DigestKey, ev: Ev<'_>) {
+    pub(crate) fn push(&mut self, key: &DigestKey, ev: Ev<'_>) {
         let d = key.state.hash_one(ev) % P;
         self.h = addmod(mulmod(self.h, key.base), d);
         self.n += 1;
     }
 
     /// The digest of `self` followed by `other`.
-    pub fn concat(self, key: &DigestKey, other: Acc) -> Acc {
+    pub(crate) fn concat(self, key: &DigestKey, other: Acc) -> Acc {
         Acc {
             h: addmod(mulmod(self.h, pow(key.base, other.n)), other.h),
             n: self.n + other.n,

@@ -39,7 +39,7 @@ fn safe_char(c: char) -> bool {
 
 /// Whether `s` can be written plain in `ctx` and read back as this string by
 /// any YAML 1.1 or 1.2 reader.
-pub fn plain_ok(s: &str, ctx: Ctx) -> bool {
+pub(crate) fn plain_ok(s: &str, ctx: Ctx) -> bool {
     if looks_typed(s) {
         return false;
     }
@@ -64,7 +64,7 @@ pub fn plain_ok(s: &str, ctx: Ctx) -> bool {
 }
 
 /// `'…'` when every character is safe on one line.
-pub fn single_quoted(s: &str, out: &mut String) -> bool {
+pub(crate) fn single_quoted(s: &str, out: &mut String) -> bool {
     if !s.chars().all(safe_char) {
         return false;
     }
@@ -81,7 +81,7 @@ pub fn single_quoted(s: &str, out: &mut String) -> bool {
 }
 
 /// `"…"` with everything that is not plainly printable escaped. Always exact.
-pub fn double_quoted(s: &str, out: &mut String) {
+pub(crate) fn double_quoted(s: &str, out: &mut String) {
     use std::fmt::Write as _;
     out.reserve(s.len() + 2);
     out.push('"');
@@ -129,22 +129,22 @@ pub fn string_scalar(s: &str, prefer: Prefer, ctx: Ctx, out: &mut String) {
 
 /// What the emitter needs to know about an original block scalar.
 #[derive(Clone, Copy, Debug)]
-pub struct BlockShape<'a> {
+pub(crate) struct BlockShape<'a> {
     /// `>` rather than `|`.
-    pub folded: bool,
+    pub(crate) folded: bool,
     /// Column of the content lines.
-    pub indent: usize,
+    pub(crate) indent: usize,
     /// The indicators after `|`/`>` as written (indentation digit, chomping).
-    pub header: &'a str,
+    pub(crate) header: &'a str,
     /// The rest of the header line after the indicators (spaces and a comment).
-    pub tail: &'a str,
+    pub(crate) tail: &'a str,
     /// The file's line break (`\n` or `\r\n`).
-    pub line_break: &'a str,
+    pub(crate) line_break: &'a str,
     /// Whether the source text right after the replaced region starts with a blank
     /// line, which keep chomping (`|+`) would swallow.
-    pub blank_follows: bool,
+    pub(crate) blank_follows: bool,
     /// Whether the scalar's last line ends the file without a line break.
-    pub at_eof: bool,
+    pub(crate) at_eof: bool,
 }
 
 /// Writes `s` as a block scalar shaped like the original, or returns `false`
@@ -155,7 +155,7 @@ pub struct BlockShape<'a> {
 /// ends the file without a line break is read as `text\n` by YAML 1.2 readers
 /// and as `text` by libyaml-family ones; it is only written that way under
 /// strip chomping (`|-`), where both read `text`.
-pub fn block_scalar(s: &str, shape: &BlockShape<'_>, out: &mut String) -> bool {
+pub(crate) fn block_scalar(s: &str, shape: &BlockShape<'_>, out: &mut String) -> bool {
     let body = s.trim_end_matches('\n');
     let trailing = s.len() - body.len();
     if body.is_empty() || shape.indent == 0 || (trailing > 1 && shape.blank_follows) {
@@ -224,7 +224,7 @@ pub fn block_scalar(s: &str, shape: &BlockShape<'_>, out: &mut String) -> bool {
 }
 
 /// YAML text for a float that YAML 1.1 and 1.2 readers both read as a float.
-pub fn float_text(f: f64) -> String {
+pub(crate) fn float_text(f: f64) -> String {
     if f.is_nan() {
         return ".nan".into();
     }
@@ -257,11 +257,15 @@ pub fn float_text(f: f64) -> String {
 
 /// JSON nested deeper than the emitter allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TooDeep;
+pub(crate) struct TooDeep;
 
 /// Writes a JSON value as a one-line YAML flow node. Fails when nested deeper
 /// than `max_depth`.
-pub fn json_flow(v: &serde_json::Value, max_depth: usize, out: &mut String) -> Result<(), TooDeep> {
+pub(crate) fn json_flow(
+    v: &serde_json::Value,
+    max_depth: usize,
+    out: &mut String,
+) -> Result<(), TooDeep> {
     use serde_json::Value;
     if max_depth == 0 {
         return Err(TooDeep);

@@ -2,8 +2,8 @@
 
 pub mod digest;
 pub mod emit;
-pub mod node;
+pub(crate) mod node;
 pub mod scan;
 pub mod schema;
-pub mod site;
-pub mod verify;
+pub(crate) mod site;
+pub(crate) mod verify;

@@ -16,14 +16,14 @@ use crate::reference::Template;
 #[derive(Clone, Debug)]
 pub struct Node {
     /// What it is.
-    pub kind: NodeKind,
+    pub(crate) kind: NodeKind,
     /// Its bytes in the source.
-    pub span: Range<usize>,
+    pub(crate) span: Range<usize>,
 }
 
 /// The shape of a captured node.
 #[derive(Clone, Debug)]
-pub enum NodeKind {
+pub(crate) enum NodeKind {
     /// A scalar with its parsed value.
     Scalar {
         /// Parsed value.
@@ -41,7 +41,7 @@ pub enum NodeKind {
 
 impl Node {
     /// The scalar value, if this is a scalar.
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match &self.kind {
             NodeKind::Scalar { value, .. } => Some(value),
             _ => None,
@@ -49,7 +49,7 @@ impl Node {
     }
 
     /// Whether this is a plain empty scalar or `null`/`~`.
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(&self.kind, NodeKind::Scalar { value, style: ScalarStyle::Plain } if resolve_core(value) == Kind::Null)
     }
 }
@@ -58,61 +58,59 @@ impl Node {
 #[derive(Clone, Debug)]
 pub struct SecretsBlock {
     /// The `secrets` key.
-    pub key_span: Range<usize>,
+    pub(crate) key_span: Range<usize>,
     /// Its value.
     pub value: Node,
     /// Bytes removed from the output.
-    pub removal: Range<usize>,
+    pub(crate) removal: Range<usize>,
     /// Text put in their place (`{}` when the block was the only entry).
-    pub replacement: String,
+    pub(crate) replacement: String,
 }
 
 /// Layout of an original block scalar.
 #[derive(Clone, Debug)]
-pub struct BlockSite {
+pub(crate) struct BlockSite {
     /// `>` rather than `|`.
-    pub folded: bool,
+    pub(crate) folded: bool,
     /// Content column.
-    pub indent: usize,
+    pub(crate) indent: usize,
     /// Indicators after `|`/`>` (indentation digit, chomping) as written.
-    pub header: Range<usize>,
+    pub(crate) header: Range<usize>,
     /// Header tail (spaces and comment) after the indicators.
-    pub tail: Range<usize>,
+    pub(crate) tail: Range<usize>,
     /// The line break used after the header.
-    pub line_break: &'static str,
+    pub(crate) line_break: &'static str,
     /// Whether a blank line follows the replaced region.
-    pub blank_follows: bool,
+    pub(crate) blank_follows: bool,
     /// Whether the region ends the file without a line break.
-    pub at_eof: bool,
+    pub(crate) at_eof: bool,
 }
 
 /// A scalar whose value changes in the output.
 #[derive(Clone, Debug)]
 pub struct Site {
     /// Bytes to replace (for block scalars: from the indicator on).
-    pub region: Range<usize>,
+    pub(crate) region: Range<usize>,
     /// The scalar's own span (for locating references in the source).
-    pub span: Range<usize>,
+    pub(crate) span: Range<usize>,
     /// Parsed value.
-    pub value: String,
+    pub(crate) value: String,
     /// References and literal text.
     pub template: Template,
     /// Source style.
-    pub style: ScalarStyle,
+    pub(crate) style: ScalarStyle,
     /// Block or flow context.
-    pub ctx: Ctx,
+    pub(crate) ctx: Ctx,
     /// Set for `|` and `>` scalars.
-    pub block: Option<BlockSite>,
+    pub(crate) block: Option<BlockSite>,
     /// Explicit tag, as the digest spells it.
-    pub tag: Option<String>,
+    pub(crate) tag: Option<String>,
     /// Anchor id as the output will number it.
-    pub anchor: usize,
+    pub(crate) anchor: usize,
     /// Mapping key rather than value.
-    pub is_key: bool,
+    pub(crate) is_key: bool,
     /// Keys and indices from the document root.
-    pub path: Vec<String>,
-    /// Document index.
-    pub doc: usize,
+    pub(crate) path: Vec<String>,
 }
 
 /// Everything the first pass learned.
@@ -123,15 +121,20 @@ pub struct Scan {
     /// Scalars to rewrite, in source order.
     pub sites: Vec<Site>,
     /// Digest segments around the sites (`sites.len() + 1` of them).
-    pub segments: Vec<Acc>,
+    pub(crate) segments: Vec<Acc>,
     /// Number of documents.
-    pub docs: usize,
+    pub(crate) docs: usize,
 }
 
 /// Maps a byte range of a scalar's parsed value back to the source. Exact when the
 /// source spells the value verbatim; otherwise finds the same reference text in
 /// the scalar's source; otherwise the whole scalar.
-pub fn locate(src: &str, span: &Range<usize>, value: &str, range: Range<usize>) -> Range<usize> {
+pub(crate) fn locate(
+    src: &str,
+    span: &Range<usize>,
+    value: &str,
+    range: Range<usize>,
+) -> Range<usize> {
     let raw = src.get(span.clone()).unwrap_or("");
     let inner_start = if raw.starts_with(['"', '\'']) {
         span.start + 1

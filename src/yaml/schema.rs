@@ -7,7 +7,7 @@
 
 /// What a plain scalar means under the YAML 1.2 core schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `null`, `~`, empty.
     Null,
     /// `true` / `false`.
@@ -22,7 +22,7 @@ pub enum Kind {
 
 impl Kind {
     /// Its name in the verification digest.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Null => "null",
             Kind::Bool => "bool",
@@ -40,7 +40,7 @@ pub fn plain_kind(value: &str) -> &'static str {
 }
 
 /// Resolves a plain scalar by the YAML 1.2 core schema.
-pub fn resolve_core(s: &str) -> Kind {
+pub(crate) fn resolve_core(s: &str) -> Kind {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
         "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => return Kind::Bool,
@@ -110,7 +110,7 @@ fn count_digits(b: &[u8]) -> usize {
 
 /// Whether some YAML 1.1 or 1.2 reader could read this plain text as a non-string
 /// (null, bool, number, timestamp, merge or value key). Errs on the side of `true`.
-pub fn looks_typed(s: &str) -> bool {
+pub(crate) fn looks_typed(s: &str) -> bool {
     if s.is_empty() {
         return true;
     }

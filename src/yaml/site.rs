@@ -23,11 +23,11 @@ pub(crate) enum Rendered {
 }
 
 /// One emitted site: new bytes and the digest of what they must parse to.
-pub struct Emitted {
+pub(crate) struct Emitted {
     /// Replacement text.
-    pub text: String,
+    pub(crate) text: String,
     /// Expected events.
-    pub digest: Acc,
+    pub(crate) digest: Acc,
 }
 
 pub(crate) fn emit_site(site: &Site, value: &Rendered, src: &str, key: &DigestKey) -> Emitted {

@@ -10,19 +10,19 @@ use crate::provider::LocatorError;
 
 /// One AWS secret (and optionally a JSON key inside it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct AwsLocator {
+pub(crate) struct AwsLocator {
     /// Secret name or ARN.
-    pub secret_id: String,
+    pub(crate) secret_id: String,
     /// Dot path into the secret's JSON.
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// Region override.
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// Staging label (AWSCURRENT when neither stage nor id is given).
-    pub version_stage: Option<String>,
+    pub(crate) version_stage: Option<String>,
     /// Version id.
-    pub version_id: Option<String>,
+    pub(crate) version_id: Option<String>,
     /// Shared-config profile.
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
 }
 
 const QUERY_KEYS: [&str; 4] = ["region", "version_stage", "version_id", "profile"];
@@ -33,7 +33,7 @@ pub(crate) const CURRENT: &str = "AWSCURRENT";
 impl AwsLocator {
     /// The request this locator needs: no JSON key, and the default stage not
     /// spelled out, so that `x` and `x?version_stage=AWSCURRENT` share one fetch.
-    pub fn fetch_key(&self) -> AwsLocator {
+    pub(crate) fn fetch_key(&self) -> AwsLocator {
         let mut k = AwsLocator {
             key: None,
             ..self.clone()
@@ -50,7 +50,7 @@ impl AwsLocator {
     }
 
     /// Parses the direct-reference form.
-    pub fn parse(text: &str) -> Result<Self, LocatorError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, LocatorError> {
         let (main, query) = split_query(text);
         let (secret_id, key) = split_key(main)?;
         let mut loc = AwsLocator {
@@ -92,7 +92,7 @@ impl AwsLocator {
     }
 
     /// Checks every field (of the short and the long form).
-    pub fn validate(&self) -> Result<(), LocatorError> {
+    pub(crate) fn validate(&self) -> Result<(), LocatorError> {
         let id = &self.secret_id;
         if id.is_empty() {
             return Err(LocatorError::new("secret id is empty").field("secret_id"));

@@ -40,7 +40,7 @@ use crate::secret::SecretBytes;
 use locator::CURRENT;
 use sdk::{Code, HttpResponse, Service};
 
-pub use locator::AwsLocator;
+pub(crate) use locator::AwsLocator;
 
 /// AWS Secrets Manager, as its messages and error codes need it.
 const SECRETS_MANAGER: Service = Service {
@@ -85,7 +85,7 @@ fn secrets_manager_codes(c: &Code<'_>) -> Option<(FetchClass, &'static str)> {
 }
 
 /// Fetches from AWS Secrets Manager. Nothing of the SDK is built until `fetch`.
-pub struct AwsProvider {
+pub(crate) struct AwsProvider {
     settings: Settings,
 }
 

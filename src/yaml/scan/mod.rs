@@ -603,7 +603,6 @@ impl<'a, 'k> Walker<'a, 'k> {
             anchor,
             is_key,
             path,
-            doc: self.doc,
         });
     }
 }
