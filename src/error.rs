@@ -11,7 +11,7 @@ use std::ops::Range;
 /// Process exit statuses (SPEC §5): keyfill's own classes, and the status of
 /// the command `exec` ran, so that every path exits through this one type.
 /// The numbers are a public contract; the order of the variants is the order
-/// of urgency ([`Exit::worst`]).
+/// of urgency (`Exit::worst`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Exit {
     /// Success: 0.

@@ -1,7 +1,7 @@
 //! `keyfill exec`: render, then run the command. Without `--watch` keyfill
 //! replaces itself with it (execve: same PID, argv as given, no shell). With
 //! `--watch` it stays as a small supervisor: it forwards signals, reaps orphans
-//! when it is PID 1 (through a minimal init in front of it, see [`init`]),
+//! when it is PID 1 (through a minimal init in front of it, see `init`),
 //! re-renders on change and reloads or restarts the command only when the
 //! output's bytes changed, and exits with the command's status.
 
@@ -229,7 +229,7 @@ fn spawn(
     }
 }
 
-/// In the keyfill that [`spawn`] starts (`argv`: after [`CHILD_MARK`], the
+/// In the keyfill that `spawn` starts (`argv`: after [`CHILD_MARK`], the
 /// supervisor's PID, the log format, the command): asks for SIGKILL when the
 /// supervisor dies, then becomes the command. The exit status when it cannot.
 pub fn become_command(argv: &[std::ffi::OsString]) -> Exit {

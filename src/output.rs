@@ -1,7 +1,7 @@
 //! Writing the rendered config: atomically, privately, and only when it changed.
 //!
 //! `-o` is a path users treat like the shell's `>`, so it is first resolved to
-//! what it names ([`locate`]):
+//! what it names (`locate`):
 //!
 //! - A regular file (or nothing yet) is replaced atomically: the bytes go to a
 //!   temporary file in the file's own folder (same filesystem), which is flushed,
@@ -20,7 +20,7 @@
 //! gone (`signals::Window`). A writer holds an exclusive `flock` on its
 //! temporary file until the rename, so a run that was SIGKILLed leaves an
 //! unlocked one behind, which the next write to that folder removes
-//! ([`sweep`]); a live writer's is never touched. A single bind-mounted file
+//! (`sweep`); a live writer's is never touched. A single bind-mounted file
 //! cannot be renamed over (EBUSY, EXDEV); that is reported, and with
 //! `--in-place-fallback` the file is rewritten in place instead.
 

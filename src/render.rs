@@ -34,7 +34,7 @@ pub struct Options {
     pub max_secret: usize,
     /// Largest rendered output (all inputs), in bytes.
     pub max_output: usize,
-    /// Also compute every declared secret into [`Session::exported`].
+    /// Also compute every declared secret into `Session::exported`.
     pub export: bool,
     /// Top-level key of the declarations block (`secrets` unless --secrets-key).
     pub secrets_key: String,
@@ -45,7 +45,7 @@ pub struct Options {
 /// All state of one run: sources, diagnostics, providers.
 #[derive(Debug, Default)]
 pub struct Session {
-    /// Every source read, indexed by [`SourceId`].
+    /// Every source read, indexed by `SourceId`.
     pub sources: Vec<Source>,
     /// Everything reported: the run's one diagnostics sink.
     pub diags: Diagnostics,

@@ -1,10 +1,10 @@
 //! The one place that writes diagnostics: text with a caret snippet, or JSON lines.
 //!
 //! Every piece of text printed here (message, label, note, file name, quoted
-//! source line, JSON field) passes through [`sanitize`] once, at print time:
+//! source line, JSON field) passes through `sanitize` once, at print time:
 //! untrusted text (keys, names, locators, paths) cannot rewrite the terminal,
 //! whatever path built the message. Source lines are quoted with every sensitive
-//! range (inline secret values and defaults) replaced by the fixed [`MASK`], which
+//! range (inline secret values and defaults) replaced by the fixed `MASK`, which
 //! does not reveal a value's length; carets are moved to the masked line.
 
 use std::io::Write as _;

@@ -2,8 +2,8 @@
 //!
 //! Three commands care about signals, each in its own way: a write holds
 //! termination signals while its temporary file exists and dies of them after
-//! ([`Window`]); `watch` turns them into events of its loop; `exec --watch`
-//! forwards them to its command ([`FORWARDED`], [`send`]). What they do with a
+//! (`Window`); `watch` turns them into events of its loop; `exec --watch`
+//! forwards them to its command (`FORWARDED`, `send`). What they do with a
 //! signal stays in their modules; how a signal is named, caught, deferred,
 //! listened for or sent lives here, so that no other module touches a handler
 //! or a signal number.

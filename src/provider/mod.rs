@@ -1,12 +1,12 @@
 //! Secret sources behind one trait, one module per provider.
 //!
-//! A provider is a module (a folder when large) implementing [`Provider`] for its
+//! A provider is a module (a folder when large) implementing `Provider` for its
 //! client type, plus one line in the registration table,
-//! [`providers!`](kind::providers). The table generates [`ProviderKind`] and its
-//! words, the [`Locator`] enum, every dispatch on it and the [`Registry`]; each
+//! `providers!`. The table generates `ProviderKind` and its
+//! words, the `Locator` enum, every dispatch on it and the `Registry`; each
 //! provider sees only its own typed locators.
 //!
-//! A [`Locator`] says where one secret lives; [`Locator::fetch_key`] says which
+//! A `Locator` says where one secret lives; `Locator::fetch_key` says which
 //! fetch it needs, so that many references (and many JSON keys) share one request.
 //! Each provider parses and validates its own locator grammar, short and long form,
 //! so a typo in an `aws:` block is an error with a position before anything is

@@ -1,7 +1,7 @@
 //! How readers resolve plain scalars, in YAML 1.2 (core schema) and YAML 1.1.
 //!
-//! [`resolve_core`] is what keyfill itself reads a plain scalar as (for the
-//! verification digest and `--format json`). [`looks_typed`] is deliberately wider:
+//! `resolve_core` is what keyfill itself reads a plain scalar as (for the
+//! verification digest and `--format json`). `looks_typed` is deliberately wider:
 //! it is true for anything a YAML 1.1 *or* 1.2 reader might read as other than a
 //! string, so the emitter quotes it.
 

@@ -2,7 +2,7 @@
 //!
 //! It finds the first document's top-level `secrets:` block (captured as a small
 //! tree, then cut from the output), every scalar that holds a reference or an
-//! escape (a [`Site`], with the exact byte region to replace), references in
+//! escape (a `Site`, with the exact byte region to replace), references in
 //! mapping keys (errors), and the path of every site for `scope` checks. It also
 //! folds every event that will reach the output into the verification digest, in
 //! segments split at the sites, and enforces the nesting and alias limits.
