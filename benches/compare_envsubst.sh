@@ -8,8 +8,8 @@
 # exit is when keyfill errors on (or fails to substitute) a generated input, so
 # an error path is never timed. See benches/README.md for the cases.
 #
-# Usage: bash benches/compare_envsubst.sh          (full run, about 5 minutes)
-#        QUICK=1 bash benches/compare_envsubst.sh  (smoke test, about 1 minute)
+# Usage: bash benches/compare_envsubst.sh          (full run, about 3 minutes on 2 cores)
+#        QUICK=1 bash benches/compare_envsubst.sh  (smoke test, under a minute)
 # Env knobs (optional; QUICK=1 changes the defaults shown in brackets):
 #   N_TINY    pairs for the tiny config          201 [21]
 #   N_SMALL   pairs for the 1 MiB config          41  [7]
