@@ -223,6 +223,11 @@ impl Diagnostics {
         self.items.get(mark..).unwrap_or_default()
     }
 
+    /// Forgets what was recorded after `mark`.
+    pub(crate) fn truncate(&mut self, mark: usize) {
+        self.items.truncate(mark);
+    }
+
     /// The last diagnostic recorded after `mark`, to complete it (a location).
     pub fn last_since(&mut self, mark: usize) -> Option<&mut Diagnostic> {
         if self.items.len() > mark {

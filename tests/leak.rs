@@ -39,7 +39,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 
-use crate::support::{canary, command, Run, Test};
+use crate::support::{canary, command, keyfill, Run, Test};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Expect {
@@ -486,5 +486,21 @@ fn mask_never_reveals_an_inline_value_length() {
                 assert_eq!(o, &outcomes[0], "{config:?} ({log}): lengths differ");
             }
         }
+    }
+}
+
+/// A YAML error that stops the scan leaves no earlier diagnostic of that scan
+/// behind: the declarations were never read, so nothing in the file is masked,
+/// and a quoted line could show an inline value written on it (a flow mapping).
+#[test]
+fn a_fatal_yaml_error_drops_the_scans_earlier_diagnostics_with_their_unmasked_lines() {
+    let c = canary();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!("{{secrets: {{A: \"{c}\"}}, x: \"<<awz|y>>\", y: $<A>}}\n---\n[\n");
+    std::fs::write(dir.path().join("c.yaml"), config).expect("write");
+    for log in ["text", "json"] {
+        let r = keyfill(dir.path(), &["--log-format", log, "render", "c.yaml"], &[]);
+        r.code(3).silent(&c).stderr_has("unclosed bracket");
+        assert!(!r.stderr.contains("awz"), "{log}: {}", r.stderr);
     }
 }

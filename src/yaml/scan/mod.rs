@@ -85,9 +85,14 @@ pub fn scan(
     block_key: Option<&str>,
     diags: &mut Diagnostics,
 ) -> Option<Scan> {
+    let mark = diags.mark();
     match Walker::new(src, source, limits, key, want_sites, block_key, diags).run() {
         Ok(scan) => Some(scan),
         Err(d) => {
+            // A fatal error is the scan's only one: the declarations are never
+            // read, so nothing is masked, and an earlier diagnostic's quoted
+            // line could show an inline value.
+            diags.truncate(mark);
             diags.push(d);
             None
         }
