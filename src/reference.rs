@@ -12,7 +12,7 @@ use std::ops::Range;
 use crate::provider::kind::ProviderKind;
 
 /// One piece of a scalar's value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Part {
     /// Text copied as is (escapes already applied).
     Literal(String),
@@ -20,6 +20,17 @@ pub enum Part {
     Secret(SecretRef),
     /// `<<provider|locator>>`.
     Direct(DirectRef),
+}
+
+impl std::fmt::Debug for Part {
+    // A declaration's literal text is an inline secret: Debug shows its length only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Literal(l) => write!(f, "Literal(<{} bytes>)", l.len()),
+            Part::Secret(r) => f.debug_tuple("Secret").field(r).finish(),
+            Part::Direct(r) => f.debug_tuple("Direct").field(r).finish(),
+        }
+    }
 }
 
 /// A use of a declared secret.

@@ -45,7 +45,7 @@ pub(crate) enum SecretType {
 }
 
 /// Where a declared secret's value comes from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Origin {
     /// Literal text and references (inline values, compositions, `value:`).
     Template {
@@ -63,6 +63,24 @@ pub enum Origin {
         /// `default:` for `env`, with its span (the text is an inline secret).
         default: Option<(String, Range<usize>)>,
     },
+}
+
+impl std::fmt::Debug for Origin {
+    // The scalar's text and a default are inline secrets: never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Template { template, span, .. } => f
+                .debug_struct("Template")
+                .field("template", template)
+                .field("span", span)
+                .finish_non_exhaustive(),
+            Origin::Provider { locator, default } => f
+                .debug_struct("Provider")
+                .field("locator", &locator.to_string())
+                .field("default", &default.as_ref().map(|_| "[REDACTED]"))
+                .finish(),
+        }
+    }
 }
 
 /// One declared secret.
@@ -322,5 +340,26 @@ mod tests {
         assert!(in_scope(&scope, &["a".into(), "b".into(), "0".into()]));
         assert!(!in_scope(&scope, &["a".into(), "c".into()]));
         assert!(!in_scope(&scope, &["integrations".into()]));
+    }
+
+    #[test]
+    fn debug_of_an_origin_never_shows_inline_text_or_a_default() {
+        let canary = "kfcanaryDebugOrigin";
+        let (template, _) = reference::parse(&format!("{canary}-$<B>"));
+        let t = Origin::Template {
+            template,
+            span: 0..1,
+            text: canary.to_owned(),
+        };
+        let locator = Locator::parse(crate::provider::ProviderKind::Env, "HOME", Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = Origin::Provider {
+            locator,
+            default: Some((canary.to_owned(), 0..1)),
+        };
+        for shown in [format!("{t:?}"), format!("{p:?}"), format!("{t:#?}")] {
+            assert!(!shown.contains(canary), "{shown}");
+        }
+        assert!(format!("{t:?}").contains("Secret"));
     }
 }
