@@ -62,13 +62,16 @@ struct Frame<'a> {
     in_key: bool,
     key: Option<Cow<'a, str>>,
     index: usize,
-    /// Scalar keys seen so far, by (tag or resolved kind, text), with their span;
-    /// made on the first key.
-    keys: Option<KeySet<'a>>,
+    /// Scalar keys seen so far, with their span; made on the first key.
+    keys: Option<KeySet>,
 }
 
-/// A mapping's scalar keys: (tag or resolved kind, text) to the key's span.
-type KeySet<'a> = HashMap<(Cow<'static, str>, Cow<'a, str>), Range<usize>>;
+/// A mapping's scalar keys, by a keyed hash of (tag or resolved kind, text), to
+/// the first key's span. A hash, not the text: a mapping of a million keys
+/// costs about 32 bytes a key, not a copy of them. The hash is keyed per run,
+/// so two different keys cannot be made to collide on purpose; a chance one
+/// (about 1 in 10^7 for a million keys) only adds a warning.
+type KeySet = HashMap<u64, Range<usize>>;
 
 /// At most this many duplicate-key warnings per source: a generated file full of
 /// them still gets a short report.
@@ -124,6 +127,8 @@ struct Walker<'a, 'k> {
     root_entries: Vec<RootEntry>,
     secrets_entry: Option<usize>,
     duplicates: usize,
+    /// Keys the per-mapping key sets' hashes (see [`KeySet`]).
+    key_hasher: std::hash::RandomState,
 }
 
 impl<'a, 'k> Walker<'a, 'k> {
@@ -160,6 +165,7 @@ impl<'a, 'k> Walker<'a, 'k> {
             root_entries: Vec::new(),
             secrets_entry: None,
             duplicates: 0,
+            key_hasher: std::hash::RandomState::new(),
         }
     }
 
@@ -526,17 +532,18 @@ impl<'a, 'k> Walker<'a, 'k> {
         tag: Option<&str>,
         r: &Range<usize>,
     ) {
-        let kind: Cow<'static, str> = match (tag, style) {
-            (Some(t), _) => Cow::Owned(t.to_owned()),
+        let kind: &str = match (tag, style) {
+            (Some(t), _) => t,
             (None, ScalarStyle::Plain) if value == "<<" => return,
-            (None, ScalarStyle::Plain) => Cow::Borrowed(plain_kind(value)),
-            (None, _) => Cow::Borrowed("str"),
+            (None, ScalarStyle::Plain) => plain_kind(value),
+            (None, _) => "str",
         };
+        let hash = std::hash::BuildHasher::hash_one(&self.key_hasher, (kind, value.as_ref()));
         let Some(f) = self.frames.last_mut().filter(|f| f.map) else {
             return;
         };
         let keys = f.keys.get_or_insert_with(HashMap::new);
-        let first = match keys.entry((kind, value.clone())) {
+        let first = match keys.entry(hash) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(r.clone());
                 return;
