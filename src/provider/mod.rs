@@ -177,12 +177,6 @@ impl fmt::Display for LocatorError {
     }
 }
 
-impl From<String> for LocatorError {
-    fn from(message: String) -> Self {
-        LocatorError::new(message)
-    }
-}
-
 /// The value range of query parameter `name` in `text` (`…?name=VALUE&…`).
 fn query_value(text: &str, name: &str) -> Option<Range<usize>> {
     let q = text.find('?')? + 1;

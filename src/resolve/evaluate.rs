@@ -359,31 +359,18 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
             Raw::Base64(text) => text,
             Raw::Text(text) if d.base64 => {
                 let cleaned: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-                match base64::engine::general_purpose::STANDARD.decode(cleaned) {
-                    Ok(bytes) => match String::from_utf8(bytes) {
-                        Ok(s) => s,
-                        Err(_) => {
-                            return Err(self.fail(
-                                attach(
-                                    Diagnostic::invalid(format!(
-                                        "{who}: the base64-decoded value is not UTF-8 text"
-                                    )),
-                                    at,
-                                ),
-                                invalid,
-                            ))
-                        }
-                    },
-                    Err(_) => {
-                        return Err(self.fail(
-                            attach(
-                                Diagnostic::invalid(format!(
-                                    "{who}: the value is not valid base64"
-                                )),
-                                at,
-                            ),
-                            invalid,
-                        ))
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(cleaned)
+                    .map_err(|_| "the value is not valid base64")
+                    .and_then(|bytes| {
+                        String::from_utf8(bytes)
+                            .map_err(|_| "the base64-decoded value is not UTF-8 text")
+                    });
+                match decoded {
+                    Ok(s) => s,
+                    Err(what) => {
+                        let d = Diagnostic::invalid(format!("{who}: {what}"));
+                        return Err(self.fail(attach(d, at), invalid));
                     }
                 }
             }
