@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use crate::cli::{
     CheckArgs, Cli, Color, Command, ExecArgs, InputArgs, LogFormat, LoopArgs, OutputArgs,
-    OutputFormat, RenderArgs, WatchArgs,
+    OutputFormat, RenderArgs, VerifyMode, WatchArgs,
 };
 use keyfill::config::{ExecConfig, LoopConfig, RenderConfig};
 use keyfill::error::{Diagnostic, Exit};
 use keyfill::output::{self, Outcome, WriteOptions};
 use keyfill::provider::Settings;
-use keyfill::render::Options;
+use keyfill::render::{Options, Verify};
 use keyfill::report::{Format, Reporter};
 use keyfill::yaml::scan::Limits;
 
@@ -65,6 +65,10 @@ fn render_config(input: &InputArgs, redact: bool, json: bool) -> RenderConfig {
             export: false,
             secrets_key: input.secrets_key.clone(),
             secrets_block: !input.no_secrets_block,
+            verify: match input.verify {
+                VerifyMode::Local => Verify::Local,
+                VerifyMode::Full => Verify::Full,
+            },
         },
         settings: Settings {
             concurrency: usize::from(input.concurrency),
@@ -133,11 +137,13 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
         return session.report(reporter);
     };
     let status = session.report(reporter);
+    if verbose > 1 {
+        reporter.info(&session.verified.summary());
+    }
     match &args.output {
         None => {
-            let mut out = std::io::stdout().lock();
             // A closed pipe (`| head`) is the reader's choice, not an error.
-            if let Err(e) = out.write_all(&bytes).and_then(|()| out.flush()) {
+            if let Err(e) = bytes.write_to(&mut std::io::stdout().lock()) {
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
                     reporter.emit(
                         &[Diagnostic::error(

@@ -66,6 +66,16 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
+/// How the output is proven to read as the substituted config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum VerifyMode {
+    /// Check each substitution on a small probe; parse the whole output only
+    /// where a shape needs it.
+    Local,
+    /// Parse the whole output again and compare it with the substituted input.
+    Full,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -121,6 +131,9 @@ pub(crate) struct InputArgs {
     /// Deadline for fetching secrets, retries included (e.g. 30s, 2m, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// How the output is proven to read as the substituted config.
+    #[arg(long, value_enum, value_name = "HOW", env = "KEYFILL_VERIFY", hide_env_values = true, default_value_t = VerifyMode::Local)]
+    pub verify: VerifyMode,
 }
 
 /// `keyfill render`.

@@ -35,7 +35,7 @@ impl RenderConfig {
 
     /// Renders once in `session`: the bytes, or `None` after reporting why not
     /// into the session's diagnostics.
-    pub fn render(&self, session: &mut Session) -> Option<Vec<u8>> {
+    pub fn render(&self, session: &mut Session) -> Option<crate::render::Output> {
         session.render(&self.files, &self.catalogues, &self.options)
     }
 }

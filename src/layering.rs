@@ -28,6 +28,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("yaml::emit", 0),
     ("yaml::schema", 0),
     ("error", 1),
+    // The rendered output as pieces of the inputs and emitted text.
+    ("splice", 1),
     // The grammar, YAML events, output writing and the printer.
     ("reference", 2),
     ("json_path", 2),
@@ -36,6 +38,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("yaml::scan::capture", 4),
     ("yaml::scan::layout", 4),
     ("yaml::verify", 5),
+    ("yaml::proof", 5),
     ("output", 2),
     ("report", 2),
     // Providers: never the `secrets:` parser, the plan or YAML. Each provider's

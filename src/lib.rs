@@ -74,6 +74,7 @@ pub mod secret;
 pub mod secrets;
 pub mod signals;
 pub mod source;
+pub(crate) mod splice;
 pub(crate) mod suggest;
 pub(crate) mod totp;
 pub mod watch;

@@ -25,7 +25,7 @@
 //! `--in-place-fallback` the file is rewritten in place instead.
 
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::Write as _;
+
 use std::os::unix::fs::{
     FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
 };
@@ -36,6 +36,7 @@ use rustix::fs::OFlags;
 
 use crate::error::{Diagnostic, Exit};
 use crate::signals;
+pub use crate::splice::Output;
 
 /// A numeric owner for the output (`--owner UID[:GID]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,7 +269,7 @@ pub fn refuse_input_as_output(
 }
 
 /// Writes `bytes` to what `path` names (see the module's notes).
-pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> Result<Outcome, Diagnostic> {
+pub fn write(path: &Path, bytes: &Output, opts: WriteOptions) -> Result<Outcome, Diagnostic> {
     match locate(path)? {
         Target::File(file) => write_file(path, &file, bytes, opts),
         Target::Through(at, kind) => write_through(path, &at, kind, bytes, opts),
@@ -276,16 +277,10 @@ pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> Result<Outcome, D
     }
 }
 
-fn write_std(path: &Path, which: Std, bytes: &[u8]) -> Result<Outcome, Diagnostic> {
+fn write_std(path: &Path, which: Std, bytes: &Output) -> Result<Outcome, Diagnostic> {
     let r = match which {
-        Std::Out => {
-            let mut o = std::io::stdout().lock();
-            o.write_all(bytes).and_then(|()| o.flush())
-        }
-        Std::Err => {
-            let mut o = std::io::stderr().lock();
-            o.write_all(bytes).and_then(|()| o.flush())
-        }
+        Std::Out => bytes.write_to(&mut std::io::stdout().lock()),
+        Std::Err => bytes.write_to(&mut std::io::stderr().lock()),
     };
     match r {
         // A closed pipe (`| head`) is the reader's choice, as for plain stdout.
@@ -340,7 +335,7 @@ fn write_through(
     shown: &Path,
     at: &Path,
     kind: Kind,
-    bytes: &[u8],
+    bytes: &Output,
     opts: WriteOptions,
 ) -> Result<Outcome, Diagnostic> {
     let mut sink: Box<dyn std::io::Write> = match kind {
@@ -357,8 +352,8 @@ fn write_through(
                 .map_err(|e| fail(shown, "cannot open it", &e))?,
         ),
     };
-    sink.write_all(bytes)
-        .and_then(|()| sink.flush())
+    bytes
+        .write_to(&mut sink)
         .map_err(|e| fail(shown, "write failed", &e))?;
     Ok(Outcome::Written)
 }
@@ -388,15 +383,16 @@ fn enforce(
 fn write_file(
     shown: &Path,
     file: &Path,
-    bytes: &[u8],
+    bytes: &Output,
     opts: WriteOptions,
 ) -> Result<Outcome, Diagnostic> {
     sweep(folder(file));
     match fs::metadata(file) {
-        // Only a file of the same length can hold the same bytes.
+        // Only a file of the same length can hold the same bytes; it is
+        // compared a block at a time, never read whole.
         Ok(m)
             if m.len() == bytes.len() as u64
-                && fs::read(file).is_ok_and(|existing| existing == bytes) =>
+                && File::open(file).is_ok_and(|mut f| bytes.same_as(&mut f).unwrap_or(false)) =>
         {
             enforce(shown, file, &m, opts)?;
             return Ok(Outcome::Unchanged);
@@ -477,14 +473,14 @@ fn locked_temp(shown: &Path, dir: &Path) -> Result<tempfile::NamedTempFile, Diag
 fn write_new(
     shown: &Path,
     file: &Path,
-    bytes: &[u8],
+    bytes: &Output,
     opts: WriteOptions,
 ) -> Result<Outcome, Diagnostic> {
     let dir = folder(file);
     let mut tmp = locked_temp(shown, dir)?;
     // Through the File: NamedTempFile's own writes wrap errors with the path.
-    tmp.as_file_mut()
-        .write_all(bytes)
+    bytes
+        .write_to(tmp.as_file_mut())
         .map_err(|e| fail(shown, "writing the temporary file failed", &e))?;
     // Owner before mode (a chown may clear bits), both before the rename, so
     // the file never exists under its name with the wrong ones.
@@ -527,7 +523,7 @@ fn write_new(
                 .map_err(|e| fail(shown, "in-place rewrite failed", &e))?;
             enforce(shown, file, &meta, opts)?;
             f.set_len(0)
-                .and_then(|()| f.write_all(bytes))
+                .and_then(|()| bytes.write_to(&mut f))
                 .and_then(|()| f.sync_all())
                 .map_err(|e| fail(shown, "in-place rewrite failed", &e))?;
             Ok(Outcome::InPlace)
@@ -538,6 +534,10 @@ fn write_new(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn out(bytes: &[u8]) -> Output {
+        Output::from(bytes.to_vec())
+    }
 
     const OPTS: WriteOptions = WriteOptions {
         mode: 0o600,
@@ -560,13 +560,19 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let p = dir.path().join("out.yaml");
         let opts = OPTS;
-        assert_eq!(write(&p, b"a: 1\n", opts).ok(), Some(Outcome::Written));
+        assert_eq!(
+            write(&p, &out(b"a: 1\n"), opts).ok(),
+            Some(Outcome::Written)
+        );
         assert_eq!(fs::metadata(&p)?.permissions().mode() & 0o777, 0o600);
-        assert_eq!(write(&p, b"a: 1\n", opts).ok(), Some(Outcome::Unchanged));
+        assert_eq!(
+            write(&p, &out(b"a: 1\n"), opts).ok(),
+            Some(Outcome::Unchanged)
+        );
         assert_eq!(
             write(
                 &p,
-                b"a: 2\n",
+                &out(b"a: 2\n"),
                 WriteOptions {
                     mode: 0o640,
                     ..opts
@@ -583,7 +589,12 @@ mod tests {
 
     #[test]
     fn missing_folder_is_an_output_error() {
-        let e = write(Path::new("/nonexistent-dir-keyfill/out.yaml"), b"x", OPTS).err();
+        let e = write(
+            Path::new("/nonexistent-dir-keyfill/out.yaml"),
+            &out(b"x"),
+            OPTS,
+        )
+        .err();
         assert_eq!(e.map(|d| d.class), Some(Exit::Output));
     }
 
@@ -594,7 +605,10 @@ mod tests {
         fs::write(&p, "a: 1\n")?;
         fs::set_permissions(&p, Permissions::from_mode(0o666))?;
         let ino = fs::metadata(&p)?.ino();
-        assert_eq!(write(&p, b"a: 1\n", OPTS).ok(), Some(Outcome::Unchanged));
+        assert_eq!(
+            write(&p, &out(b"a: 1\n"), OPTS).ok(),
+            Some(Outcome::Unchanged)
+        );
         let m = fs::metadata(&p)?;
         assert_eq!(m.mode() & 0o7777, 0o600);
         assert_eq!(m.ino(), ino, "unchanged bytes are not rewritten");
@@ -612,7 +626,7 @@ mod tests {
         std::os::unix::fs::symlink("../b/l2", d.join("a/l1"))?;
         std::os::unix::fs::symlink("a/l1", d.join("out"))?;
         assert_eq!(
-            write(&d.join("out"), b"x: 1\n", OPTS).ok(),
+            write(&d.join("out"), &out(b"x: 1\n"), OPTS).ok(),
             Some(Outcome::Written)
         );
         // Dangling at first: the final target was created, every link stays.
@@ -624,7 +638,7 @@ mod tests {
             );
         }
         assert_eq!(
-            write(&d.join("out"), b"x: 2\n", OPTS).ok(),
+            write(&d.join("out"), &out(b"x: 2\n"), OPTS).ok(),
             Some(Outcome::Written)
         );
         assert_eq!(fs::read(d.join("b/real.yaml"))?, b"x: 2\n");
@@ -638,13 +652,13 @@ mod tests {
         let d = dir.path();
         std::os::unix::fs::symlink("l2", d.join("l1"))?;
         std::os::unix::fs::symlink("l1", d.join("l2"))?;
-        let e = write(&d.join("l1"), b"x", OPTS).err();
+        let e = write(&d.join("l1"), &out(b"x"), OPTS).err();
         assert_eq!(
             e.map(|d| (d.class, d.message.contains("too many levels"))),
             Some((Exit::Output, true))
         );
         std::os::unix::fs::symlink(".", d.join("here"))?;
-        let e = write(&d.join("here"), b"x", OPTS).err();
+        let e = write(&d.join("here"), &out(b"x"), OPTS).err();
         assert_eq!(
             e.map(|d| (d.class, d.message.contains("is a directory"))),
             Some((Exit::Output, true))
@@ -661,13 +675,13 @@ mod tests {
         live.lock()?;
         fs::write(d.join("keep.tmp"), "not ours")?;
         assert_eq!(
-            write(&d.join("out"), b"x", OPTS).ok(),
+            write(&d.join("out"), &out(b"x"), OPTS).ok(),
             Some(Outcome::Written)
         );
         assert_eq!(names(d)?, [".keyfill-live.tmp", "keep.tmp", "out"]);
         drop(live);
         assert_eq!(
-            write(&d.join("out"), b"x", OPTS).ok(),
+            write(&d.join("out"), &out(b"x"), OPTS).ok(),
             Some(Outcome::Unchanged)
         );
         assert_eq!(names(d)?, ["keep.tmp", "out"]);
@@ -680,7 +694,7 @@ mod tests {
         let p = dir.path().join("fifo");
         let st = std::process::Command::new("mkfifo").arg(&p).status()?;
         assert!(st.success());
-        let e = write(&p, b"x", OPTS).err();
+        let e = write(&p, &out(b"x"), OPTS).err();
         assert_eq!(
             e.map(|d| (d.class, d.message.contains("no reader"))),
             Some((Exit::Output, true))

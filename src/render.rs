@@ -12,8 +12,10 @@ use crate::provider::Registry;
 use crate::resolve::{self, Evaluator, Fetched};
 use crate::secrets::{self, Declaration};
 use crate::source::Source;
+pub use crate::splice::Output;
 use crate::yaml::digest::{Acc, DigestKey};
 use crate::yaml::node::{self, Scan, SecretsBlock};
+use crate::yaml::proof::{self, Unproven};
 use crate::yaml::scan::{self, Limits};
 use crate::yaml::verify::{self, VerifyError};
 
@@ -40,6 +42,56 @@ pub struct Options {
     pub secrets_key: String,
     /// Whether configs have a declarations block (off: --no-secrets-block).
     pub secrets_block: bool,
+    /// How the rendered text is proven to read as the substituted tree.
+    pub verify: Verify,
+}
+
+impl Options {
+    /// The configs' declarations key; `None` with `--no-secrets-block`.
+    fn block_key(&self) -> Option<&str> {
+        self.secrets_block.then_some(self.secrets_key.as_str())
+    }
+}
+
+/// How the rendered text is proven to read as the substituted tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verify {
+    /// Each substitution and the cut of the declarations block on a small probe
+    /// (`yaml::proof`); the whole output is parsed again only where a
+    /// shape is outside the proven ones.
+    #[default]
+    Local,
+    /// The whole output is parsed again and its tree compared with the
+    /// substituted input's, whatever the shapes.
+    Full,
+}
+
+/// What verification did in one render.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verified {
+    /// Substitutions (and cuts of a declarations block) proven locally.
+    pub local: usize,
+    /// Inputs whose output was parsed again in full, with the first reason
+    /// (`None` under [`Verify::Full`] and for `--format json`).
+    pub full: Vec<(String, Option<&'static str>)>,
+}
+
+impl Verified {
+    /// One line for `-vv`: how the output was proven.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "verified: {} edit{} proven locally",
+            self.local,
+            if self.local == 1 { "" } else { "s" }
+        );
+        for (name, why) in &self.full {
+            line.push_str(&format!("; `{name}` parsed again in full"));
+            if let Some(why) = why {
+                line.push_str(&format!(" ({why})"));
+            }
+        }
+        line
+    }
 }
 
 /// All state of one run: sources, diagnostics, providers.
@@ -55,6 +107,8 @@ pub struct Session {
     pub(crate) cache: Option<resolve::Cache>,
     /// Declared secrets' values, by name, when [`Options::export`] asked for them.
     pub(crate) exported: Vec<(String, crate::secret::SecretText)>,
+    /// What verification did in the last render.
+    pub verified: Verified,
 }
 
 /// A scanned input with its own declarations.
@@ -169,7 +223,7 @@ impl Session {
                 }
             }
         }
-        let input_key = opts.secrets_block.then_some(block_key);
+        let input_key = opts.block_key();
         prepared.block_key = input_key.map(str::to_owned);
         for path in inputs {
             let mark = self.diags.mark();
@@ -211,13 +265,16 @@ impl Session {
     ) -> Option<(SourceId, Scan)> {
         let source = self.read(path, opts.max_input)?;
         let text = &self.sources[source].text;
-        let s = scan::scan(
+        // Only the full re-parse compares digests; `--format json` is built from it.
+        let digest = opts.verify == Verify::Full || opts.json;
+        let s = scan::scan_for(
             text,
             source,
             opts.limits,
             key,
             sites,
             block_key,
+            digest,
             &mut self.diags,
         )?;
         Some((source, s))
@@ -323,14 +380,15 @@ impl Session {
         self.registry.take_warnings(&mut self.diags);
     }
 
-    /// The whole render: bytes of the output, or `None` when anything failed.
+    /// The whole render: the output, or `None` when anything failed.
     pub fn render(
         &mut self,
         inputs: &[String],
         catalogues: &[String],
         opts: &Options,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Output> {
         let key = DigestKey::default();
+        self.verified = Verified::default();
         let prepared = self.prepare(inputs, catalogues, opts, &key);
         let mut planned = self.plan(&prepared, opts.strict);
         if opts.export {
@@ -348,7 +406,7 @@ impl Session {
             None => resolve::fetch_all(&planned.fetches, &mut self.registry),
         };
         self.take_provider_warnings();
-        let mut out = Vec::new();
+        let mut out = Output::default();
         let mut json_docs = Vec::new();
         for (input, unit) in prepared.inputs.iter().zip(&planned.units) {
             let Some(text) = self.render_one(
@@ -367,23 +425,21 @@ impl Session {
                 continue;
             }
             if !out.is_empty() {
-                if !out.ends_with(b"\n") {
-                    out.push(b'\n');
+                if out.last_byte() != Some(b'\n') {
+                    out.push("\n".to_owned());
                 }
-                if !text.starts_with("---") {
-                    out.extend_from_slice(if text.starts_with('%') {
-                        b"...\n"
-                    } else {
-                        b"---\n"
-                    });
+                if !text.starts_with(b"---") {
+                    out.push(
+                        if text.starts_with(b"%") {
+                            "...\n"
+                        } else {
+                            "---\n"
+                        }
+                        .to_owned(),
+                    );
                 }
             }
-            if out.is_empty() {
-                // The common single-input case: hand the buffer over instead of copying it.
-                out = text.into_bytes();
-            } else {
-                out.extend_from_slice(text.as_bytes());
-            }
+            out.append(text);
             if out.len() > opts.max_output {
                 // Sites were counted as they were emitted; this adds the
                 // document separators, and an input larger than the bound.
@@ -397,8 +453,9 @@ impl Session {
         }
         if opts.json {
             for doc in json_docs {
-                out.extend_from_slice(doc.pretty().as_bytes());
-                out.push(b'\n');
+                let mut text = doc.pretty();
+                text.push('\n');
+                out.push(text);
                 if out.len() > opts.max_output {
                     self.diags.push(Diagnostic::invalid(format!(
                         "the rendered JSON is larger than {} bytes (raise with --max-output-size)",
@@ -423,7 +480,7 @@ impl Session {
         key: &DigestKey,
         json_docs: &mut Vec<verify::Json>,
         before: usize,
-    ) -> Option<String> {
+    ) -> Option<Output> {
         let mut ev = Evaluator::new(
             unit,
             bindings,
@@ -433,38 +490,55 @@ impl Session {
             &mut self.diags,
         )
         .max_secret(opts.max_secret);
+        let src = &self.sources[input.source];
         let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
-        let mut expected = input.scan.segments.first().copied().unwrap_or_default();
+        let mut digests: Vec<Acc> = Vec::new();
         let mut ok = true;
+        // Local verification, site by site, as they are emitted; the first
+        // shape outside the proven ones sends this input to the full re-parse.
+        let mut unproven = match opts.verify {
+            Verify::Full => Some(None),
+            Verify::Local if opts.json => Some(None),
+            Verify::Local => None,
+        };
+        let mut proven = 0;
         // The output's size, kept as sites are emitted: many uses of a large
         // secret stop at --max-output-size, not when memory runs out.
-        let src_len = self.sources[input.source].text.len();
-        let mut size = before.saturating_add(src_len);
+        let mut size = before.saturating_add(src.text.len());
         if let Some(block) = &input.scan.secrets {
             size = size
                 .saturating_add(block.replacement.len())
                 .saturating_sub(block.removal.len());
+            if unproven.is_none() {
+                match proof::cut(&src.text, block) {
+                    Ok(()) => proven += 1,
+                    Err(Unproven(why)) => unproven = Some(Some(why)),
+                }
+            }
         }
-        for (i, site) in input.scan.sites.iter().enumerate() {
+        for site in &input.scan.sites {
             match ev.emit(site, key) {
                 Some(e) => {
                     size = size
                         .saturating_add(e.text.len())
                         .saturating_sub(site.region.len());
                     if size > opts.max_output {
-                        let name = &self.sources[input.source].name;
-                        let d =
-                            too_large(name, opts.max_output).at(input.source, site.span.clone());
+                        let d = too_large(&src.name, opts.max_output)
+                            .at(input.source, site.span.clone());
                         ev.report(d);
                         return None;
                     }
-                    expected = expected.concat(key, e.digest);
+                    if unproven.is_none() {
+                        match proof::site(&src.text, site, &e.text, e.digest, key, opts.limits) {
+                            Ok(()) => proven += 1,
+                            Err(Unproven(why)) => unproven = Some(Some(why)),
+                        }
+                    }
+                    digests.push(e.digest);
                     edits.push((site.region.clone(), e.text));
                 }
                 None => ok = false,
             }
-            let seg: Acc = input.scan.segments.get(i + 1).copied().unwrap_or_default();
-            expected = expected.concat(key, seg);
         }
         if opts.export {
             // `exec --env`: every declared secret, computed as a render would.
@@ -497,30 +571,80 @@ impl Session {
             edits.push((block.removal.clone(), block.replacement.clone()));
         }
         edits.sort_by_key(|(r, _)| r.start);
+        let Some(why) = unproven else {
+            self.verified.local += proven;
+            return Some(Output::spliced(&src.text, edits));
+        };
+        self.verified.full.push((src.name.clone(), why));
+        let expected = match self.expected(input, &digests, opts, key) {
+            Some(acc) => acc,
+            None => return self.not_verified(input.source),
+        };
+        // The full re-parse needs the text in one piece.
         let text = splice(&src.text, &edits);
         match verify::verify(&text, key, opts.limits, opts.json) {
             Ok((acc, docs)) if acc == expected => {
                 json_docs.extend(docs);
-                Some(text)
+                Some(Output::from(text.into_bytes()))
             }
-            Ok(_) | Err(VerifyError::Parse) => {
-                self.diags.push(
-                    Diagnostic::invalid(format!(
-                        "`{}`: the rendered text does not parse to the substituted document; nothing was written",
-                        src.name
-                    ))
-                    .note("this is a bug in keyfill: please report it with the config's structure (not its secrets)"),
-                );
-                None
-            }
+            Ok(_) | Err(VerifyError::Parse) => self.not_verified(input.source),
             Err(VerifyError::Json(m)) => {
+                let name = &self.sources[input.source].name;
                 self.diags.push(Diagnostic::invalid(format!(
-                    "`{}`: cannot convert to JSON: {m}",
-                    src.name
+                    "`{name}`: cannot convert to JSON: {m}"
                 )));
                 None
             }
         }
+    }
+
+    /// The digest the whole output must parse to: the input's segments around
+    /// the sites with each site's expected events between them. A scan that did
+    /// not digest (local verification) is run again for the segments.
+    fn expected(
+        &self,
+        input: &Loaded,
+        digests: &[Acc],
+        opts: &Options,
+        key: &DigestKey,
+    ) -> Option<Acc> {
+        let src = &self.sources[input.source];
+        let rescanned;
+        let segments = if input.scan.digested {
+            &input.scan.segments
+        } else {
+            let mut scratch = Diagnostics::default();
+            rescanned = scan::scan_for(
+                &src.text,
+                input.source,
+                opts.limits,
+                key,
+                true,
+                opts.block_key(),
+                true,
+                &mut scratch,
+            )?;
+            if rescanned.sites.len() != digests.len() {
+                return None;
+            }
+            &rescanned.segments
+        };
+        let mut expected = segments.first().copied().unwrap_or_default();
+        for (d, seg) in digests.iter().zip(segments.iter().skip(1)) {
+            expected = expected.concat(key, *d).concat(key, *seg);
+        }
+        Some(expected)
+    }
+
+    fn not_verified(&mut self, source: SourceId) -> Option<Output> {
+        self.diags.push(
+            Diagnostic::invalid(format!(
+                "`{}`: the rendered text does not parse to the substituted document; nothing was written",
+                self.sources[source].name
+            ))
+            .note("this is a bug in keyfill: please report it with the config's structure (not its secrets)"),
+        );
+        None
     }
 }
 
@@ -620,10 +744,13 @@ mod tests {
             export: false,
             secrets_key: "secrets".to_owned(),
             secrets_block: true,
+            verify: Verify::Local,
         };
         adjust(&mut opts);
         let mut s = Session::default();
-        let out = s.render(&[path.display().to_string()], &catalogues, &opts);
+        let out = s
+            .render(&[path.display().to_string()], &catalogues, &opts)
+            .map(|o| o.to_vec());
         (s, out)
     }
 

@@ -13,8 +13,9 @@ pub struct Source {
     pub(crate) name: String,
     /// Folder that relative `file` locators are resolved against.
     pub(crate) base_dir: PathBuf,
-    /// The whole text, validated UTF-8.
-    pub text: String,
+    /// The whole text, validated UTF-8; shared with the rendered [`crate::render::Output`],
+    /// which writes its unchanged stretches straight from here.
+    pub text: std::sync::Arc<String>,
     // Built on the first diagnostic: a large input that renders cleanly never pays for it.
     line_starts: std::sync::OnceLock<Vec<usize>>,
     sensitive: Vec<Range<usize>>,
@@ -50,7 +51,7 @@ impl Source {
         Source {
             name,
             base_dir,
-            text,
+            text: std::sync::Arc::new(text),
             line_starts: std::sync::OnceLock::new(),
             sensitive: Vec::new(),
         }

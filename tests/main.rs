@@ -14,6 +14,7 @@
 //! | YAML rendered byte for byte, the official suite | [`yaml_suite`] |
 //! | real-world configuration files | [`corpus`] |
 //! | a secret value meeting YAML syntax (generated inputs) | [`properties`] |
+//! | local verification against the full re-parse (shapes, oracle) | [`verify`] |
 //! | a secret value that must never be printed, on any path | [`leak`] (use `support::canary`) |
 //! | an interrupted or failed write of the output | [`faults`] |
 //! | `keyfill watch` on files | [`watch`] |
@@ -57,6 +58,7 @@ mod properties;
 mod provider_edges;
 mod refresh;
 mod vault;
+mod verify;
 mod watch;
 mod yaml_suite;
 

@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use granit_parser::{Event, Parser, ScalarStyle};
 use keyfill::error::Diagnostics;
 use keyfill::reference::{self, Part};
-use keyfill::render::{Options, Session};
+use keyfill::render::{Options, Session, Verify};
 use keyfill::report::{Format, Reporter};
 use keyfill::secrets::{self, Origin};
 use keyfill::yaml::digest::DigestKey;
@@ -158,6 +158,7 @@ fuzz_target!(|data: &[u8]| {
         export: false,
         secrets_key: "secrets".to_owned(),
         secrets_block: flags & 0x80 != 0,
+        verify: Verify::Local,
     };
 
     // The names the config uses, in order; a direct reference or a provider
@@ -223,7 +224,24 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let mut session = Session::default();
-    let out = session.render(&[cfg_path.display().to_string()], &catalogues, &opts);
+    let inputs = [cfg_path.display().to_string()];
+    let out = session
+        .render(&inputs, &catalogues, &opts)
+        .map(|o| o.to_vec());
+    // Local verification is checked against the full re-parse, its oracle: the
+    // same bytes, or no output from either.
+    let full_opts = Options {
+        verify: Verify::Full,
+        ..opts.clone()
+    };
+    let full = Session::default()
+        .render(&inputs, &catalogues, &full_opts)
+        .map(|o| o.to_vec());
+    assert_eq!(
+        out.as_deref().map(String::from_utf8_lossy),
+        full.as_deref().map(String::from_utf8_lossy),
+        "local and full verification disagree on:\n{config}"
+    );
     assert_eq!(
         out.is_some(),
         !session.failed(),

@@ -3,6 +3,7 @@
 pub mod digest;
 pub mod emit;
 pub(crate) mod node;
+pub(crate) mod proof;
 pub mod scan;
 pub mod schema;
 pub(crate) mod site;

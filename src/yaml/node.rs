@@ -65,6 +65,19 @@ pub struct SecretsBlock {
     pub(crate) removal: Range<usize>,
     /// Text put in their place (`{}` when the block was the only entry).
     pub(crate) replacement: String,
+    /// What the proof of the cut needs to know about its surroundings.
+    pub(crate) facts: CutFacts,
+}
+
+/// Where the declarations block stands among the root entries.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CutFacts {
+    /// The root mapping is a flow mapping.
+    pub(crate) flow_root: bool,
+    /// The block is the document's first entry.
+    pub(crate) first: bool,
+    /// The scalar read just before the `secrets` key was a block scalar.
+    pub(crate) after_block_scalar: bool,
 }
 
 /// Layout of an original block scalar.
@@ -122,6 +135,8 @@ pub struct Scan {
     pub sites: Vec<Site>,
     /// Digest segments around the sites (`sites.len() + 1` of them).
     pub(crate) segments: Vec<Acc>,
+    /// Whether `segments` were digested (off for local verification).
+    pub(crate) digested: bool,
     /// Number of documents.
     pub(crate) docs: usize,
 }

@@ -4,7 +4,7 @@
 
 use granit_parser::ScalarStyle;
 
-use super::{Node, NodeKind, SecretsBlock, Walker};
+use super::{CutFacts, Node, NodeKind, SecretsBlock, Walker};
 
 pub(super) enum Partial {
     Map(Vec<(Node, Node)>, Option<Node>, usize),
@@ -84,6 +84,10 @@ impl Walker<'_, '_> {
             value,
             removal: 0..0,
             replacement: String::new(),
+            facts: CutFacts {
+                after_block_scalar: self.block_before_secrets,
+                ..CutFacts::default()
+            },
         });
     }
 
@@ -112,6 +116,8 @@ impl Walker<'_, '_> {
                 value_end = i + 1;
             }
         }
+        block.facts.flow_root = self.root_flow;
+        block.facts.first = idx == 0;
         if self.root_flow {
             block.removal = if idx + 1 < entries.len() {
                 entry.key_start..entries[idx + 1].key_start

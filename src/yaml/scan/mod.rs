@@ -23,7 +23,7 @@ use crate::reference::{self, Template};
 mod capture;
 mod layout;
 
-use super::node::{locate, BlockSite, Node, NodeKind, Scan, SecretsBlock, Site};
+use super::node::{locate, BlockSite, CutFacts, Node, NodeKind, Scan, SecretsBlock, Site};
 use capture::{Capture, Partial, RootEntry};
 use layout::block_layout;
 
@@ -88,8 +88,27 @@ pub fn scan(
     block_key: Option<&str>,
     diags: &mut Diagnostics,
 ) -> Option<Scan> {
+    scan_for(src, source, limits, key, want_sites, block_key, true, diags)
+}
+
+/// [`scan`], folding the events into [`Scan::segments`] only when `digest` is
+/// set: local verification compares no digest, and skips the hashing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_for(
+    src: &str,
+    source: SourceId,
+    limits: Limits,
+    key: &DigestKey,
+    want_sites: bool,
+    block_key: Option<&str>,
+    digest: bool,
+    diags: &mut Diagnostics,
+) -> Option<Scan> {
     let mark = diags.mark();
-    match Walker::new(src, source, limits, key, want_sites, block_key, diags).run() {
+    let mut walker = Walker::new(src, source, limits, key, want_sites, block_key, diags);
+    walker.digesting = digest;
+    walker.out.digested = digest;
+    match walker.run() {
         Ok(scan) => Some(scan),
         Err(d) => {
             // A fatal error is the scan's only one: the declarations are never
@@ -129,6 +148,12 @@ struct Walker<'a, 'k> {
     duplicates: usize,
     /// Keys the per-mapping key sets' hashes (see [`KeySet`]).
     key_hasher: std::hash::RandomState,
+    /// Fold events into the digest (off when nothing will compare it).
+    digesting: bool,
+    /// The last scalar read was a block scalar.
+    last_block: bool,
+    /// The scalar read before the `secrets` key was a block scalar.
+    block_before_secrets: bool,
 }
 
 impl<'a, 'k> Walker<'a, 'k> {
@@ -166,6 +191,9 @@ impl<'a, 'k> Walker<'a, 'k> {
             secrets_entry: None,
             duplicates: 0,
             key_hasher: std::hash::RandomState::new(),
+            digesting: true,
+            last_block: false,
+            block_before_secrets: false,
         }
     }
 
@@ -207,8 +235,15 @@ impl<'a, 'k> Walker<'a, 'k> {
             .without_snippet()
     }
 
+    /// Folds an event outside the declarations block into the digest.
     fn digest(&mut self, ev: Ev<'_>) {
         if self.capture.is_none() {
+            self.fold(ev);
+        }
+    }
+
+    fn fold(&mut self, ev: Ev<'_>) {
+        if self.digesting {
             self.acc.push(self.key, ev);
         }
     }
@@ -321,14 +356,11 @@ impl<'a, 'k> Walker<'a, 'k> {
             });
         } else {
             let id = self.out_id(anchor);
-            self.acc.push(
-                self.key,
-                if map {
-                    Ev::MapStart(id, tag.as_deref())
-                } else {
-                    Ev::SeqStart(id, tag.as_deref())
-                },
-            );
+            self.fold(if map {
+                Ev::MapStart(id, tag.as_deref())
+            } else {
+                Ev::SeqStart(id, tag.as_deref())
+            });
         }
         self.frames.push(Frame {
             map,
@@ -367,8 +399,7 @@ impl<'a, 'k> Walker<'a, 'k> {
                 c.add(node);
             }
         } else {
-            self.acc
-                .push(self.key, if frame.map { Ev::MapEnd } else { Ev::SeqEnd });
+            self.fold(if frame.map { Ev::MapEnd } else { Ev::SeqEnd });
         }
         self.node_done();
     }
@@ -408,7 +439,7 @@ impl<'a, 'k> Walker<'a, 'k> {
                 );
             }
             let id = self.out_id(id);
-            self.acc.push(self.key, Ev::Alias(id));
+            self.fold(Ev::Alias(id));
         }
         self.node_done();
         Ok(())
@@ -425,6 +456,10 @@ impl<'a, 'k> Walker<'a, 'k> {
     ) {
         let (is_key, in_key) = self.role();
         self.note_root_key(is_key, r.start);
+        let block_before = std::mem::replace(
+            &mut self.last_block,
+            matches!(style, ScalarStyle::Literal | ScalarStyle::Folded),
+        );
         // The root `secrets` key (or --secrets-key) of the first document opens the
         // declarations block.
         if self.at_root_key(is_key) && self.block_key == Some(&*value) && self.capture.is_none() {
@@ -435,6 +470,7 @@ impl<'a, 'k> Walker<'a, 'k> {
                 );
             } else {
                 self.pending_secrets = Some(r.clone());
+                self.block_before_secrets = block_before;
                 if let Some(f) = self.frames.last_mut() {
                     f.key = Some(value);
                 }
@@ -508,7 +544,7 @@ impl<'a, 'k> Walker<'a, 'k> {
             (None, ScalarStyle::Plain) => plain_kind(&value),
             (None, _) => "str",
         };
-        self.acc.push(self.key, Ev::Scalar(id, kind, &value));
+        self.fold(Ev::Scalar(id, kind, &value));
         if is_key {
             if let Some(f) = self.frames.last_mut() {
                 f.key = Some(value);
