@@ -1111,7 +1111,7 @@ fn library_loop(conf: &Path, out: &Path) -> (keyfill::watch::Loop, keyfill::repo
             export: false,
             secrets_key: "secrets".to_owned(),
             secrets_block: true,
-            verify: keyfill::render::Verify::default(),
+            verify: support::verify_mode(),
         },
         settings: keyfill::provider::Settings {
             concurrency: 8,

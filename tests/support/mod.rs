@@ -435,3 +435,12 @@ pub(crate) fn request(
     let code = status.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, all[end + 4..].to_vec()))
 }
+
+/// The verification the suite runs under: local, or the full re-parse when CI
+/// runs it again with `KEYFILL_VERIFY=full` (the binary reads the same variable).
+pub(crate) fn verify_mode() -> keyfill::render::Verify {
+    match std::env::var("KEYFILL_VERIFY").as_deref() {
+        Ok("full") => keyfill::render::Verify::Full,
+        _ => keyfill::render::Verify::Local,
+    }
+}

@@ -318,9 +318,22 @@ impl Api<'_> {
         (status, serde_json::from_slice(&out).unwrap_or(Value::Null))
     }
 
-    /// Calls the API and panics unless the answer is 2xx.
+    /// Calls the API and panics unless the answer is 2xx. A KV v2 mount answers
+    /// 400 for a moment after it is created (or, for the dev server's `secret/`,
+    /// after start) while it upgrades its storage: that answer is waited out.
     pub(crate) fn ok(&self, method: &str, path: &str, body: Value) -> Value {
-        let (status, out) = self.call(method, path, Some(body));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (status, out) = loop {
+            let (status, out) = self.call(method, path, Some(body.clone()));
+            let upgrading = status == 400
+                && out
+                    .to_string()
+                    .contains("Upgrading from non-versioned to versioned data");
+            if !upgrading || Instant::now() > deadline {
+                break (status, out);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         assert!(
             (200..300).contains(&status),
             "{method} {path} failed with {status}: {out}"

@@ -46,6 +46,19 @@ impl Walker<'_, '_> {
             if let Some(prev) = self.root_entries.last_mut() {
                 prev.value_end = self.max_end;
             }
+            // Only the entries around the declarations block are kept: before it
+            // is found, the last one (its predecessor); after it, the one that
+            // follows. A root mapping of a million keys keeps three, not a million.
+            match self.secrets_entry {
+                None if self.pending_secrets.is_none() => {
+                    let n = self.root_entries.len();
+                    if n > 1 {
+                        self.root_entries.drain(..n - 1);
+                    }
+                }
+                Some(i) if self.root_entries.len() > i + 1 => return,
+                _ => {}
+            }
             self.root_entries.push(RootEntry {
                 key_start: start,
                 value_end: start,
