@@ -912,7 +912,8 @@ impl Writer {
         self.keys += 1;
         let k = self.keys;
         match style % 6 {
-            0..=2 => format!("k{k}: "),
+            0 | 2 => format!("k{k}: "),
+            1 => format!("k{k}:\t"),
             3 => format!("\"k{k}\": "),
             4 if flow => format!("\"k{k}\":"),
             4 => format!("'k{k}': "),
@@ -969,6 +970,16 @@ impl Writer {
         ))
     }
 
+    /// Between flow entries: the line break and indentation of a multi-line
+    /// collection, else a space or (JSON-like) nothing.
+    fn comma(sep: &str, items: &[Item]) -> String {
+        match (sep, items.first()) {
+            ("", Some(it)) if it.key % 3 == 0 => ",".to_owned(),
+            ("", _) => ", ".to_owned(),
+            (sep, _) => format!(",{sep}"),
+        }
+    }
+
     fn flow_map(&mut self, items: &[Item], layout: Option<u8>, ind: usize) -> String {
         let (sep, close) = Self::flow_layout(layout, ind).unwrap_or_default();
         let mut parts = Vec::new();
@@ -977,7 +988,7 @@ impl Writer {
             let v = self.flow(it, ind + 2);
             parts.push(format!("{k}{v}"));
         }
-        let joined = parts.join(&format!(",{}", if sep.is_empty() { " " } else { &sep }));
+        let joined = parts.join(&Self::comma(&sep, items));
         if items.is_empty() {
             "{}".to_owned()
         } else if sep.is_empty() {
@@ -990,7 +1001,7 @@ impl Writer {
     fn flow_seq(&mut self, items: &[Item], layout: Option<u8>, ind: usize) -> String {
         let (sep, close) = Self::flow_layout(layout, ind).unwrap_or_default();
         let parts: Vec<String> = items.iter().map(|it| self.flow(it, ind + 2)).collect();
-        let joined = parts.join(&format!(",{}", if sep.is_empty() { " " } else { &sep }));
+        let joined = parts.join(&Self::comma(&sep, items));
         if items.is_empty() {
             "[]".to_owned()
         } else if sep.is_empty() {
@@ -1060,6 +1071,11 @@ impl Writer {
                 self.sites = self.sites.min(sites + 1);
             }
             _ => {
+                // A mapping's value may start on the next line, indented.
+                let own_line = in_map && it.key % 7 == 6;
+                if own_line {
+                    self.out.push_str(&format!("\n{}", " ".repeat(ind + 2)));
+                }
                 let text = match &it.node {
                     Gen::Ref(n, f) => {
                         let props = self.props(it);
@@ -1119,8 +1135,8 @@ struct Generated {
     long: bool,
     /// `S3` is `type: json`.
     json: bool,
-    /// CRLF line breaks.
-    crlf: bool,
+    /// The line break: `\n`, `\r\n` or a lone `\r`.
+    line_break: &'static str,
     /// A byte order mark.
     bom: bool,
     /// A `%TAG` directive before the first document.
@@ -1129,7 +1145,23 @@ struct Generated {
     end_markers: bool,
     /// The last line ends with a line break.
     final_newline: bool,
+    /// How the declarations block ends (index into [`DECL_TAILS`]).
+    decl_tail: usize,
 }
+
+/// Last lines of a declarations block: an unused entry whose value ends in
+/// a block scalar, a multi-line flow mapping or quoted scalar, a comment or
+/// blank lines.
+const DECL_TAILS: &[&str] = &[
+    "",
+    "",
+    "  # a comment in the block\n",
+    "  Z:\n    value: |+\n      z\n\n",
+    "  Z: { value: z,\n    type: string }\n",
+    "  Z:\n    value: >\n      folded\n    # c\n",
+    "  Z: {value: \"a,\n    b\"}\n",
+    "  Z: z\n\n\n",
+];
 
 fn generated() -> impl Strategy<Value = Generated> {
     (
@@ -1137,9 +1169,10 @@ fn generated() -> impl Strategy<Value = Generated> {
         proptest::collection::vec(item(gen_node()), 0..5),
         select(&[Place::First, Place::Middle, Place::Last, Place::Only][..]),
         any::<[bool; 4]>(),
-        prop::bool::weighted(0.2),
+        prop_oneof![8 => Just("\n"), 2 => Just("\r\n"), 1 => Just("\r")],
         prop::bool::weighted(0.05),
         prop::bool::weighted(0.9),
+        0..DECL_TAILS.len(),
     )
         .prop_map(
             |(
@@ -1147,9 +1180,10 @@ fn generated() -> impl Strategy<Value = Generated> {
                 root,
                 place,
                 [long, json, directive, end_markers],
-                crlf,
+                line_break,
                 bom,
                 final_newline,
+                decl_tail,
             )| {
                 Generated {
                     docs,
@@ -1157,11 +1191,12 @@ fn generated() -> impl Strategy<Value = Generated> {
                     place,
                     long,
                     json,
-                    crlf,
+                    line_break,
                     bom,
                     directive,
                     end_markers,
                     final_newline,
+                    decl_tail,
                 }
             },
         )
@@ -1256,6 +1291,7 @@ impl Generated {
             };
             decl.push_str(&format!("  S{n}: {value}\n"));
         }
+        decl.push_str(DECL_TAILS[self.decl_tail]);
         let mut text = w.out;
         if !used.is_empty() {
             text.insert_str(decl_at, &decl);
@@ -1264,8 +1300,8 @@ impl Generated {
         if !self.final_newline {
             text.pop();
         }
-        if self.crlf {
-            text = text.replace('\n', "\r\n");
+        if self.line_break != "\n" {
+            text = text.replace('\n', self.line_break);
         }
         if self.bom {
             text.insert(0, '\u{feff}');
@@ -1313,8 +1349,9 @@ fn oracle_over_generated_configs() {
         any::<bool>(),
         prop::bool::weighted(0.2),
         select(&[128usize, 128, 6, 8][..]),
+        prop::bool::weighted(0.1),
     );
-    let result = runner.run(&strategy, |(g, mut values, json, inline, strict_yaml, depth)| {
+    let result = runner.run(&strategy, |(g, mut values, json, inline, strict_yaml, depth, redact)| {
         if g.json {
             values[3] = match json {
                 DEEP => "[".repeat(64) + &"]".repeat(64),
@@ -1326,9 +1363,10 @@ fn oracle_over_generated_configs() {
         o.deliver(&values, Delivery::File, false);
         let mut opts = oracle_options(true, strict_yaml);
         opts.limits.max_depth = depth;
+        opts.redact = redact;
         o.check(&config, sites, false, &opts).map_err(|e| {
             TestCaseError::fail(format!(
-                "strict_yaml {strict_yaml}, max_depth {depth}, values {values:?}\n{e}\nconfig:\n{config}"
+                "strict_yaml {strict_yaml}, max_depth {depth}, redact {redact}, values {values:?}\n{e}\nconfig:\n{config}"
             ))
         })
     });
