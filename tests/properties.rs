@@ -39,7 +39,7 @@ const MARKER: &str = "MARKERqz7";
 
 /// Pieces that are meaningful to some YAML reader somewhere.
 #[rustfmt::skip]
-const FRAGMENTS: &[&str] = &[
+pub(crate) const FRAGMENTS: &[&str] = &[
     "\n", "\r", "\r\n", "\u{85}", "\u{2028}", "\u{2029}", "\t", " ", "  ", "'", "\"", "''",
     "\\", "\\n", "\\\"", ": ", ":", " #", "#", "# c", "-", "- ", "?", "? ", ",", "[", "]", "{",
     "}", "&a", "*a", "!", "!!str", "|", "|-", ">", ">+", "%", "%YAML 1.1", "@", "`", "---",
@@ -54,7 +54,7 @@ const FRAGMENTS: &[&str] = &[
 /// Whole values every YAML 1.1 or 1.2 reader resolves to something other than
 /// a string (or that are structure on their own).
 #[rustfmt::skip]
-const LOOKALIKES: &[&str] = &[
+pub(crate) const LOOKALIKES: &[&str] = &[
     "yes", "Yes", "YES", "no", "No", "on", "On", "off", "OFF", "y", "Y", "n", "N", "true",
     "True", "TRUE", "false", "False", "null", "Null", "NULL", "~", "", "0", "0123", "012",
     "0o17", "0x1F", "0b101", "1e3", "1E3", "1.5", ".5", "+.5", "-1", "+1", "1_000", "1:20",
@@ -65,7 +65,7 @@ const LOOKALIKES: &[&str] = &[
 ];
 
 /// Arbitrary strings biased toward content that is hard to write in YAML.
-fn hostile() -> impl Strategy<Value = String> {
+pub(crate) fn hostile() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
         6 => select(FRAGMENTS).prop_map(str::to_owned),
         2 => "[a-zA-Z0-9_./@:-]{1,8}",
@@ -502,7 +502,7 @@ fn emitter_round_trips_known_hard_values() {
 // b. Hostile replacement over the YAML test suite
 // ---------------------------------------------------------------------------
 
-fn suite_dir() -> PathBuf {
+pub(crate) fn suite_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/yaml-test-suite");
     assert!(
         dir.is_dir(),
@@ -513,7 +513,7 @@ fn suite_dir() -> PathBuf {
 }
 
 /// `(id, in.yaml text)` of every valid case, sorted by id.
-fn valid_cases() -> Vec<(String, String)> {
+pub(crate) fn valid_cases() -> Vec<(String, String)> {
     let mut dirs = Vec::new();
     for e in std::fs::read_dir(suite_dir()).unwrap() {
         let p = e.unwrap().path();
@@ -554,7 +554,7 @@ fn valid_cases() -> Vec<(String, String)> {
 
 /// Byte spans of plain and quoted scalars in value position (not in any key,
 /// no explicit tag, non-empty source text).
-fn value_scalar_spans(src: &str) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn value_scalar_spans(src: &str) -> Vec<std::ops::Range<usize>> {
     struct Frame {
         map: bool,
         expect_key: bool,
@@ -1438,14 +1438,14 @@ fn empty_secrets_block_declares_nothing() {
 // d. Substitution property over the real-world corpus
 // ---------------------------------------------------------------------------
 
-fn corpus_dir() -> PathBuf {
+pub(crate) fn corpus_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realworld-corpus");
     assert!(dir.is_dir(), "corpus not found at {}", dir.display());
     dir
 }
 
 /// Corpus files named by MANIFEST.tsv, in its order.
-fn corpus_files() -> Vec<PathBuf> {
+pub(crate) fn corpus_files() -> Vec<PathBuf> {
     let dir = corpus_dir();
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let mut lines = manifest.lines();
@@ -1458,7 +1458,7 @@ fn corpus_files() -> Vec<PathBuf> {
 }
 
 /// Value scalars (not in a key, no tag, non-empty) of the first parse, any style.
-fn value_scalars(src: &str) -> Vec<(std::ops::Range<usize>, ScalarStyle)> {
+pub(crate) fn value_scalars(src: &str) -> Vec<(std::ops::Range<usize>, ScalarStyle)> {
     let mut stack: Vec<(bool, bool, bool)> = Vec::new(); // (map, expect_key, in_key)
     let mut out = Vec::new();
     let enter = |stack: &mut Vec<(bool, bool, bool)>| match stack.last_mut() {
@@ -1501,7 +1501,7 @@ fn value_scalars(src: &str) -> Vec<(std::ops::Range<usize>, ScalarStyle)> {
 
 /// A hostile value from a seeded generator: indicators, line breaks of every
 /// kind, look-alike scalars, quotes, backslashes, unicode, controls.
-fn seeded_hostile(rng: &mut fastrand::Rng) -> String {
+pub(crate) fn seeded_hostile(rng: &mut fastrand::Rng) -> String {
     const WS: &[&str] = &[" ", "\n", "\t", "\r\n", "  ", "\r", "\u{85}", "\u{2028}"];
     match rng.u32(0..12) {
         0..=5 => (0..rng.usize(1..6))
