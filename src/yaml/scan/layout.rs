@@ -63,7 +63,13 @@ pub(super) fn block_layout(
     };
     let header_end = (i + line_break.len()).min(b.len());
     let end = if keep {
-        r.end
+        // Keep chomping takes in the trailing blank lines, and the token ends
+        // after the next line's indentation: that indentation is not the block's.
+        let mut j = r.end;
+        while j > r.start && matches!(b[j - 1], b' ' | b'\t') {
+            j -= 1;
+        }
+        j
     } else {
         let mut j = r.end;
         while j > r.start && matches!(b[j - 1], b' ' | b'\t' | b'\n' | b'\r') {

@@ -71,7 +71,29 @@ struct Frame<'a> {
 /// costs about 32 bytes a key, not a copy of them. The hash is keyed per run,
 /// so two different keys cannot be made to collide on purpose; a chance one
 /// (about 1 in 10^7 for a million keys) only adds a warning.
-type KeySet = HashMap<u64, Range<usize>>;
+type KeySet = HashMap<u64, Range<usize>, std::hash::BuildHasherDefault<Prehashed>>;
+
+/// The table's hasher for keys that are already keyed hashes: hashing them
+/// again would double the check's cost.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; anything else still hashes, just not well.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// Keys remembered per mapping. Beyond them a key is still compared with the
 /// ones remembered, but not added: a generated mapping of a million keys keeps
@@ -207,11 +229,16 @@ impl<'a, 'k> Walker<'a, 'k> {
         for item in Parser::new_from_str_with_options(self.src, options) {
             let (ev, span) = item.map_err(|e| self.parse_error(&e))?;
             let r = span.byte_range().unwrap_or(0..0);
+            // An implicit document starts with the span of its first token: what
+            // was read before that token is what precedes the document.
+            let read = !matches!(ev, Event::DocumentStart(false, _));
             self.event(ev, r.clone(), span.indent)?;
-            if r.end > r.start {
-                self.max_end = self.max_end.max(r.end);
+            if read {
+                if r.end > r.start {
+                    self.max_end = self.max_end.max(r.end);
+                }
+                self.last_end = r.end;
             }
-            self.last_end = r.end;
         }
         if self.duplicates > MAX_DUPLICATE_WARNINGS {
             self.diags.push(Diagnostic::warning(format!(
@@ -583,7 +610,7 @@ impl<'a, 'k> Walker<'a, 'k> {
         let Some(f) = self.frames.last_mut().filter(|f| f.map) else {
             return;
         };
-        let keys = f.keys.get_or_insert_with(HashMap::new);
+        let keys = f.keys.get_or_insert_with(KeySet::default);
         let first = match keys.get(&hash) {
             Some(first) => first.clone(),
             None => {
