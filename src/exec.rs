@@ -274,10 +274,9 @@ fn render_worker(mut lp: Loop, reporter: Reporter, tx: mpsc::Sender<Event>) -> m
             refresh |= r;
             files |= !r;
         }
-        let why = lp.reason(files);
-        if !lp.due(refresh) {
+        let Some(why) = lp.due(refresh, files) else {
             continue;
-        }
+        };
         let (outcome, values) = lp.render(&reporter, why);
         if tx
             .send(Event::Rendered(outcome == Rendered::Written, values))

@@ -101,6 +101,16 @@ fn stamp(path: &str) -> Stamp {
     }
 }
 
+/// A render's reason: "input changed" only when an input differs from what
+/// the last render read; our own reads make file events too.
+fn why(files: bool, changed: bool) -> &'static str {
+    if files && changed {
+        "input changed"
+    } else {
+        "refresh"
+    }
+}
+
 impl Loop {
     /// A loop over `input` writing to `out`; `export` also computes every
     /// declared secret (for `exec --env`).
@@ -140,23 +150,23 @@ impl Loop {
     /// an input differs from what the last render read. Our own reads make file
     /// events too, which may arrive in the same burst as a refresh request.
     pub fn reason(&self, files: bool) -> &'static str {
-        if files && self.inputs_changed() {
-            "input changed"
-        } else {
-            "refresh"
-        }
+        why(files, files && self.inputs_changed())
     }
 
-    /// Whether to render now, after a burst of file events (`refresh` false)
-    /// or a refresh request. A render waits while an input is missing or
-    /// empty, until the next file event or [`Loop::held`] passes; after that it
-    /// renders whatever is there (and reports it).
-    pub(crate) fn due(&mut self, refresh: bool) -> bool {
+    /// Whether to render now, after a burst of file events (`files`) and/or a
+    /// refresh request (`refresh`), and what for ([`Loop::reason`]). A render
+    /// waits while an input is missing or empty, until the next file event or
+    /// [`Loop::held`] passes; after that it renders whatever is there (and
+    /// reports it). The inputs are compared once, so the reason given is the
+    /// one the decision was made on, even when a save lands in between.
+    pub(crate) fn due(&mut self, refresh: bool, files: bool) -> Option<&'static str> {
+        let changed = self.inputs_changed();
+        let why = why(files, changed);
         if refresh {
             self.cache.refresh();
-        } else if !self.inputs_changed() {
+        } else if !changed {
             self.held = None;
-            return false;
+            return None;
         }
         let whole = self
             .input
@@ -166,14 +176,14 @@ impl Loop {
             .all(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
         let now = Instant::now();
         match self.held {
-            Some(until) if !whole && now < until => false,
+            Some(until) if !whole && now < until => None,
             None if !whole => {
                 self.held = Some(now + MID_SAVE);
-                false
+                None
             }
             _ => {
                 self.held = None;
-                true
+                Some(why)
             }
         }
     }
@@ -466,10 +476,10 @@ pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exi
         if events.iter().any(|e| matches!(e, Event::Files)) {
             watcher.rearm();
         }
-        let why = lp.reason(events.iter().any(|e| matches!(e, Event::Files)));
-        if !lp.due(refresh) {
+        let files = events.iter().any(|e| matches!(e, Event::Files));
+        let Some(why) = lp.due(refresh, files) else {
             continue;
-        }
+        };
         lp.render(reporter, why);
     }
     Exit::Ok
