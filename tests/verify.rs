@@ -265,6 +265,30 @@ fn crlf_and_byte_order_mark_inputs_are_proven() {
     assert_eq!(out.as_deref(), Some("\u{feff}{}\n---\n'... x'\n"));
 }
 
+#[test]
+fn a_root_block_scalar_whose_header_is_not_in_the_region_falls_back() {
+    // An implicit document's start shares its span with a root block
+    // scalar's content, so the scan missed the `|`/`>` header; when the first
+    // content line was one character, or began with a multi-byte one, the
+    // emitted text still read as the value on its probe, and the original
+    // header stayed in front of it (`|\n  |\n  {…`).
+    let decl = "secrets:\n  A: { value: v }\n...\n";
+    for (body, want) in [
+        (
+            "|\n  {\n    \"token\": \"$<A>\"\n  }\n",
+            "|\n  {\n    \"token\": \"v\"\n  }\n",
+        ),
+        ("|\n  é$<A>\n", "|\n  év\n"),
+        ("# c\n|-\n  é$<A>\n", "# c\n|-\n  év\n"),
+        (">\n\n\n\u{feff}$<A>\n", "\"\\n\\n\\uFEFFv\\n\"\n"),
+    ] {
+        let (out, _) = both(&format!("{decl}{body}"));
+        if let Some(out) = out {
+            assert_eq!(out, format!("{{}}\n...\n{want}"), "{body}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The oracle over generated inputs: whatever local verification accepts, the
 // full re-parse accepts too, with the same bytes (or both refuse).

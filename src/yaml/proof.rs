@@ -23,7 +23,9 @@
 //!   are unchanged);
 //! - after a block scalar: blank lines, then a line indented less than its
 //!   content (or the end), so R's extent is the original's; the blank lines
-//!   are part of the probe, so keep chomping is modelled exactly.
+//!   are part of the probe, so keep chomping is modelled exactly; the region
+//!   must start at the `|`/`>` indicator with the header's line break before
+//!   the content, or part of the original header would stay in front of R.
 //!
 //! Keys, multi-line replacements outside block scalars, plain text in place of
 //! a block scalar and every shape not listed here are [`Unproven`]: the caller
@@ -146,7 +148,16 @@ fn inline(src: &str, site: &Site, text: &str) -> Result<Probe, Unproven> {
 /// quoted or flow node followed by the header's comment and a line break.
 fn block_probe(src: &str, site: &Site, block: &BlockSite, text: &str) -> Result<Probe, Unproven> {
     let b = src.as_bytes();
-    let e = site.region.end;
+    let Range { start, end: e } = site.region;
+    // The probe stands for the whole node, header included: a region that
+    // starts anywhere but at the indicator, with the header's line break
+    // between it and the content, would leave part of the original in place.
+    let header = src.get(start..site.span.start).unwrap_or("");
+    if !header.starts_with(['|', '>']) || !header.contains(['\n', '\r']) {
+        return Err(Unproven(
+            "a block scalar whose header is outside the replaced region",
+        ));
+    }
     let is_block = text.starts_with(['|', '>']);
     if !is_block && !text.starts_with(['"', '\'', '{', '[']) {
         return Err(Unproven("plain text in place of a block scalar"));
