@@ -72,7 +72,7 @@ pub struct Verified {
     /// Substitutions (and cuts of a declarations block) proven locally.
     pub local: usize,
     /// Inputs whose output was parsed again in full, with the first reason
-    /// (`None` under [`Verify::Full`] and for `--format json`).
+    /// (`None` under [`Verify::Full`]).
     pub full: Vec<(String, Option<&'static str>)>,
 }
 
@@ -498,7 +498,8 @@ impl Session {
         // shape outside the proven ones sends this input to the full re-parse.
         let mut unproven = match opts.verify {
             Verify::Full => Some(None),
-            Verify::Local if opts.json => Some(None),
+            // The JSON form is built from the parse of the rendered text.
+            Verify::Local if opts.json => Some(Some("--format json is built from a full parse")),
             Verify::Local => None,
         };
         let mut proven = 0;

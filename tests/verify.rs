@@ -182,19 +182,27 @@ fn the_cut_of_the_declarations_block_is_proven_where_it_stands() {
 }
 
 #[test]
-fn a_cut_after_a_block_scalar_with_blank_lines_after_it_falls_back() {
-    // Keep chomping would take in the blank lines after the cut: the full
-    // re-parse sees the changed value and refuses.
-    falls_back(
+fn a_cut_after_a_block_scalar_takes_the_blank_and_comment_lines_after_it() {
+    // Left in place, blank lines after the cut joined a keep-chomped scalar
+    // before it and indented comments became its content: both modes refused a
+    // valid config. They now go with the block, up to the next column-0 line.
+    proven(
         "k: |+\n  t\nsecrets:\n  A: { value: v }\n\nl: $<A>\n",
-        None,
-        "a block scalar right before the declarations block",
+        "k: |+\n  t\nl: v\n",
     );
-    // A comment indented after the cut would become the block's content.
-    falls_back(
-        "k: |\n  t\nsecrets:\n  A: { value: v }\n  # n\nl: $<A>\n",
-        None,
-        "a block scalar right before the declarations block",
+    proven(
+        "k: |\n  t\nsecrets:\n  A: { value: v }\n  # n\n\nl: $<A>\n",
+        "k: |\n  t\nl: v\n",
+    );
+    // A comment at column 0 ends the scalar, and stays.
+    proven(
+        "k: |+\n  t\nsecrets:\n  A: { value: v }\n# top\nl: $<A>\n",
+        "k: |+\n  t\n# top\nl: v\n",
+    );
+    // At the end of the file.
+    proven(
+        "l: $<A>\nk: |+\n  t\nsecrets:\n  A: { value: v }\n\n\n",
+        "l: v\nk: |+\n  t\n",
     );
 }
 

@@ -154,6 +154,12 @@ impl Walker<'_, '_> {
             end -= 1;
         }
         end = end_of_line(src, end);
+        if idx > 0 && self.block_before_secrets && end > 0 && matches!(b[end - 1], b'\n' | b'\r') {
+            // The entry before ends in a block scalar: blank lines after the cut
+            // would join it under keep chomping, indented comments would become
+            // its content. They go with the block, up to the next column-0 line.
+            end = past_blank_and_comment_lines(src, end);
+        }
         block.removal = start..end;
         if entries.len() == 1 {
             let lb = if src.contains("\r\n") { "\r\n" } else { "\n" };
@@ -181,4 +187,26 @@ fn end_of_line(src: &str, at: usize) -> usize {
         None => i,
         Some(_) => at,
     }
+}
+
+/// From a line start, past lines that are blank or hold only a comment, to the
+/// first line that starts with anything else at column 0 (or the end).
+fn past_blank_and_comment_lines(src: &str, mut at: usize) -> usize {
+    while at < src.len() {
+        let line_end = src[at..].find(['\n', '\r']).map_or(src.len(), |k| at + k);
+        let line = &src[at..line_end];
+        let content = line.trim_start_matches([' ', '\t']);
+        let indented_or_blank = content.len() < line.len() || content.is_empty();
+        if !(indented_or_blank && (content.is_empty() || content.starts_with('#'))) {
+            break;
+        }
+        at = line_end
+            + if src[line_end..].starts_with("\r\n") {
+                2
+            } else {
+                1
+            };
+        at = at.min(src.len());
+    }
+    at
 }
