@@ -74,6 +74,8 @@ pub struct Verified {
     /// Inputs whose output was parsed again in full, with the first reason
     /// (`None` under [`Verify::Full`]).
     pub full: Vec<(String, Option<&'static str>)>,
+    /// Inputs whose first pass ran in two halves on two threads.
+    pub halves: usize,
 }
 
 impl Verified {
@@ -84,6 +86,9 @@ impl Verified {
             self.local,
             if self.local == 1 { "" } else { "s" }
         );
+        if self.halves > 0 {
+            line.push_str(&format!("; {} input(s) scanned in two halves", self.halves));
+        }
         for (name, why) in &self.full {
             line.push_str(&format!("; `{name}` parsed again in full"));
             if let Some(why) = why {
@@ -503,6 +508,7 @@ impl Session {
             Verify::Local => None,
         };
         let mut proven = 0;
+        self.verified.halves += usize::from(input.scan.halves);
         // The output's size, kept as sites are emitted: many uses of a large
         // secret stop at --max-output-size, not when memory runs out.
         let mut size = before.saturating_add(src.text.len());

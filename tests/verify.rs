@@ -1434,3 +1434,132 @@ fn oracle_over_generated_configs() {
     o.tally.assert_agreed();
     o.tally.assert_floor(GENERATED_FLOOR, 0.85);
 }
+
+// ---------------------------------------------------------------------------
+// Large inputs: the first pass in two halves on two threads (yaml::scan::split)
+// against the one-pass scan the full re-parse runs.
+// ---------------------------------------------------------------------------
+
+/// Renders a large `yaml` under both verifications (local splits the first
+/// pass; full scans in one pass) and asserts the same output and the same
+/// diagnostics, each with its place. Returns the output and the diagnostics.
+fn both_large(yaml: &str) -> (Option<String>, Vec<String>, usize) {
+    assert!(
+        yaml.len() > 4 << 20,
+        "{} bytes is too small to split",
+        yaml.len()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, yaml).expect("write");
+    let run = |verify| {
+        let opts = Options {
+            strict: false,
+            redact: false,
+            json: false,
+            limits: Limits {
+                max_depth: 64,
+                max_aliases: 1000,
+                strict_yaml: false,
+            },
+            max_input: 64 << 20,
+            max_secret: 1 << 20,
+            max_output: 64 << 20,
+            export: false,
+            secrets_key: "secrets".to_owned(),
+            secrets_block: true,
+            verify,
+        };
+        let mut s = Session::default();
+        let out = s
+            .render(&[path.display().to_string()], &[], &opts)
+            .map(|o| String::from_utf8(o.to_vec()).expect("utf-8"));
+        let mut diags: Vec<String> = s.diags.iter().map(|d| format!("{d:?}")).collect();
+        diags.sort();
+        (out, diags, s.verified.halves)
+    };
+    let local = run(Verify::Local);
+    let full = run(Verify::Full);
+    assert!(local.0 == full.0, "outputs differ");
+    assert_eq!(local.1, full.1, "diagnostics differ");
+    assert_eq!(full.2, 0, "the full check scans in one pass");
+    local
+}
+
+/// A config of about `mb` MB: a declarations block, then root entries of
+/// every shape, with references spread through it; `middle` goes in the
+/// middle and `tail` at the end.
+fn large_config(mb: usize, middle: &str, tail: &str) -> String {
+    let mut s =
+        String::from("secrets:\n  A: { value: \"x: y # z\" }\n  N: { value: \"l1\\nl2\" }\n");
+    let entry = |i: usize| {
+        format!(
+            "key{i}:\n  plain: v{i} $<A>\n  quoted: \"q{i}\"\n  flow: [a, {{b: $<N>}}, c]\n  block: |\n    line {i}\n    $<N>\n  folded: >-\n    f{i}\n  list:\n    - 1\n    - '$<A>'\n# comment {i}\n\n"
+        )
+    };
+    let mut i = 0;
+    while s.len() < mb << 19 {
+        s.push_str(&entry(i));
+        i += 1;
+    }
+    s.push_str(middle);
+    while s.len() < mb << 20 {
+        s.push_str(&entry(i));
+        i += 1;
+    }
+    s.push_str(tail);
+    s
+}
+
+#[test]
+fn a_large_input_scanned_in_two_halves_renders_and_reports_as_in_one_pass() {
+    let yaml = large_config(5, "", "");
+    let (out, diags, halves) = both_large(&yaml);
+    assert_eq!(halves, 1, "scanned in two halves");
+    let out = out.expect("renders");
+    assert!(diags.is_empty(), "{diags:?}");
+    assert!(!out.contains("$<"), "a reference was left unsubstituted");
+    assert_eq!(
+        out.matches("x: y # z").count(),
+        yaml.matches("$<A>").count()
+    );
+}
+
+#[test]
+fn a_key_given_in_both_halves_is_reported_as_in_one_pass() {
+    let yaml = large_config(5, "", "key3:\n  again: 1\n");
+    let (_, diags, halves) = both_large(&yaml);
+    assert_eq!(halves, 1, "scanned in two halves");
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(diags[0].contains("key `key3` is given twice"), "{diags:?}");
+}
+
+#[test]
+fn halves_that_do_not_join_are_scanned_in_one_pass() {
+    // An alias to an anchor of the first half; a document end in the middle;
+    // an error in the second half; a flow mapping spanning the middle.
+    for (middle, tail) in [
+        ("anchored: &a {x: 1}\n", "aliased: *a\n"),
+        ("...\n---\n", ""),
+        ("", "bad: [unclosed\n"),
+        ("", "bad: \"unclosed\n"),
+        ("spanning: {a: 1,\n", "b: 2}\n"),
+    ] {
+        let yaml = if middle.contains("spanning") {
+            // The flow mapping's second line sits where the cut would be.
+            let mut y = large_config(5, "", "");
+            let mid = y.len() / 2;
+            let at = mid + y[mid..].find("\nkey").expect("a key line") + 1;
+            y.insert_str(at, "spanning: {a: 1,\n");
+            y.insert_str(at + "spanning: {a: 1,\n".len(), "b: 2}\n");
+            y
+        } else {
+            large_config(5, middle, tail)
+        };
+        let (_, _, halves) = both_large(&yaml);
+        // A flow mapping can fall wholly in the second half, where it joins.
+        if !middle.contains("spanning") {
+            assert_eq!(halves, 0, "{middle:?} {tail:?}: joined");
+        }
+    }
+}

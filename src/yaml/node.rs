@@ -137,6 +137,8 @@ pub struct Scan {
     pub(crate) segments: Vec<Acc>,
     /// Whether `segments` were digested (off for local verification).
     pub(crate) digested: bool,
+    /// Whether the input was scanned in two halves on two threads.
+    pub(crate) halves: bool,
     /// Number of documents.
     pub(crate) docs: usize,
 }

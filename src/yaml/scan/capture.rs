@@ -161,7 +161,7 @@ impl Walker<'_, '_> {
             end = past_blank_and_comment_lines(src, end);
         }
         block.removal = start..end;
-        if entries.len() == 1 {
+        if entries.len() == 1 && !self.continues {
             let lb = if src.contains("\r\n") { "\r\n" } else { "\n" };
             block.replacement = format!("{{}}{lb}");
         }

@@ -22,6 +22,7 @@ use crate::reference::{self, Template};
 
 mod capture;
 mod layout;
+mod split;
 
 use super::node::{locate, BlockSite, CutFacts, Node, NodeKind, Scan, SecretsBlock, Site};
 use capture::{Capture, Partial, RootEntry};
@@ -131,6 +132,18 @@ pub(crate) fn scan_for(
     digest: bool,
     diags: &mut Diagnostics,
 ) -> Option<Scan> {
+    if !digest && src.len() >= split::MIN_LEN {
+        let pass = split::Pass {
+            source,
+            limits,
+            key,
+            want_sites,
+            block_key,
+        };
+        if let Some(scan) = split::scan(src, &pass, diags) {
+            return Some(scan);
+        }
+    }
     let mark = diags.mark();
     let mut walker = Walker::new(src, source, limits, key, want_sites, block_key, diags);
     walker.digesting = digest;
@@ -182,6 +195,17 @@ struct Walker<'a, 'k> {
     last_block: bool,
     /// The scalar read before the `secrets` key was a block scalar.
     block_before_secrets: bool,
+    /// The part of `src` this walker parses (all of it but in [`split`]).
+    base: usize,
+    end: usize,
+    /// Root entries follow in text another walker parses.
+    continues: bool,
+    /// The split parse's join checks: the first document's root was a block
+    /// mapping starting here, its keys as the duplicate check kept them, and
+    /// whether a document ended with an explicit `...`.
+    root_map: Option<usize>,
+    root_keys: Option<KeySet>,
+    explicit_end: bool,
 }
 
 impl<'a, 'k> Walker<'a, 'k> {
@@ -222,14 +246,28 @@ impl<'a, 'k> Walker<'a, 'k> {
             digesting: true,
             last_block: false,
             block_before_secrets: false,
+            base: 0,
+            end: src.len(),
+            continues: false,
+            root_map: None,
+            root_keys: None,
+            explicit_end: false,
         }
     }
 
     fn run(mut self) -> Result<Scan, Diagnostic> {
+        self.walk()?;
+        Ok(self.out)
+    }
+
+    /// Walks `src[base..end]`.
+    fn walk(&mut self) -> Result<(), Diagnostic> {
         let options = self.limits.parser_options(self.limits.max_depth);
-        for item in Parser::new_from_str_with_options(self.src, options) {
+        let text = self.src.get(self.base..self.end).unwrap_or_default();
+        for item in Parser::new_from_str_with_options(text, options) {
             let (ev, span) = item.map_err(|e| self.parse_error(&e))?;
             let r = span.byte_range().unwrap_or(0..0);
+            let r = r.start + self.base..r.end + self.base;
             // An implicit document starts with the span of its first token: what
             // was read before that token is what precedes the document.
             let read = !matches!(ev, Event::DocumentStart(false, _));
@@ -249,11 +287,11 @@ impl<'a, 'k> Walker<'a, 'k> {
         }
         self.finish_secrets();
         self.out.segments.push(self.acc);
-        Ok(self.out)
+        Ok(())
     }
 
     fn parse_error(&self, e: &granit_parser::ScanError) -> Diagnostic {
-        let at = e.marker().byte_offset().unwrap_or(0).min(self.src.len());
+        let at = (e.marker().byte_offset().unwrap_or(0) + self.base).min(self.src.len());
         let mut msg = e.kind().to_string();
         if matches!(e.kind(), granit_parser::ErrorKind::RecursionLimitExceeded)
             || msg.contains("nest")
@@ -332,7 +370,10 @@ impl<'a, 'k> Walker<'a, 'k> {
                 self.out.docs += 1;
                 self.digest(Ev::DocStart);
             }
-            Event::DocumentEnd => self.digest(Ev::DocEnd),
+            Event::DocumentEnd => {
+                self.explicit_end |= r.end > r.start;
+                self.digest(Ev::DocEnd);
+            }
             Event::Scalar(value, style, anchor, tag) => {
                 let tag = tag.map(|t| t.to_string());
                 self.scalar(value, style, anchor, tag, r, indent);
@@ -377,6 +418,9 @@ impl<'a, 'k> Walker<'a, 'k> {
         }
         if self.frames.is_empty() && self.doc == 0 {
             self.root_flow = flow;
+            if map && !flow && anchor == 0 && tag.is_none() {
+                self.root_map = Some(r.start);
+            }
         }
         if let Some(c) = self.capture.as_mut() {
             if anchor != 0 {
@@ -415,6 +459,7 @@ impl<'a, 'k> Walker<'a, 'k> {
             if let Some(last) = self.root_entries.last_mut() {
                 last.value_end = self.max_end;
             }
+            self.root_keys = frame.keys;
         }
         if let Some(c) = self.capture.as_mut() {
             let end = self.max_end.max(r.end);
@@ -625,15 +670,8 @@ impl<'a, 'k> Walker<'a, 'k> {
         if self.duplicates > MAX_DUPLICATE_WARNINGS {
             return;
         }
-        self.diags.push(
-            Diagnostic::warning(format!(
-                "key `{value}` is given twice in one mapping; readers disagree on which value wins"
-            ))
-            .at(self.source, r.clone())
-            .label("given again here")
-            .also_at(self.source, first, "first given here")
-            .note("Go yaml and js-yaml refuse the file; PyYAML and SnakeYAML keep the last value"),
-        );
+        self.diags
+            .push(duplicate_key(self.source, value, r.clone(), first));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -688,6 +726,17 @@ impl<'a, 'k> Walker<'a, 'k> {
             path,
         });
     }
+}
+
+/// The warning for a key given twice in one mapping.
+fn duplicate_key(source: SourceId, key: &str, at: Range<usize>, first: Range<usize>) -> Diagnostic {
+    Diagnostic::warning(format!(
+        "key `{key}` is given twice in one mapping; readers disagree on which value wins"
+    ))
+    .at(source, at)
+    .label("given again here")
+    .also_at(source, first, "first given here")
+    .note("Go yaml and js-yaml refuse the file; PyYAML and SnakeYAML keep the last value")
 }
 
 #[cfg(test)]
