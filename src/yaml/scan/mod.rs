@@ -140,9 +140,30 @@ pub(crate) fn scan_for(
             want_sites,
             block_key,
         };
-        if let Some(scan) = split::scan(src, &pass, diags) {
-            return Some(scan);
-        }
+        let hasher = foldhash::quality::RandomState::default();
+        let (mut own, mut joined) = (Diagnostics::default(), Diagnostics::default());
+        let walk = |cut: Option<split::Cut>| {
+            let mut walker = Walker::new(src, source, limits, key, want_sites, block_key, &mut own);
+            walker.digesting = false;
+            walker.key_hasher = hasher.clone();
+            walker.cut = cut;
+            walker.walk()?;
+            let half = walker.joined.take();
+            let keys = walker.root_keys_so_far();
+            Ok((std::mem::take(&mut walker.out), half, keys))
+        };
+        // A fatal error drops the scan's other diagnostics, as below.
+        return match split::scan(src, &pass, &hasher, walk, &mut joined) {
+            Ok(scan) => {
+                diags.extend(own.take());
+                diags.extend(joined.take());
+                Some(scan)
+            }
+            Err(d) => {
+                diags.push(d);
+                None
+            }
+        };
     }
     let mark = diags.mark();
     let mut walker = Walker::new(src, source, limits, key, want_sites, block_key, diags);
@@ -198,14 +219,19 @@ struct Walker<'a, 'k> {
     /// The part of `src` this walker parses (all of it but in [`split`]).
     base: usize,
     end: usize,
-    /// Root entries follow in text another walker parses.
+    /// Root entries follow in text the [`split`] helper walked.
     continues: bool,
-    /// The split parse's join checks: the first document's root was a block
-    /// mapping starting here, its keys as the duplicate check kept them, and
-    /// whether a document ended with an explicit `...`.
+    /// For [`split`]'s join: the first document's root was a block mapping
+    /// starting here, and its keys as the duplicate check kept them.
     root_map: Option<usize>,
     root_keys: Option<KeySet>,
-    explicit_end: bool,
+    /// The one-pass walk's cut, where a helper's second half may join.
+    cut: Option<split::Cut>,
+    /// The helper's second half, once joined at the cut.
+    joined: Option<split::Half>,
+    /// The helper stops when this is set; `stopped` says it did.
+    stop: Option<&'k std::sync::atomic::AtomicBool>,
+    stopped: bool,
 }
 
 impl<'a, 'k> Walker<'a, 'k> {
@@ -251,7 +277,10 @@ impl<'a, 'k> Walker<'a, 'k> {
             continues: false,
             root_map: None,
             root_keys: None,
-            explicit_end: false,
+            cut: None,
+            joined: None,
+            stop: None,
+            stopped: false,
         }
     }
 
@@ -268,6 +297,21 @@ impl<'a, 'k> Walker<'a, 'k> {
             let (ev, span) = item.map_err(|e| self.parse_error(&e))?;
             let r = span.byte_range().unwrap_or(0..0);
             let r = r.start + self.base..r.end + self.base;
+            if self.at_cut(&ev, r.start) {
+                // The rest is the helper's: root entries follow.
+                self.continues = true;
+                if let Some(last) = self.root_entries.last_mut() {
+                    last.value_end = self.max_end;
+                }
+                break;
+            }
+            if self
+                .stop
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                self.stopped = true;
+                break;
+            }
             // An implicit document starts with the span of its first token: what
             // was read before that token is what precedes the document.
             let read = !matches!(ev, Event::DocumentStart(false, _));
@@ -370,10 +414,7 @@ impl<'a, 'k> Walker<'a, 'k> {
                 self.out.docs += 1;
                 self.digest(Ev::DocStart);
             }
-            Event::DocumentEnd => {
-                self.explicit_end |= r.end > r.start;
-                self.digest(Ev::DocEnd);
-            }
+            Event::DocumentEnd => self.digest(Ev::DocEnd),
             Event::Scalar(value, style, anchor, tag) => {
                 let tag = tag.map(|t| t.to_string());
                 self.scalar(value, style, anchor, tag, r, indent);

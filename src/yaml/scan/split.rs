@@ -1,26 +1,31 @@
-//! The first pass over a large input in two halves on two threads, joined
-//! only when the join is provably the one-pass reading.
+//! The first pass over a large input on two threads: while this thread walks
+//! the input from the start, a helper walks its second half, from a cut line
+//! near the middle; when this thread reaches the cut and the helper's walk
+//! joins there, this thread stops and takes the helper's results for the rest.
 //!
-//! The input is cut at a line near the middle that starts, at column 0, what
-//! can only be a key of the root mapping. Each half is parsed on its own; the
-//! halves are joined only when the first is one document whose root is a
-//! block mapping (with no explicit `...` end) and the second, parsed from the
-//! cut, is one implicit document whose root is a block mapping starting at the
-//! cut, with no aliases (an anchor of the first half would be unknown there)
-//! and no declarations block. In a root block mapping every value's content is
-//! indented past column 0 (block scalars, plain and quoted continuations, flow
-//! collections in the first document must all be, or the first half would not
-//! parse alone as a complete document), so a column-0 key line is a real
-//! boundary and the two readings together are the whole one. Anything else —
-//! an error in either half included — parses the input in one pass instead,
-//! which also reports the errors as usual.
+//! The cut is a line that starts, at column 0, with what can only begin a
+//! plain key. The join is taken only when the one-pass walk itself reads a key
+//! of the first document's root block mapping starting exactly at the cut (so
+//! the cut is a real boundary of the one-pass reading, not a guess about it),
+//! and the helper read its text as one implicit document whose root is a block
+//! mapping starting at the cut, with no alias (an anchor of the first half
+//! would be unknown there), no declarations block and no error. At that key
+//! the one-pass scanner is in the state a fresh one is in after that mapping's
+//! start, so the helper's events are the one-pass walk's. Otherwise the walk
+//! simply goes on: the worst case is one pass, with the helper's work wasted on
+//! the other core (and stopped as soon as this walk ends).
 
-use super::{duplicate_key, Limits, Scan, Walker};
-use crate::error::{Diagnostics, SourceId};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+
+use granit_parser::Event;
+
+use super::{duplicate_key, KeySet, Limits, Scan, Walker};
+use crate::error::{Diagnostic, Diagnostics, SourceId};
 use crate::yaml::digest::{Acc, DigestKey};
 
-/// Inputs at least this large are split: below it a second thread costs more
-/// than it saves.
+/// Inputs at least this large get a helper: below it a second thread costs
+/// more than it saves.
 pub(super) const MIN_LEN: usize = 4 << 20;
 
 /// How far past the middle a cut line is looked for.
@@ -36,7 +41,7 @@ pub(super) struct Pass<'k> {
 }
 
 /// A line start near the middle of `src` where a root key can stand.
-fn cut(src: &str, block_key: Option<&str>) -> Option<usize> {
+fn cut_line(src: &str, block_key: Option<&str>) -> Option<usize> {
     let b = src.as_bytes();
     let mut at = src.len() / 2;
     let end = (at + SEARCH).min(b.len());
@@ -53,98 +58,137 @@ fn cut(src: &str, block_key: Option<&str>) -> Option<usize> {
     None
 }
 
-/// Scans `src` in two halves, or returns `None` (nothing reported) when the
-/// halves do not join.
-pub(super) fn scan(src: &str, pass: &Pass<'_>, diags: &mut Diagnostics) -> Option<Scan> {
-    let at = cut(src, pass.block_key)?;
-    let hasher = foldhash::quality::RandomState::default();
-    let (mut d1, mut d2) = (Diagnostics::default(), Diagnostics::default());
-    let (first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| walker(src, pass, &hasher, at, &mut d2).half());
-        let mut w = walker(src, pass, &hasher, 0, &mut d1);
-        w.continues = true;
-        w.end = at;
-        let first = w.half();
-        (first, second.join().ok())
+/// What the helper found in the second half.
+pub(super) struct Half {
+    scan: Scan,
+    diags: Diagnostics,
+    root_keys: Option<KeySet>,
+}
+
+/// The cut the walk looks for, and the helper's answer.
+pub(super) struct Cut {
+    /// Where the second half starts.
+    pub(super) at: usize,
+    answer: Receiver<Option<Half>>,
+}
+
+/// The one-pass walk, given a cut to look for: its scan, the helper's second
+/// half when it joined, and the root mapping's keys where it stopped.
+type Walked = (Scan, Option<Half>, Option<KeySet>);
+
+/// Runs `walk` with a helper walking the second half, and joins the two when
+/// the walk took the join; diagnostics of the second half and keys given in
+/// both halves go to `joined`.
+pub(super) fn scan(
+    src: &str,
+    pass: &Pass<'_>,
+    hasher: &foldhash::quality::RandomState,
+    walk: impl FnOnce(Option<Cut>) -> Result<Walked, Diagnostic>,
+    joined: &mut Diagnostics,
+) -> Result<Scan, Diagnostic> {
+    let Some(at) = cut_line(src, pass.block_key) else {
+        return walk(None).map(|(scan, _, _)| scan);
+    };
+    let stop = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        let (tx, answer) = channel();
+        let stop = &stop;
+        s.spawn(move || {
+            let mut d = Diagnostics::default();
+            let mut w = Walker::new(
+                src,
+                pass.source,
+                pass.limits,
+                pass.key,
+                pass.want_sites,
+                pass.block_key,
+                &mut d,
+            );
+            w.digesting = false;
+            w.key_hasher = hasher.clone();
+            w.base = at;
+            w.stop = Some(stop);
+            let half = w.half(at);
+            // The walk may have ended without asking: then nobody listens.
+            let _ = tx.send(half.map(|(scan, root_keys)| Half {
+                scan,
+                diags: d,
+                root_keys,
+            }));
+        });
+        let result = walk(Some(Cut { at, answer }));
+        stop.store(true, Ordering::Relaxed);
+        result
     });
-    let (first, second) = (first?, second??);
-    let joins = first.docs == 1
-        && !first.explicit_end
-        && first.root_map.is_some()
-        && second.docs == 1
-        && second.root_map == Some(at)
-        && second.aliases == 0
-        && second.scan.secrets.is_none()
-        && first.aliases <= pass.limits.max_aliases;
-    if !joins {
-        return None;
-    }
+    let (mut scan, half, first_keys) = result?;
+    let Some(mut half) = half else {
+        return Ok(scan);
+    };
     // Keys of the root mapping given in both halves.
-    let mut dups = Diagnostics::default();
-    if let (Some(k1), Some(k2)) = (&first.root_keys, &second.root_keys) {
+    if let (Some(k1), Some(k2)) = (&first_keys, &half.root_keys) {
         for (hash, r2) in k2 {
             if let Some(r1) = k1.get(hash) {
                 let text = src.get(r2.clone()).unwrap_or_default();
-                dups.push(duplicate_key(pass.source, text, r2.clone(), r1.clone()));
+                joined.push(duplicate_key(pass.source, text, r2.clone(), r1.clone()));
             }
         }
     }
-    let mut scan = first.scan;
-    scan.sites.extend(second.scan.sites);
+    joined.extend(half.diags.take());
+    scan.sites.extend(std::mem::take(&mut half.scan.sites));
     scan.segments = vec![Acc::default(); scan.sites.len() + 1];
     scan.digested = false;
     scan.halves = true;
-    diags.extend(d1.take());
-    diags.extend(d2.take());
-    diags.extend(dups.take());
-    Some(scan)
+    Ok(scan)
 }
 
-/// A walker for the part of `src` from `base`, with the shared key hasher.
-fn walker<'a, 'k>(
-    src: &'a str,
-    pass: &'k Pass<'k>,
-    hasher: &foldhash::quality::RandomState,
-    base: usize,
-    diags: &'k mut Diagnostics,
-) -> Walker<'a, 'k> {
-    let mut w = Walker::new(
-        src,
-        pass.source,
-        pass.limits,
-        pass.key,
-        pass.want_sites,
-        pass.block_key,
-        diags,
-    );
-    w.digesting = false;
-    w.key_hasher = hasher.clone();
-    w.base = base;
-    w
-}
-
-/// What a half's walk found, for the join.
-struct Half {
-    scan: Scan,
-    docs: usize,
-    explicit_end: bool,
-    root_map: Option<usize>,
-    root_keys: Option<super::KeySet>,
-    aliases: usize,
-}
-
-impl Walker<'_, '_> {
-    /// Walks its part of the input; `None` on any error (the one-pass scan
-    /// then reports it).
-    fn half(mut self) -> Option<Half> {
+impl<'a> Walker<'a, '_> {
+    /// The helper's walk of `src[at..]`: its scan and its root mapping's keys,
+    /// or `None` unless it is one implicit document whose root is a block
+    /// mapping starting at `at`, with no alias, no declarations block and no error.
+    fn half(mut self, at: usize) -> Option<(Scan, Option<KeySet>)> {
         self.walk().ok()?;
-        Some(Half {
-            docs: self.out.docs,
-            explicit_end: self.explicit_end,
-            root_map: self.root_map,
-            root_keys: self.root_keys.take(),
-            aliases: self.aliases,
-            scan: std::mem::take(&mut self.out),
-        })
+        let joins = !self.stopped
+            && self.out.docs == 1
+            && self.root_map == Some(at)
+            && self.aliases == 0
+            && self.out.secrets.is_none()
+            && self.pending_secrets.is_none();
+        joins.then(|| (std::mem::take(&mut self.out), self.root_keys.take()))
+    }
+
+    /// Whether the walk stops at this event because the helper's second half
+    /// joins here: only at a key of the first document's root block mapping
+    /// that starts exactly at the cut. The cut is decided once, at the first
+    /// scalar at or past it.
+    pub(super) fn at_cut(&mut self, ev: &Event<'_>, start: usize) -> bool {
+        let Some(at) = self.cut.as_ref().map(|c| c.at) else {
+            return false;
+        };
+        if start < at || !matches!(ev, Event::Scalar(..)) {
+            return false;
+        }
+        let Some(cut) = self.cut.take() else {
+            return false;
+        };
+        let root_key = start == at
+            && self.doc == 0
+            && self.capture.is_none()
+            && self.pending_secrets.is_none()
+            && matches!(self.frames.as_slice(), [f] if f.map && !f.flow && f.expect_key);
+        if !root_key {
+            return false;
+        }
+        match cut.answer.recv() {
+            Ok(Some(half)) => {
+                self.joined = Some(half);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The root mapping's keys so far (the walk stopped inside it).
+    pub(super) fn root_keys_so_far(&mut self) -> Option<KeySet> {
+        self.frames.first_mut().and_then(|f| f.keys.take())
     }
 }
