@@ -1563,3 +1563,24 @@ fn halves_that_do_not_join_are_scanned_in_one_pass() {
         }
     }
 }
+
+#[test]
+fn a_quoted_key_given_in_both_halves_is_named_by_its_value() {
+    let yaml = large_config(5, "", "'key3': again\n");
+    let (_, diags, halves) = both_large(&yaml);
+    assert_eq!(halves, 1, "scanned in two halves");
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(diags[0].contains("key `key3` is given twice"), "{diags:?}");
+}
+
+#[test]
+fn a_document_with_tag_directives_is_scanned_in_one_pass() {
+    // The helper would not know the handle, and `!` can be redeclared.
+    let yaml = format!(
+        "%TAG ! tag:example.com,2000:\n---\n{}",
+        large_config(5, "", "tagged: !foo $<A>\n")
+    );
+    let (out, _, halves) = both_large(&yaml);
+    assert_eq!(halves, 0);
+    assert!(out.expect("renders").ends_with("tagged: !foo 'x: y # z'\n"));
+}

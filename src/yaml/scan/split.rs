@@ -58,6 +58,33 @@ fn cut_line(src: &str, block_key: Option<&str>) -> Option<usize> {
     None
 }
 
+/// Whether the lines before the first document's content declare a `%TAG`.
+fn declares_tags(src: &str) -> bool {
+    for line in src.lines() {
+        let t = line.trim_start_matches('\u{feff}');
+        if t.starts_with("%TAG") {
+            return true;
+        }
+        if !(t.is_empty() || t.starts_with('#') || t.starts_with('%')) {
+            return false;
+        }
+    }
+    false
+}
+
+/// A key's value as the parser reads it (`'it''s'` is `it's`), for the
+/// warning: the tables keep spans, not text.
+fn key_text(raw: &str, limits: Limits) -> String {
+    let options = limits.parser_options(limits.max_depth);
+    granit_parser::Parser::new_from_str_with_options(raw, options)
+        .filter_map(Result::ok)
+        .find_map(|(ev, _)| match ev {
+            Event::Scalar(v, ..) => Some(v.into_owned()),
+            _ => None,
+        })
+        .unwrap_or_else(|| raw.to_owned())
+}
+
 /// What the helper found in the second half.
 pub(super) struct Half {
     scan: Scan,
@@ -86,7 +113,10 @@ pub(super) fn scan(
     walk: impl FnOnce(Option<Cut>) -> Result<Walked, Diagnostic>,
     joined: &mut Diagnostics,
 ) -> Result<Scan, Diagnostic> {
-    let Some(at) = cut_line(src, pass.block_key) else {
+    // A `%TAG` handle the first document declares would be unknown to the
+    // helper, and could resolve a tag differently there instead of failing.
+    let at = cut_line(src, pass.block_key).filter(|_| !declares_tags(src));
+    let Some(at) = at else {
         return walk(None).map(|(scan, _, _)| scan);
     };
     let stop = AtomicBool::new(false);
@@ -128,8 +158,8 @@ pub(super) fn scan(
     if let (Some(k1), Some(k2)) = (&first_keys, &half.root_keys) {
         for (hash, r2) in k2 {
             if let Some(r1) = k1.get(hash) {
-                let text = src.get(r2.clone()).unwrap_or_default();
-                joined.push(duplicate_key(pass.source, text, r2.clone(), r1.clone()));
+                let text = key_text(src.get(r2.clone()).unwrap_or_default(), pass.limits);
+                joined.push(duplicate_key(pass.source, &text, r2.clone(), r1.clone()));
             }
         }
     }
