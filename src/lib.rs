@@ -13,8 +13,10 @@
 //!   ─▶ fetch each provider's batch once (resolve, provider; resolve::cache in loops)
 //!   ─▶ compute values, recording each outcome (resolve::evaluate, json_path)
 //!   ─▶ emit safe scalars
-//!   (yaml::emit, yaml::site) ─▶ splice into the original bytes (render)
-//!   ─▶ re-parse and verify (yaml::verify) ─▶ write atomically (output)
+//!   (yaml::emit, yaml::site) ─▶ prove each substitution on a probe
+//!   (yaml::proof; the full re-parse, yaml::verify, where it cannot)
+//!   ─▶ splice into the original bytes as pieces (splice, render)
+//!   ─▶ write atomically (output)
 //! ```
 //!
 //! `config` holds the plain configurations the command line builds once (the
@@ -45,8 +47,9 @@
 //! Secret values are hostile text: they may hold line breaks, quotes, `: `, ` #`,
 //! YAML indicators or look like `true` and `0123`. They are never spliced raw;
 //! every value is re-emitted as a scalar that reads back exactly (see
-//! [`yaml::emit`]), and the rendered text is parsed again and compared with the
-//! substituted tree before anything is written. Values live in [`secret`] types
+//! [`yaml::emit`]), and before anything is written the rendered text is proven
+//! to read as the substituted tree: substitution by substitution on small probes,
+//! or by parsing it all again (`--verify full`, and wherever a shape needs it). Values live in [`secret`] types
 //! that never print; diagnostics carry names and locators only, and quoted source
 //! lines have inline values masked.
 
