@@ -277,16 +277,13 @@ fn read_probe(
                 depth += 1;
                 acc.push(key, Ev::SeqStart(anchor, tag));
             }
-            Event::MappingEnd | Event::SequenceEnd if depth > 0 => {
+            Event::MappingEnd if depth > 0 => {
                 depth -= 1;
-                acc.push(
-                    key,
-                    if matches!(ev, Event::MappingEnd) {
-                        Ev::MapEnd
-                    } else {
-                        Ev::SeqEnd
-                    },
-                );
+                acc.push(key, Ev::MapEnd);
+            }
+            Event::SequenceEnd if depth > 0 => {
+                depth -= 1;
+                acc.push(key, Ev::SeqEnd);
             }
             _ => return Err(bad),
         }

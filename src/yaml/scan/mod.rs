@@ -143,9 +143,7 @@ pub(crate) fn scan_for(
         let hasher = foldhash::quality::RandomState::default();
         let (mut own, mut joined) = (Diagnostics::default(), Diagnostics::default());
         let walk = |cut: Option<split::Cut>| {
-            let mut walker = Walker::new(src, source, limits, key, want_sites, block_key, &mut own);
-            walker.digesting = false;
-            walker.key_hasher = hasher.clone();
+            let mut walker = pass.walker(src, &hasher, &mut own);
             walker.cut = cut;
             walker.walk()?;
             let half = walker.joined.take();

@@ -40,6 +40,30 @@ pub(super) struct Pass<'k> {
     pub(super) block_key: Option<&'k str>,
 }
 
+impl Pass<'_> {
+    /// A walker that folds no digest and hashes keys with `hasher`, shared by
+    /// both threads so that keys given in both halves compare.
+    pub(super) fn walker<'a, 'w>(
+        &'w self,
+        src: &'a str,
+        hasher: &foldhash::quality::RandomState,
+        diags: &'w mut Diagnostics,
+    ) -> Walker<'a, 'w> {
+        let mut w = Walker::new(
+            src,
+            self.source,
+            self.limits,
+            self.key,
+            self.want_sites,
+            self.block_key,
+            diags,
+        );
+        w.digesting = false;
+        w.key_hasher = hasher.clone();
+        w
+    }
+}
+
 /// A line start near the middle of `src` where a root key can stand.
 fn cut_line(src: &str, block_key: Option<&str>) -> Option<usize> {
     let b = src.as_bytes();
@@ -125,17 +149,7 @@ pub(super) fn scan(
         let stop = &stop;
         s.spawn(move || {
             let mut d = Diagnostics::default();
-            let mut w = Walker::new(
-                src,
-                pass.source,
-                pass.limits,
-                pass.key,
-                pass.want_sites,
-                pass.block_key,
-                &mut d,
-            );
-            w.digesting = false;
-            w.key_hasher = hasher.clone();
+            let mut w = pass.walker(src, hasher, &mut d);
             w.base = at;
             w.stop = Some(stop);
             let half = w.half(at);
