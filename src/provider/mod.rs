@@ -95,6 +95,14 @@ pub(crate) trait Provider: Send + Sync + Sized + 'static {
         let _ = diags;
     }
 
+    /// A local file the value is read from and decrypted, such as a sops file:
+    /// `watch` watches it like an input, and its value is read again on every
+    /// render instead of being kept for the cache's TTL. `None` by default.
+    fn watched(locator: &Self::Locator) -> Option<&Path> {
+        let _ = locator;
+        None
+    }
+
     /// The version each request's value has now, asked without reading values
     /// (AWS `DescribeSecret`, Vault KV v2 metadata), so that a refresh fetches
     /// only what changed. One entry per request, in order. By default the
@@ -326,6 +334,14 @@ macro_rules! dispatch {
             pub(crate) fn json_key(&self) -> Option<&str> {
                 match self {
                     $(Locator::$variant(l) => <$module::$client as Provider>::json_key(l),)+
+                }
+            }
+
+            /// The local file this locator's value is read from, which `watch`
+            /// watches like an input (see [`Provider::watched`]).
+            pub(crate) fn watched(&self) -> Option<&Path> {
+                match self {
+                    $(Locator::$variant(l) => <$module::$client as Provider>::watched(l),)+
                 }
             }
         }

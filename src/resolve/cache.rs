@@ -76,7 +76,13 @@ pub(crate) fn fetch_cached(
     let mut due = Vec::new();
     for r in requests {
         match cache.entries.get(r) {
-            Some(e) if !cache.stale && now.duration_since(e.at) < cache.ttl => {
+            // A value read from a watched local file (a sops file) is read
+            // again on every render: its edits are what the render is for.
+            Some(e)
+                if !cache.stale
+                    && r.watched().is_none()
+                    && now.duration_since(e.at) < cache.ttl =>
+            {
                 out.insert(r.clone(), Ok(e.value.clone()));
             }
             _ => due.push(r),

@@ -1,6 +1,6 @@
-//! A real `moto_server` (AWS Secrets Manager emulator) on a free loopback port,
-//! shared by the tests of one binary, plus seeding helpers that speak the
-//! Secrets Manager JSON protocol directly.
+//! A real `moto_server` (AWS emulator) on a free loopback port, shared by the
+//! tests of one binary, plus seeding helpers that speak the AWS JSON protocol
+//! directly (Secrets Manager, and any service through [`Moto::json`]).
 //!
 //! The server runs under a small Python guard that stops it when this process's
 //! end of a pipe closes, so it never outlives the tests, even though it is shared
@@ -116,13 +116,41 @@ impl Moto {
         out
     }
 
-    /// Calls an action and returns the status and JSON body, errors included.
+    /// Calls a Secrets Manager action and returns the status and JSON body,
+    /// errors included.
     pub(crate) fn try_call(&self, region: &str, action: &str, body: Value) -> (u16, Value) {
+        self.try_json(region, "secretsmanager", "secretsmanager", action, body)
+    }
+
+    /// Calls an action of any service that speaks the AWS JSON protocol:
+    /// `service` is its signing name (`ssm`, `kms`), `prefix` its target
+    /// prefix (`AmazonSSM`, `TrentService`). Panics on an error status.
+    pub(crate) fn json(
+        &self,
+        region: &str,
+        (service, prefix): (&str, &str),
+        action: &str,
+        body: Value,
+    ) -> Value {
+        let (status, out) = self.try_json(region, service, prefix, action, body);
+        assert_eq!(status, 200, "{service} {action} failed: {out}");
+        out
+    }
+
+    /// Like [`Moto::json`], returning the status and body, errors included.
+    pub(crate) fn try_json(
+        &self,
+        region: &str,
+        service: &str,
+        prefix: &str,
+        action: &str,
+        body: Value,
+    ) -> (u16, Value) {
         // moto reads the region from the credential scope; it does not check signatures.
         let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
         );
-        let target = format!("secretsmanager.{action}");
+        let target = format!("{prefix}.{action}");
         let (status, out) = request(
             self.addr,
             "POST",

@@ -182,6 +182,7 @@ async fn plan(
             profile: l.profile.as_deref(),
             // An ARN names its region; a `?region=` still wins.
             region: l.region.clone().or_else(|| arn_region(&l.secret_id)),
+            role_arn: None,
         })
         .collect();
     let (clients, routes) = sdk::clients(&targets, http, policy, |shared, region| {

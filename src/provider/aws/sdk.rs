@@ -301,6 +301,9 @@ pub(crate) struct Target<'a> {
     /// The request's own region (`?region=`, an ARN's), winning over the
     /// profile's.
     pub(crate) region: Option<String>,
+    /// A role to assume through STS for this request (`?role_arn=`), with the
+    /// profile's credentials as the base ones.
+    pub(crate) role_arn: Option<&'a str>,
 }
 
 /// A service's clients for a run's requests: one per (profile, region), in the
@@ -336,6 +339,13 @@ pub(crate) async fn clients<C>(
         };
         let mut by_region: Vec<(String, usize)> = Vec::new();
         for (i, t) in mine() {
+            if t.role_arn.is_some() {
+                routes[i] = Some(Err(FetchError::new(
+                    FetchClass::Unconfigured,
+                    "assuming a role (`role_arn=`) is not built yet",
+                )));
+                continue;
+            }
             let region = match region(t.region.clone(), &shared, profile) {
                 Ok(region) => region,
                 Err(e) => {
