@@ -303,6 +303,7 @@ fn supervise(
             return reporter.fail(d);
         }
     };
+    watcher.follow(&lp);
     if let Some(period) = args.looping.refresh {
         watch::refresh_ticks(period, tx.clone());
     }
@@ -373,12 +374,13 @@ fn supervise(
                 let _ = renders.send(true);
             }
             Some(Event::Rendered(true, values)) => {
+                watcher.rearm();
                 reload_due = true;
                 if args.env {
                     exported = values;
                 }
             }
-            Some(Event::Rendered(false, _)) => {}
+            Some(Event::Rendered(false, _)) => watcher.rearm(),
             None => {}
         }
         let now = Instant::now();

@@ -114,6 +114,9 @@ pub struct Session {
     pub(crate) exported: Vec<(String, crate::secret::SecretText)>,
     /// What verification did in the last render.
     pub verified: Verified,
+    /// Local files the last render's providers read values from (sops files),
+    /// which `watch` watches like inputs.
+    pub(crate) provided: Vec<std::path::PathBuf>,
 }
 
 /// A scanned input with its own declarations.
@@ -400,6 +403,14 @@ impl Session {
             // `exec --env` exports every declared secret, used or not.
             planned.fetch_every_declaration();
         }
+        let mut provided: Vec<_> = planned
+            .fetches
+            .iter()
+            .filter_map(|l| l.watched().map(Path::to_owned))
+            .collect();
+        provided.sort();
+        provided.dedup();
+        self.provided = provided;
         // A config with errors fetches nothing: no secret is read for a render that cannot happen.
         if self.failed() {
             return None;

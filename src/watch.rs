@@ -7,11 +7,15 @@
 //! watch would follow. Events for other names in those folders, and for our own
 //! output, are ignored; a burst of events is one render (`--debounce`). A render
 //! that fails leaves the last good output as it was.
+//!
+//! Local files a provider reads values from (sops files: `Provider::watched`)
+//! are watched the same way, as the last render found them, so that
+//! `sops edit` re-renders.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
@@ -61,6 +65,10 @@ pub struct Loop {
     /// Providers, kept between renders (a Vault AppRole token with them).
     registry: Option<crate::provider::Registry>,
     seen: Vec<Stamp>,
+    /// The local files the last render's providers read (shared with the
+    /// [`InputWatch`] that watches them), each as that render found it.
+    provided: Provided,
+    provided_seen: Vec<Stamp>,
     /// Until when a render waits for an input that looks mid-save.
     held: Option<Instant>,
     /// Whether a write holds termination signals (off when they are forwarded).
@@ -86,7 +94,15 @@ struct Stamp {
     meta: Option<(u64, u64, u64, std::time::SystemTime)>,
 }
 
-fn stamp(path: &str) -> Stamp {
+/// Files providers read values from, as the last render named them.
+pub(crate) type Provided = Arc<Mutex<Vec<PathBuf>>>;
+
+fn provided_now(p: &Provided) -> Vec<PathBuf> {
+    p.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+fn stamp(path: impl AsRef<Path>) -> Stamp {
+    let path = path.as_ref();
     use std::os::unix::fs::MetadataExt as _;
     Stamp {
         target: std::fs::canonicalize(path).ok(),
@@ -123,6 +139,8 @@ impl Loop {
             cache: Cache::new(out.cache_ttl),
             registry: None,
             seen: Vec::new(),
+            provided: Provided::default(),
+            provided_seen: Vec::new(),
             held: None,
             defer_signals: true,
             through: None,
@@ -135,7 +153,7 @@ impl Loop {
             .files
             .iter()
             .chain(&self.input.catalogues)
-            .map(|f| stamp(f))
+            .map(stamp)
             .collect()
     }
 
@@ -143,7 +161,17 @@ impl Loop {
     /// also come from reading (our own render opens the inputs), so an event
     /// alone is no reason to render.
     pub(crate) fn inputs_changed(&self) -> bool {
-        self.stamps() != self.seen
+        self.stamps() != self.seen || self.provided_stamps() != self.provided_seen
+    }
+
+    fn provided_stamps(&self) -> Vec<Stamp> {
+        provided_now(&self.provided).iter().map(stamp).collect()
+    }
+
+    /// The files providers read values from, as the last render named them,
+    /// for an [`InputWatch`] to follow.
+    pub(crate) fn provided(&self) -> Provided {
+        self.provided.clone()
     }
 
     /// What a render after a burst of events is for: "input changed" only when
@@ -168,11 +196,14 @@ impl Loop {
             self.held = None;
             return None;
         }
+        let provided = provided_now(&self.provided);
         let whole = self
             .input
             .files
             .iter()
             .chain(&self.input.catalogues)
+            .map(Path::new)
+            .chain(provided.iter().map(PathBuf::as_path))
             .all(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
         let now = Instant::now();
         match self.held {
@@ -201,6 +232,8 @@ impl Loop {
         why: &str,
     ) -> (Rendered, Vec<(String, SecretText)>) {
         self.seen = self.stamps();
+        let before = provided_now(&self.provided);
+        let before_seen = self.provided_stamps();
         // Checked on every render: a link swap can make an input the output.
         let (files, catalogues) = (&self.input.files, &self.input.catalogues);
         if let Err(d) = output::refuse_input_as_output(&self.out.output, files, catalogues) {
@@ -212,6 +245,17 @@ impl Loop {
         }
         session.cache = Some(std::mem::take(&mut self.cache));
         let bytes = self.input.render(&mut session);
+        // A file first read by this render is stamped now; the others as they
+        // were before it, so that an edit during the render is not missed.
+        let now = std::mem::take(&mut session.provided);
+        self.provided_seen = now
+            .iter()
+            .map(|p| match before.iter().position(|b| b == p) {
+                Some(i) => before_seen[i].clone(),
+                None => stamp(p),
+            })
+            .collect();
+        *self.provided.lock().unwrap_or_else(PoisonError::into_inner) = now;
         self.registry = Some(std::mem::take(&mut session.registry));
         self.cache = session
             .cache
@@ -301,15 +345,28 @@ fn folders_for(path: &Path) -> Vec<PathBuf> {
 pub(crate) struct InputWatch {
     debouncer: Debouncer<RecommendedWatcher>,
     files: Vec<String>,
+    /// Files providers read values from, as the loop's last render named them.
+    provided: Provided,
     dirs: HashSet<PathBuf>,
 }
 
 impl InputWatch {
     fn wanted(&self) -> HashSet<PathBuf> {
+        let provided = provided_now(&self.provided);
         self.files
             .iter()
-            .flat_map(|f| folders_for(Path::new(f)))
+            .map(Path::new)
+            .chain(provided.iter().map(PathBuf::as_path))
+            .flat_map(folders_for)
             .collect()
+    }
+
+    /// Also watches the files `lp`'s renders read values from (a sops file),
+    /// as the last render named them; call [`InputWatch::rearm`] after each
+    /// render to follow changes of that list.
+    pub(crate) fn follow(&mut self, lp: &Loop) {
+        self.provided = lp.provided();
+        self.rearm();
     }
 
     /// Watches the folders the inputs now lead to, and drops those they no
@@ -385,6 +442,7 @@ pub(crate) fn watch_inputs(
     let mut w = InputWatch {
         debouncer,
         files,
+        provided: Provided::default(),
         dirs: HashSet::new(),
     };
     w.rearm();
@@ -459,6 +517,7 @@ pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exi
     // SIGTERM, SIGINT and SIGHUP are this loop's to handle, also mid-write.
     lp.defer_signals = false;
     lp.render(reporter, "start");
+    watcher.follow(&lp);
     loop {
         let Some(first) = next(&rx, lp.held(), Event::Files) else {
             break;
@@ -481,6 +540,7 @@ pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exi
             continue;
         };
         lp.render(reporter, why);
+        watcher.rearm();
     }
     Exit::Ok
 }
