@@ -23,7 +23,7 @@
 //! session runs out. A role ARN in a locator is checked by [`check_role_arn`].
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use aws_config::profile::ProfileFileCredentialsProvider;
@@ -421,11 +421,16 @@ pub(crate) async fn clients<C>(
 /// fetch that takes it, and a fetch's deadline is far shorter.
 pub(crate) const SESSION_MARGIN: Duration = Duration::from_secs(5 * 60);
 
-/// A session's key: the profile whose credentials assumed the role, and the role.
+/// A session's key: the profile whose credentials assume the role, and the role.
 type SessionKey = (Option<String>, String);
 
+/// Where a (profile, role)'s session is kept. Its lock is held while the role
+/// is assumed, so that services fetching at the same time (each on its own
+/// thread and runtime) wait for one `AssumeRole` instead of each making one.
+type Slot = Arc<tokio::sync::Mutex<Option<Credentials>>>;
+
 /// The sessions of assumed roles, for the life of the process.
-static SESSIONS: Mutex<Vec<(SessionKey, Credentials)>> = Mutex::new(Vec::new());
+static SESSIONS: Mutex<Vec<(SessionKey, Slot)>> = Mutex::new(Vec::new());
 
 /// Whether a session that expires at `expiry` may still be used at `now`. One
 /// without an expiry is not kept: it could not tell when to renew it.
@@ -442,9 +447,12 @@ async fn session(
     first_region: Option<String>,
     policy: &Policy,
 ) -> Result<Credentials, FetchError> {
-    let key = (profile.map(str::to_owned), role.to_owned());
-    if let Some(c) = kept(&key) {
-        return Ok(c);
+    let slot = slot((profile.map(str::to_owned), role.to_owned()));
+    let mut kept = tokio::time::timeout_at(policy.deadline, slot.lock())
+        .await
+        .map_err(|_| named(role, STS.failure::<aws_sdk_sts::Error>(Failure::TimedOut, false)))?;
+    if let Some(c) = kept.as_ref().filter(|c| fresh(c.expiry(), SystemTime::now())) {
+        return Ok(c.clone());
     }
     // STS in the profile's region, else the first request's, else the one
     // every account of the role's partition has.
@@ -453,30 +461,29 @@ async fn session(
         .or(first_region)
         .unwrap_or_else(|| partition_region(role).to_owned());
     let creds = assume(shared, role, sts_region, policy).await?;
-    keep(key, creds.clone());
+    *kept = Some(creds.clone());
     Ok(creds)
 }
 
-/// The kept session for (profile, role), while it is fresh.
-fn kept(key: &SessionKey) -> Option<Credentials> {
-    let now = SystemTime::now();
-    sessions()
-        .iter()
-        .find(|(k, c)| k == key && fresh(c.expiry(), now))
-        .map(|(_, c)| c.clone())
-}
-
-/// Keeps a new session for (profile, role), in place of the old one.
-fn keep(key: SessionKey, creds: Credentials) {
-    let mut sessions = sessions();
-    sessions.retain(|(k, _)| *k != key);
-    sessions.push((key, creds));
-}
-
-fn sessions() -> std::sync::MutexGuard<'static, Vec<(SessionKey, Credentials)>> {
+/// The slot of (profile, role), made on first use.
+fn slot(key: SessionKey) -> Slot {
     // A poisoned lock only means a thread panicked while holding it; the list
-    // is changed by single calls, so it is always whole.
-    SESSIONS.lock().unwrap_or_else(PoisonError::into_inner)
+    // is changed by single pushes, so it is always whole.
+    let mut sessions = SESSIONS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, slot)) = sessions.iter().find(|(k, _)| *k == key) {
+        return Arc::clone(slot);
+    }
+    let slot = Slot::default();
+    sessions.push((key, Arc::clone(&slot)));
+    slot
+}
+
+/// `e`, saying which role could not be assumed.
+fn named(role: &str, e: FetchError) -> FetchError {
+    FetchError::new(
+        e.class,
+        format!("cannot assume role `{role}`: {}", e.message),
+    )
 }
 
 /// AWS STS, as a failed `AssumeRole` names it.
@@ -523,21 +530,15 @@ async fn assume(
     let sts = aws_sdk_sts::Client::from_conf(conf);
     // CloudTrail shows which program, and which run, used the role.
     let name = format!("keyfill-{}", std::process::id());
-    let named = |e: FetchError| {
-        FetchError::new(
-            e.class,
-            format!("cannot assume role `{role}`: {}", e.message),
-        )
-    };
     let out = retry::run(
         policy,
         || sts.assume_role().role_arn(role).role_session_name(&name).send(),
         |e| STS.sdk_error(e, false).2,
     )
     .await
-    .map_err(|f| named(STS.failure(f, false)))?;
+    .map_err(|f| named(role, STS.failure(f, false)))?;
     let c = out.credentials.ok_or_else(|| {
-        named(FetchError::new(
+        named(role, FetchError::new(
             FetchClass::Unreachable,
             "AWS STS answered without credentials",
         ))
@@ -741,6 +742,9 @@ fn tls_context() -> Result<TlsContext, FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn parameter_store(c: &Code<'_>) -> Option<(FetchClass, &'static str)> {
         match c.code {
@@ -829,20 +833,118 @@ mod tests {
     #[test]
     fn sessions_are_kept_per_profile_and_role() {
         let role = "arn:aws:iam::111111111111:role/kept-per-profile";
-        let key = |p: Option<&str>| (p.map(str::to_owned), role.to_owned());
-        let creds = |id: &str, secs: u64| {
-            let expiry = SystemTime::now() + Duration::from_secs(secs);
-            Credentials::new(id, "s", Some("t".into()), Some(expiry), "test")
-        };
-        keep(key(None), creds("A", 3600));
-        keep(key(Some("team")), creds("B", 3600));
-        let id = |p| kept(&key(p)).map(|c| c.access_key_id().to_owned());
-        assert_eq!((id(None).as_deref(), id(Some("team")).as_deref()), (Some("A"), Some("B")));
-        // A session about to expire is not used; its replacement is.
-        keep(key(None), creds("C", 60));
-        assert_eq!(id(None), None);
-        keep(key(None), creds("D", 3600));
-        assert_eq!(id(None).as_deref(), Some("D"));
+        let key = |p: Option<&str>, r: &str| (p.map(str::to_owned), r.to_owned());
+        let one = slot(key(None, role));
+        assert!(Arc::ptr_eq(&one, &slot(key(None, role))));
+        assert!(!Arc::ptr_eq(&one, &slot(key(Some("team"), role))));
+        assert!(!Arc::ptr_eq(&one, &slot(key(None, "arn:aws:iam::1:role/other"))));
+    }
+
+    /// A fake STS on a loopback port: it answers each `AssumeRole` after
+    /// `delay` with a new session (`ASIA1`, `ASIA2`, …) that expires
+    /// `lifetime` later. Its URL, and how many `AssumeRole` calls it had.
+    fn fake_sts(lifetime: Duration, delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let calls = Arc::clone(&counted);
+                std::thread::spawn(move || answer(conn, &calls, lifetime, delay));
+            }
+        });
+        (url, calls)
+    }
+
+    fn answer(mut conn: TcpStream, calls: &AtomicUsize, lifetime: Duration, delay: Duration) {
+        let Ok(read) = conn.try_clone() else { return };
+        let mut reader = BufReader::new(read);
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end().to_ascii_lowercase();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err()
+            || !String::from_utf8_lossy(&body).contains("Action=AssumeRole")
+        {
+            return;
+        }
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        std::thread::sleep(delay);
+        let expiry = aws_smithy_types::DateTime::from(SystemTime::now() + lifetime)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap_or_default();
+        let xml = format!(
+            "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+             <AssumeRoleResult><Credentials><AccessKeyId>ASIA{n}</AccessKeyId>\
+             <SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>\
+             <Expiration>{expiry}</Expiration></Credentials></AssumeRoleResult>\
+             </AssumeRoleResponse>"
+        );
+        let _ = write!(
+            conn,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{xml}",
+            xml.len()
+        );
+    }
+
+    /// The access key id of `role`'s session, taken as one fetch takes it: on
+    /// a runtime of its own, with a configuration of its own.
+    fn session_of_a_new_fetch(url: &str, role: &str) -> Option<String> {
+        crate::provider::http::block_on(
+            async {
+                let policy = Policy::within(Duration::from_secs(20));
+                let shared = aws_config::defaults(BehaviorVersion::latest())
+                    .endpoint_url(url)
+                    .region(Region::new("us-east-1"))
+                    .credentials_provider(Credentials::new("base", "base", None, None, "test"))
+                    .http_client(aws_smithy_http_client::Builder::new().build_http())
+                    .retry_config(RetryConfig::disabled())
+                    .load()
+                    .await;
+                let creds = session(&shared, None, role, None, &policy).await;
+                creds.ok().map(|c| c.access_key_id().to_owned())
+            },
+            |_| None,
+        )
+    }
+
+    #[test]
+    fn services_fetching_at_once_assume_a_role_once_and_later_fetches_keep_it() {
+        let (url, calls) = fake_sts(Duration::from_secs(3600), Duration::from_millis(300));
+        let role = "arn:aws:iam::111111111111:role/unit-at-once";
+        let both: Vec<Option<String>> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| session_of_a_new_fetch(&url, role)))
+                .collect();
+            threads.into_iter().map(|t| t.join().ok().flatten()).collect()
+        });
+        assert_eq!(both, [Some("ASIA1".to_owned()), Some("ASIA1".to_owned())]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // A later fetch (a new runtime, new clients) uses the kept session.
+        assert_eq!(session_of_a_new_fetch(&url, role).as_deref(), Some("ASIA1"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_session_near_its_expiry_is_replaced_by_a_new_one() {
+        let (url, calls) = fake_sts(Duration::from_secs(120), Duration::ZERO);
+        let role = "arn:aws:iam::111111111111:role/unit-near-expiry";
+        assert_eq!(session_of_a_new_fetch(&url, role).as_deref(), Some("ASIA1"));
+        assert_eq!(session_of_a_new_fetch(&url, role).as_deref(), Some("ASIA2"));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[test]
