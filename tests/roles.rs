@@ -4,6 +4,9 @@
 //! seeded with an assumed role's key lives in the role's account, out of the
 //! base credentials' reach. So a reference that reads it proves the role's
 //! session signed the request.
+//!
+//! [`AwsRole`] runs the conformance suite through a role: its secrets live in
+//! the role's account, and its faults are STS's.
 
 use crate::support;
 
@@ -13,7 +16,7 @@ use serde_json::json;
 use support::moto::moto;
 use support::proxy::{Fault, Proxy};
 use support::watch::{Signal, Watch};
-use support::{canary, unique, AwsEnv};
+use support::{aws_env, canary, unique, AwsEnv};
 
 const REGION: &str = "us-east-1";
 const ROLE_A: &str = "arn:aws:iam::111111111111:role/keyfill-reader";
@@ -59,6 +62,76 @@ fn sts_error(status: u16, code: &str, message: &str) -> Fault {
              <Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
              <RequestId>r</RequestId></ErrorResponse>"
         ),
+    }
+}
+
+/// The aws provider through [`ROLE_A`], for the conformance suite.
+pub(crate) struct AwsRole {
+    proxy: Proxy,
+}
+
+impl AwsRole {
+    pub(crate) fn new() -> AwsRole {
+        AwsRole {
+            proxy: Proxy::start(moto().addr, Duration::ZERO),
+        }
+    }
+
+    fn assume_role_fails(&self, times: usize, fault: Fault) {
+        self.proxy
+            .inject_matching("POST /", "Action=AssumeRole", times, fault);
+    }
+}
+
+impl crate::conformance::Backend for AwsRole {
+    fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+        let obj: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+            .collect();
+        create_as(
+            ROLE_A,
+            REGION,
+            id,
+            &serde_json::Value::Object(obj).to_string(),
+        );
+        Vec::new()
+    }
+    fn reference(&self, id: &str, key: &str) -> String {
+        format!("<<aws|{id}:{key}?role_arn={ROLE_A}>>")
+    }
+    fn vars(&self) -> Vec<(String, String)> {
+        aws_env(&self.proxy.url())
+    }
+    fn denied_vars(&self) -> Option<Vec<(String, String)>> {
+        self.assume_role_fails(
+            usize::MAX,
+            sts_error(403, "AccessDenied", "not-a-real-token"),
+        );
+        Some(self.vars())
+    }
+    fn unreachable_vars(&self) -> Option<Vec<(String, String)>> {
+        Some(aws_env("http://127.0.0.1:1"))
+    }
+    fn throttle_once(&self) -> bool {
+        // The suite counts the secret's fetches; STS's own throttling is
+        // `an_sts_that_throttles_is_retried_…` below.
+        self.proxy.inject(
+            "SecretValue",
+            1,
+            Fault::aws(400, "ThrottlingException", "Rate exceeded"),
+        );
+        true
+    }
+    fn stall(&self) -> bool {
+        self.assume_role_fails(usize::MAX, Fault::Stall(Duration::from_secs(30)));
+        true
+    }
+    fn fetches(&self) -> Option<usize> {
+        Some(self.proxy.count("GetSecretValue"))
+    }
+    fn reset(&self) {
+        self.proxy.reset();
     }
 }
 
@@ -187,7 +260,23 @@ fn a_denied_assume_role_exits_5_naming_the_role_and_no_credential() {
 }
 
 #[test]
-fn an_sts_that_keeps_throttling_is_retried_then_reported_with_the_role() {
+fn an_sts_that_throttles_is_retried_and_one_that_keeps_throttling_is_named() {
+    let name = unique("role-throttled");
+    let value = canary();
+    create_as(ROLE_A, REGION, &name, &value);
+    let config = format!("v: <<aws|{name}?role_arn={ROLE_A}>>\n");
+    let env = AwsEnv::new();
+    env.proxy.inject_matching(
+        "POST /",
+        "Action=AssumeRole",
+        1,
+        sts_error(400, "Throttling", "Rate exceeded"),
+    );
+    env.render(&config)
+        .code(0)
+        .stdout_is(&format!("v: {value}\n"));
+    assert_eq!(assumed(&env.proxy), [ROLE_A, ROLE_A]);
+
     let env = AwsEnv::new();
     env.proxy.inject_matching(
         "POST /",
@@ -195,14 +284,11 @@ fn an_sts_that_keeps_throttling_is_retried_then_reported_with_the_role() {
         1000,
         sts_error(400, "Throttling", "Rate exceeded"),
     );
-    let r = env.run(
-        &["render", "--timeout", "2s"],
-        &format!("v: <<aws|x?role_arn={ROLE_A}>>\n"),
-    );
+    let r = env.run(&["render", "--timeout", "2s"], &config);
     r.code(5).stderr_has(&format!(
         "cannot assume role `{ROLE_A}`: AWS STS kept throttling the requests (Throttling)"
     ));
-    assert!(assumed(&env.proxy).len() > 1);
+    assert!(assumed(&env.proxy).len() > 2);
 }
 
 #[test]
