@@ -29,7 +29,7 @@ use support::proxy::{Fault, Proxy};
 use support::{aws_env, canary, keyfill, unique, Run};
 
 /// A secret manager as the suite drives it.
-trait Backend {
+pub(crate) trait Backend {
     /// Stores a secret `id` whose keys have these values; returns the variables
     /// keyfill needs to see them (the env provider's values).
     fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)>;
@@ -653,6 +653,7 @@ macro_rules! conformance {
 
 conformance! {
     aws: Aws::new();
+    aws_role: crate::roles::AwsRole::new();
     vault: Vault::new();
     onepassword: OnePassword::new();
     env: Env;

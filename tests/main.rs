@@ -24,6 +24,7 @@
 //! | the aws provider: values, versions, batching | [`aws`] |
 //! | the aws provider: spellings, retries, DNS, cross-region | [`aws_edges`] |
 //! | the aws provider under injected faults | [`aws_faults`] |
+//! | `role_arn=`: assuming roles through STS (aws, ssm) | [`roles`] |
 //! | the vault provider | [`vault`] |
 //! | the onepassword provider (Connect and `op`) | [`onepassword`] |
 //! | vault and onepassword corner cases | [`provider_edges`] |
@@ -57,6 +58,7 @@ mod onepassword;
 mod properties;
 mod provider_edges;
 mod refresh;
+mod roles;
 mod vault;
 mod verify;
 mod watch;

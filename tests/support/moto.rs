@@ -1,6 +1,7 @@
 //! A real `moto_server` (AWS emulator) on a free loopback port, shared by the
 //! tests of one binary, plus seeding helpers that speak the AWS JSON protocol
-//! directly (Secrets Manager, and any service through [`Moto::json`]).
+//! directly (Secrets Manager, and any service through [`Moto::json`]), in the
+//! default account or, through [`Moto::assume_role`], in a role's.
 //!
 //! The server runs under a small Python guard that stops it when this process's
 //! end of a pipe closes, so it never outlives the tests, even though it is shared
@@ -146,9 +147,65 @@ impl Moto {
         action: &str,
         body: Value,
     ) -> (u16, Value) {
-        // moto reads the region from the credential scope; it does not check signatures.
+        self.try_json_as("testing", region, service, prefix, action, body)
+    }
+
+    /// Like [`Moto::json`], signed with `access_key`: moto keeps resources per
+    /// account, and an access key from [`Moto::assume_role`] is the role's
+    /// account.
+    pub(crate) fn json_as(
+        &self,
+        access_key: &str,
+        region: &str,
+        (service, prefix): (&str, &str),
+        action: &str,
+        body: Value,
+    ) -> Value {
+        let (status, out) = self.try_json_as(access_key, region, service, prefix, action, body);
+        assert_eq!(status, 200, "{service} {action} failed: {out}");
+        out
+    }
+
+    /// Assumes `role_arn` through STS (moto lets any credentials assume any
+    /// role); the session's access key id.
+    pub(crate) fn assume_role(&self, role_arn: &str) -> String {
+        let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sts/aws4_request, \
+                    SignedHeaders=host, Signature=0";
+        let body =
+            format!("Action=AssumeRole&Version=2011-06-15&RoleArn={role_arn}&RoleSessionName=seed");
+        let (status, out) = request(
+            self.addr,
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("authorization", auth),
+            ],
+            body.as_bytes(),
+        )
+        .expect("moto answers");
+        let out = String::from_utf8_lossy(&out);
+        assert_eq!(status, 200, "AssumeRole failed: {out}");
+        let key = out
+            .split_once("<AccessKeyId>")
+            .and_then(|(_, rest)| rest.split_once("</AccessKeyId>"))
+            .map(|(key, _)| key.to_owned());
+        key.expect("an AccessKeyId in the AssumeRole answer")
+    }
+
+    fn try_json_as(
+        &self,
+        access_key: &str,
+        region: &str,
+        service: &str,
+        prefix: &str,
+        action: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        // moto reads the region and the access key (the account) from the
+        // credential scope; it does not check signatures.
         let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
+            "AWS4-HMAC-SHA256 Credential={access_key}/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
         );
         let target = format!("{prefix}.{action}");
         let (status, out) = request(

@@ -23,9 +23,17 @@ pub(crate) struct AwsLocator {
     pub(crate) version_id: Option<String>,
     /// Shared-config profile.
     pub(crate) profile: Option<String>,
+    /// A role to assume for this secret's requests (its session signs them).
+    pub(crate) role_arn: Option<String>,
 }
 
-const QUERY_KEYS: [&str; 4] = ["region", "version_stage", "version_id", "profile"];
+const QUERY_KEYS: [&str; 5] = [
+    "region",
+    "version_stage",
+    "version_id",
+    "profile",
+    "role_arn",
+];
 
 /// The stage a fetch without a stage or version id gets.
 pub(crate) const CURRENT: &str = "AWSCURRENT";
@@ -65,6 +73,7 @@ impl AwsLocator {
                     "region" => loc.region = v,
                     "version_stage" => loc.version_stage = v,
                     "version_id" => loc.version_id = v,
+                    "role_arn" => loc.role_arn = v,
                     _ => loc.profile = v,
                 }
             }
@@ -83,6 +92,7 @@ impl AwsLocator {
             version_stage: text("version_stage"),
             version_id: text("version_id"),
             profile: text("profile"),
+            role_arn: text("role_arn"),
         };
         if loc.secret_id.is_empty() {
             return Err(LocatorError::new("`aws` needs `secret_id`").field("secret_id"));
@@ -142,6 +152,9 @@ impl AwsLocator {
                 return Err(LocatorError::new(format!("`{name}` is empty")).field(name));
             }
         }
+        if let Some(role) = &self.role_arn {
+            super::sdk::check_role_arn(role)?;
+        }
         if let Some(r) = &self.region {
             if !r
                 .chars()
@@ -190,6 +203,7 @@ impl fmt::Display for AwsLocator {
             ("version_stage", &self.version_stage),
             ("version_id", &self.version_id),
             ("profile", &self.profile),
+            ("role_arn", &self.role_arn),
         ] {
             if let Some(v) = v {
                 write!(f, "{sep}{name}={v}")?;
@@ -244,6 +258,28 @@ mod tests {
         assert!(AwsLocator::parse("x?region=EU WEST").is_err());
         assert!(AwsLocator::parse("x:").is_err());
         assert!(AwsLocator::parse("bad name").is_err());
+    }
+
+    #[test]
+    fn a_role_is_part_of_the_fetch() {
+        let role = "arn:aws:iam::111111111111:role/team/reader";
+        let l = AwsLocator::parse(&format!("x:k?role_arn={role}&region=eu-west-1"))
+            .unwrap_or_default();
+        assert_eq!(l.role_arn.as_deref(), Some(role));
+        assert_eq!(l.to_string(), format!("x:k?region=eu-west-1&role_arn={role}"));
+        let plain = AwsLocator::parse("x:k?region=eu-west-1").unwrap_or_default();
+        assert!(l.fetch_key() != plain.fetch_key());
+        let text = "x?role_arn=arn:aws:iam::111111111111:user/u";
+        let e = AwsLocator::parse(text).err();
+        assert_eq!(
+            e.as_ref().and_then(|e| e.range_in(text)),
+            Some(11..text.len())
+        );
+        let mut fields = Fields::default();
+        fields.push("secret_id", "x");
+        fields.push("role_arn", "reader");
+        let e = AwsLocator::from_fields(&fields).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("not an IAM role ARN")));
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //!     aws: { secret_id: prod/keys, key: api_key, version_stage: AWSPREVIOUS }
 //! ```
 //!
-//! `SECRET_ID[:JSON_KEY][?region=R&version_stage=S&version_id=V&profile=P]`. In an
-//! ARN (`arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME`) the JSON key is what
-//! follows the seventh colon; in a name it is what follows the last colon.
+//! `SECRET_ID[:JSON_KEY][?region=R&version_stage=S&version_id=V&profile=P&role_arn=A]`.
+//! In an ARN (`arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME`) the JSON key is
+//! what follows the seventh colon; in a name it is what follows the last colon.
+//! `role_arn` names an IAM role whose session (assumed through STS with the
+//! profile's credentials) reads the secret, so one config reads several accounts.
 //!
 //! The client is configured as the AWS CLI is: the default credential chain (env,
 //! shared profiles, SSO, web identity, container and instance metadata),
@@ -99,6 +101,7 @@ impl Provider for AwsProvider {
         "version_stage",
         "version_id",
         "profile",
+        "role_arn",
     ];
 
     fn parse(text: &str, _: &Path) -> Result<AwsLocator, LocatorError> {
@@ -182,7 +185,7 @@ async fn plan(
             profile: l.profile.as_deref(),
             // An ARN names its region; a `?region=` still wins.
             region: l.region.clone().or_else(|| arn_region(&l.secret_id)),
-            role_arn: None,
+            role_arn: l.role_arn.as_deref(),
         })
         .collect();
     let (clients, routes) = sdk::clients(&targets, http, policy, |shared, region| {

@@ -10,12 +10,21 @@
 //! message, body or header is ever shown.
 //!
 //! A service's provider then, per fetch: builds the HTTP client once ([`http`]),
-//! gets one client of its SDK per (profile, region) of its requests
-//! ([`clients`], which loads each profile's configuration once), and reports
-//! what its calls return through [`Service::sdk_error`] and [`Service::failure`].
+//! gets one client of its SDK per (profile, role, region) of its requests
+//! ([`clients`], which loads each profile's configuration once and assumes each
+//! role once), and reports what its calls return through [`Service::sdk_error`]
+//! and [`Service::failure`].
+//!
+//! A request that names a role (`role_arn=`) is signed with that role's session:
+//! STS `AssumeRole` with the profile's credentials as the base ones. Sessions are
+//! kept per (profile, role) for the life of the process, shared by every AWS
+//! service, and used until [`SESSION_MARGIN`] before they expire: a `watch` loop
+//! builds new clients on every fetch but assumes a role again only when its
+//! session runs out. A role ARN in a locator is checked by [`check_role_arn`].
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::provider_config::ProviderConfig;
@@ -24,6 +33,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
 use aws_smithy_http_client::tls::{TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -32,6 +42,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::provider::retry::{self, Failure, Policy, Verdict};
 use crate::provider::FetchClass;
 use crate::provider::FetchError;
+use crate::provider::LocatorError;
 
 /// The raw response an SDK error carries.
 pub(crate) type HttpResponse = aws_smithy_runtime_api::http::Response;
@@ -306,11 +317,12 @@ pub(crate) struct Target<'a> {
     pub(crate) role_arn: Option<&'a str>,
 }
 
-/// A service's clients for a run's requests: one per (profile, region), in the
-/// order the targets first name them, built by `build` from the profile's
-/// loaded configuration and the region. For each target, the index of its
-/// client, or why it has none (no region, the configuration not loaded in
-/// time).
+/// A service's clients for a run's requests: one per (profile, role, region),
+/// in the order the targets first name them, built by `build` from the
+/// profile's loaded configuration (with the role's session as its credentials
+/// when the target names a role) and the region. For each target, the index of
+/// its client, or why it has none (no region, the configuration not loaded in
+/// time, the role not assumed).
 pub(crate) async fn clients<C>(
     targets: &[Target<'_>],
     http: &SharedHttpClient,
@@ -337,15 +349,45 @@ pub(crate) async fn clients<C>(
                 continue;
             }
         };
-        let mut by_region: Vec<(String, usize)> = Vec::new();
-        for (i, t) in mine() {
-            if t.role_arn.is_some() {
-                routes[i] = Some(Err(FetchError::new(
-                    FetchClass::Unconfigured,
-                    "assuming a role (`role_arn=`) is not built yet",
-                )));
-                continue;
+        // The configuration of each role the profile's requests name (and of
+        // no role): one session per role however many requests and regions use
+        // it, the roles assumed concurrently.
+        let mut roles: Vec<(Option<&str>, Option<String>)> = Vec::new();
+        for (_, t) in mine() {
+            if !roles.iter().any(|(r, _)| *r == t.role_arn) {
+                roles.push((t.role_arn, t.region.clone()));
             }
+        }
+        let configs: Vec<Result<SdkConfig, FetchError>> =
+            futures_util::future::join_all(roles.iter().map(|(role, first_region)| {
+                let shared = &shared;
+                async move {
+                    let Some(role) = role else {
+                        return Ok(shared.clone());
+                    };
+                    let creds = session(shared, profile, role, first_region.clone(), policy).await?;
+                    Ok(shared
+                        .to_builder()
+                        .credentials_provider(SharedCredentialsProvider::new(creds))
+                        .build())
+                }
+            }))
+            .await;
+        let mut made: Vec<(Option<&str>, String, usize)> = Vec::new();
+        for (i, t) in mine() {
+            let config = roles
+                .iter()
+                .position(|(r, _)| *r == t.role_arn)
+                .and_then(|k| configs.get(k));
+            let config = match config {
+                Some(Ok(config)) => config,
+                Some(Err(e)) => {
+                    routes[i] = Some(Err(e.clone()));
+                    continue;
+                }
+                // Every target's role was collected above.
+                None => continue,
+            };
             let region = match region(t.region.clone(), &shared, profile) {
                 Ok(region) => region,
                 Err(e) => {
@@ -353,23 +395,225 @@ pub(crate) async fn clients<C>(
                     continue;
                 }
             };
-            let c = match by_region.iter().find(|(r, _)| *r == region) {
-                Some(&(_, c)) => c,
+            let c = match made
+                .iter()
+                .find(|(r, g, _)| *r == t.role_arn && *g == region)
+            {
+                Some(&(_, _, c)) => c,
                 None => {
-                    clients.push(build(&shared, Region::new(region.clone())));
-                    by_region.push((region, clients.len() - 1));
+                    clients.push(build(config, Region::new(region.clone())));
+                    made.push((t.role_arn, region, clients.len() - 1));
                     clients.len() - 1
                 }
             };
             routes[i] = Some(Ok(c));
         }
     }
-    // Every target's profile was visited, so each target is routed.
+    // Every target's profile and role were visited, so each target is routed.
     let routes = routes
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(no_region(None))))
         .collect();
     (clients, routes)
+}
+
+/// How long before it expires a session is no longer used: it must outlast the
+/// fetch that takes it, and a fetch's deadline is far shorter.
+pub(crate) const SESSION_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// A session's key: the profile whose credentials assume the role, and the role.
+type SessionKey = (Option<String>, String);
+
+/// Where a (profile, role)'s session is kept. Its lock is held while the role
+/// is assumed, so that services fetching at the same time (each on its own
+/// thread and runtime) wait for one `AssumeRole` instead of each making one.
+type Slot = Arc<tokio::sync::Mutex<Option<Credentials>>>;
+
+/// The sessions of assumed roles, for the life of the process.
+static SESSIONS: Mutex<Vec<(SessionKey, Slot)>> = Mutex::new(Vec::new());
+
+/// Whether a session that expires at `expiry` may still be used at `now`. One
+/// without an expiry is not kept: it could not tell when to renew it.
+fn fresh(expiry: Option<SystemTime>, now: SystemTime) -> bool {
+    expiry.is_some_and(|e| e.duration_since(now).is_ok_and(|left| left > SESSION_MARGIN))
+}
+
+/// `role`'s session for `profile`'s requests: the kept one while it is fresh,
+/// else a new one from STS (which is then kept).
+async fn session(
+    shared: &SdkConfig,
+    profile: Option<&str>,
+    role: &str,
+    first_region: Option<String>,
+    policy: &Policy,
+) -> Result<Credentials, FetchError> {
+    let slot = slot((profile.map(str::to_owned), role.to_owned()));
+    let mut kept = tokio::time::timeout_at(policy.deadline, slot.lock())
+        .await
+        .map_err(|_| named(role, STS.failure::<aws_sdk_sts::Error>(Failure::TimedOut, false)))?;
+    if let Some(c) = kept.as_ref().filter(|c| fresh(c.expiry(), SystemTime::now())) {
+        return Ok(c.clone());
+    }
+    // STS in the profile's region, else the first request's, else the one
+    // every account of the role's partition has.
+    let sts_region = region(None, shared, profile)
+        .ok()
+        .or(first_region)
+        .unwrap_or_else(|| partition_region(role).to_owned());
+    let creds = assume(shared, role, sts_region, policy).await?;
+    *kept = Some(creds.clone());
+    Ok(creds)
+}
+
+/// The slot of (profile, role), made on first use.
+fn slot(key: SessionKey) -> Slot {
+    // A poisoned lock only means a thread panicked while holding it; the list
+    // is changed by single pushes, so it is always whole.
+    let mut sessions = SESSIONS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, slot)) = sessions.iter().find(|(k, _)| *k == key) {
+        return Arc::clone(slot);
+    }
+    let slot = Slot::default();
+    sessions.push((key, Arc::clone(&slot)));
+    slot
+}
+
+/// `e`, saying which role could not be assumed.
+fn named(role: &str, e: FetchError) -> FetchError {
+    FetchError::new(
+        e.class,
+        format!("cannot assume role `{role}`: {}", e.message),
+    )
+}
+
+/// AWS STS, as a failed `AssumeRole` names it.
+const STS: Service = Service {
+    name: "AWS STS",
+    action: "sts:AssumeRole",
+    item: "role",
+    codes: sts_codes,
+};
+
+/// STS's own error codes for `AssumeRole`.
+fn sts_codes(c: &Code<'_>) -> Option<(FetchClass, &'static str)> {
+    Some(match c.code {
+        "AccessDenied" | "AccessDeniedException" => (
+            FetchClass::Denied,
+            "access denied: the base credentials need sts:AssumeRole on the role, and the \
+             role's trust policy must allow them",
+        ),
+        "RegionDisabledException" => (
+            FetchClass::Unconfigured,
+            "AWS STS is not activated in this region for the account: activate it, or set \
+             the profile's region to one where it is",
+        ),
+        "ValidationError" | "MalformedPolicyDocument" | "PackedPolicyTooLarge" => (
+            FetchClass::Invalid,
+            "AWS STS refused the request as invalid: check the role ARN",
+        ),
+        _ => return None,
+    })
+}
+
+/// One `AssumeRole` call (retried like any other), with the profile's
+/// credentials as the base ones; every error names the role, never a
+/// credential.
+async fn assume(
+    shared: &SdkConfig,
+    role: &str,
+    region: String,
+    policy: &Policy,
+) -> Result<Credentials, FetchError> {
+    let conf = aws_sdk_sts::config::Builder::from(shared)
+        .region(Region::new(region))
+        .build();
+    let sts = aws_sdk_sts::Client::from_conf(conf);
+    // CloudTrail shows which program, and which run, used the role.
+    let name = format!("keyfill-{}", std::process::id());
+    let out = retry::run(
+        policy,
+        || sts.assume_role().role_arn(role).role_session_name(&name).send(),
+        |e| STS.sdk_error(e, false).2,
+    )
+    .await
+    .map_err(|f| named(role, STS.failure(f, false)))?;
+    let c = out.credentials.ok_or_else(|| {
+        named(role, FetchError::new(
+            FetchClass::Unreachable,
+            "AWS STS answered without credentials",
+        ))
+    })?;
+    let expiry = SystemTime::try_from(c.expiration).ok();
+    Ok(Credentials::new(
+        c.access_key_id,
+        c.secret_access_key,
+        Some(c.session_token),
+        expiry,
+        "keyfill-assume-role",
+    ))
+}
+
+/// A region whose STS every account of the role's partition can use.
+fn partition_region(role: &str) -> &'static str {
+    match role.split(':').nth(1) {
+        Some("aws-cn") => "cn-north-1",
+        Some("aws-us-gov") => "us-gov-west-1",
+        _ => "us-east-1",
+    }
+}
+
+/// Checks a `role_arn` as every AWS locator takes it: an IAM role ARN,
+/// `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`. The error points at the
+/// `role_arn` field (or query parameter).
+pub(crate) fn check_role_arn(arn: &str) -> Result<(), LocatorError> {
+    if arn.trim().is_empty() {
+        return Err(LocatorError::new("`role_arn` is empty").field("role_arn"));
+    }
+    let bad = |why: &str| {
+        LocatorError::new(format!("`{arn}` is not an IAM role ARN: {why}"))
+            .field("role_arn")
+            .hint("arn:PARTITION:iam::ACCOUNT:role/NAME, e.g. arn:aws:iam::123456789012:role/reader")
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [scheme, partition, service, region, account, resource] = parts[..] else {
+        return Err(bad("it has fewer than six `:`-separated parts"));
+    };
+    if scheme != "arn" {
+        return Err(bad("it does not begin with `arn:`"));
+    }
+    if partition.is_empty()
+        || !partition
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(bad("the partition is not a partition name (`aws`, `aws-cn`, …)"));
+    }
+    if service != "iam" {
+        return Err(bad("the service is not `iam`"));
+    }
+    if !region.is_empty() {
+        return Err(bad("an IAM ARN names no region"));
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("the account is not 12 digits"));
+    }
+    let Some(path) = resource.strip_prefix("role/") else {
+        return Err(bad("the resource does not begin with `role/`"));
+    };
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name.is_empty() || name.len() > 64 {
+        return Err(bad("the role name is empty or longer than 64 characters"));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c);
+    if let Some(c) = path.chars().find(|c| !allowed(*c)) {
+        return Err(bad(&format!(
+            "it contains `{c}`; role paths and names use letters, digits and +=,.@_-"
+        )));
+    }
+    if path.contains("//") {
+        return Err(bad("the role path has an empty segment"));
+    }
+    Ok(())
 }
 
 /// Loads `profile`'s configuration within the policy's deadline: region
@@ -498,6 +742,9 @@ fn tls_context() -> Result<TlsContext, FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn parameter_store(c: &Code<'_>) -> Option<(FetchClass, &'static str)> {
         match c.code {
@@ -569,6 +816,180 @@ mod tests {
             text,
             "AWS Systems Manager Parameter Store returned an unexpected error (HTTP 400)"
         );
+    }
+
+    #[test]
+    fn a_session_is_renewed_five_minutes_before_it_expires() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |secs: u64| Some(now + Duration::from_secs(secs));
+        assert!(fresh(at(3600), now));
+        assert!(fresh(at(301), now));
+        assert!(!fresh(at(300), now));
+        assert!(!fresh(at(10), now));
+        assert!(!fresh(Some(now - Duration::from_secs(1)), now));
+        assert!(!fresh(None, now));
+    }
+
+    #[test]
+    fn sessions_are_kept_per_profile_and_role() {
+        let role = "arn:aws:iam::111111111111:role/kept-per-profile";
+        let key = |p: Option<&str>, r: &str| (p.map(str::to_owned), r.to_owned());
+        let one = slot(key(None, role));
+        assert!(Arc::ptr_eq(&one, &slot(key(None, role))));
+        assert!(!Arc::ptr_eq(&one, &slot(key(Some("team"), role))));
+        assert!(!Arc::ptr_eq(&one, &slot(key(None, "arn:aws:iam::1:role/other"))));
+    }
+
+    /// A fake STS on a loopback port: it answers each `AssumeRole` after
+    /// `delay` with a new session (`ASIA1`, `ASIA2`, …) that expires
+    /// `lifetime` later. Its URL, and how many `AssumeRole` calls it had.
+    fn fake_sts(lifetime: Duration, delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let calls = Arc::clone(&counted);
+                std::thread::spawn(move || answer(conn, &calls, lifetime, delay));
+            }
+        });
+        (url, calls)
+    }
+
+    fn answer(mut conn: TcpStream, calls: &AtomicUsize, lifetime: Duration, delay: Duration) {
+        let Ok(read) = conn.try_clone() else { return };
+        let mut reader = BufReader::new(read);
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end().to_ascii_lowercase();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err()
+            || !String::from_utf8_lossy(&body).contains("Action=AssumeRole")
+        {
+            return;
+        }
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        std::thread::sleep(delay);
+        let expiry = aws_smithy_types::DateTime::from(SystemTime::now() + lifetime)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap_or_default();
+        let xml = format!(
+            "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+             <AssumeRoleResult><Credentials><AccessKeyId>ASIA{n}</AccessKeyId>\
+             <SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>\
+             <Expiration>{expiry}</Expiration></Credentials></AssumeRoleResult>\
+             </AssumeRoleResponse>"
+        );
+        let _ = write!(
+            conn,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{xml}",
+            xml.len()
+        );
+    }
+
+    /// The access key id of `role`'s session, taken as one fetch takes it: on
+    /// a runtime of its own, with a configuration of its own.
+    fn session_of_a_new_fetch(url: &str, role: &str) -> Option<String> {
+        crate::provider::http::block_on(
+            async {
+                let policy = Policy::within(Duration::from_secs(20));
+                let shared = aws_config::defaults(BehaviorVersion::latest())
+                    .endpoint_url(url)
+                    .region(Region::new("us-east-1"))
+                    .credentials_provider(Credentials::new("base", "base", None, None, "test"))
+                    .http_client(aws_smithy_http_client::Builder::new().build_http())
+                    .retry_config(RetryConfig::disabled())
+                    .load()
+                    .await;
+                let creds = session(&shared, None, role, None, &policy).await;
+                creds.ok().map(|c| c.access_key_id().to_owned())
+            },
+            |_| None,
+        )
+    }
+
+    #[test]
+    fn services_fetching_at_once_assume_a_role_once_and_later_fetches_keep_it() {
+        let (url, calls) = fake_sts(Duration::from_secs(3600), Duration::from_millis(300));
+        let role = "arn:aws:iam::111111111111:role/unit-at-once";
+        let both: Vec<Option<String>> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| session_of_a_new_fetch(&url, role)))
+                .collect();
+            threads.into_iter().map(|t| t.join().ok().flatten()).collect()
+        });
+        assert_eq!(both, [Some("ASIA1".to_owned()), Some("ASIA1".to_owned())]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // A later fetch (a new runtime, new clients) uses the kept session.
+        assert_eq!(session_of_a_new_fetch(&url, role).as_deref(), Some("ASIA1"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_session_near_its_expiry_is_replaced_by_a_new_one() {
+        let (url, calls) = fake_sts(Duration::from_secs(120), Duration::ZERO);
+        let role = "arn:aws:iam::111111111111:role/unit-near-expiry";
+        assert_eq!(session_of_a_new_fetch(&url, role).as_deref(), Some("ASIA1"));
+        assert_eq!(session_of_a_new_fetch(&url, role).as_deref(), Some("ASIA2"));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn role_arns_are_checked_part_by_part() {
+        for good in [
+            "arn:aws:iam::111111111111:role/r",
+            "arn:aws-cn:iam::123456789012:role/team/app/reader+1=a,b.c@d_e-f",
+        ] {
+            assert!(check_role_arn(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("", "is empty"),
+            ("arn:aws:iam::111111111111", "fewer than six"),
+            ("urn:aws:iam::111111111111:role/r", "begin with `arn:`"),
+            ("arn:AWS:iam::111111111111:role/r", "partition"),
+            ("arn:aws:sts::111111111111:role/r", "not `iam`"),
+            ("arn:aws:iam:us-east-1:111111111111:role/r", "no region"),
+            ("arn:aws:iam::1111:role/r", "12 digits"),
+            ("arn:aws:iam::111111111111:user/r", "`role/`"),
+            ("arn:aws:iam::111111111111:role/", "empty or longer"),
+            ("arn:aws:iam::111111111111:role/a b", "contains ` `"),
+            ("arn:aws:iam::111111111111:role/a//b", "empty segment"),
+        ] {
+            let e = check_role_arn(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let e = check_role_arn("arn:aws:iam::1:role/r").err();
+        assert_eq!(
+            e.and_then(|e| e.range_in("x?role_arn=arn:aws:iam::1:role/r")),
+            Some(11..32)
+        );
+    }
+
+    #[test]
+    fn a_denied_assume_role_is_classified_without_the_services_words() {
+        let (class, text, verdict) =
+            STS.classify(Some("AccessDenied"), Some("User: arn:aws:sts::1:x"), Some(403), false);
+        assert_eq!((class, verdict), (FetchClass::Denied, Verdict::Fail));
+        assert!(text.contains("sts:AssumeRole") && !text.contains("User:"), "{text}");
+        assert_eq!(
+            STS.classify(Some("RegionDisabledException"), None, None, false).0,
+            FetchClass::Unconfigured
+        );
+        assert_eq!(partition_region("arn:aws-cn:iam::1:role/r"), "cn-north-1");
+        assert_eq!(partition_region("arn:aws:iam::1:role/r"), "us-east-1");
     }
 
     #[test]
