@@ -125,12 +125,7 @@ impl AwsLocator {
             }
         }
         if let Some(k) = &self.key {
-            if k.is_empty() || k.split('.').any(str::is_empty) {
-                return Err(
-                    LocatorError::new(format!("JSON key `{k}` is empty or has an empty segment"))
-                        .field("key"),
-                );
-            }
+            check_key(k)?;
         }
         for (name, v) in [
             ("region", &self.region),
@@ -143,16 +138,65 @@ impl AwsLocator {
             }
         }
         if let Some(r) = &self.region {
-            if !r
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                return Err(LocatorError::new(format!("`{}` is not an AWS region name", r))
-                    .field("region")
-                    .hint("a region name such as `eu-west-1`"));
-            }
+            check_region(r)?;
         }
         Ok(())
+    }
+}
+
+/// Checks a JSON key (a dot path): no empty segment. Shared by the AWS services'
+/// locators.
+pub(crate) fn check_key(k: &str) -> Result<(), LocatorError> {
+    if k.is_empty() || k.split('.').any(str::is_empty) {
+        return Err(
+            LocatorError::new(format!("JSON key `{k}` is empty or has an empty segment"))
+                .field("key"),
+        );
+    }
+    Ok(())
+}
+
+/// Checks a region name (`eu-west-1`). Shared by the AWS services' locators.
+pub(crate) fn check_region(r: &str) -> Result<(), LocatorError> {
+    if !r
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(LocatorError::new(format!("`{r}` is not an AWS region name"))
+            .field("region")
+            .hint("a region name such as `eu-west-1`"));
+    }
+    Ok(())
+}
+
+/// Checks an IAM role ARN, `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`. Shared
+/// by the AWS services' locators.
+pub(crate) fn check_role_arn(arn: &str) -> Result<(), LocatorError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let role = parts.get(5).and_then(|r| r.strip_prefix("role/"));
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && role.is_some_and(|r| {
+            !r.is_empty()
+                && !r.ends_with('/')
+                && !r.contains("//")
+                && r
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/_+=,.@-".contains(c))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            LocatorError::new(format!("`{arn}` is not an IAM role ARN"))
+                .field("role_arn")
+                .hint("arn:PARTITION:iam::ACCOUNT:role/NAME, e.g. arn:aws:iam::123456789012:role/reader"),
+        )
     }
 }
 
