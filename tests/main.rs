@@ -24,6 +24,7 @@
 //! | the aws provider: values, versions, batching | [`aws`] |
 //! | the aws provider: spellings, retries, DNS, cross-region | [`aws_edges`] |
 //! | the aws provider under injected faults | [`aws_faults`] |
+//! | the ssm provider (Parameter Store): values, versions, batching, refresh | [`ssm`] |
 //! | the vault provider | [`vault`] |
 //! | the onepassword provider (Connect and `op`) | [`onepassword`] |
 //! | vault and onepassword corner cases | [`provider_edges`] |
@@ -57,6 +58,7 @@ mod onepassword;
 mod properties;
 mod provider_edges;
 mod refresh;
+mod ssm;
 mod vault;
 mod verify;
 mod watch;
