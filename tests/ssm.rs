@@ -543,3 +543,21 @@ fn refresh_checks_versions_without_decrypting_and_fetches_only_what_moved() {
         assert!(!stderr.contains(v.as_str()), "{stderr}");
     }
 }
+
+#[test]
+fn aws_endpoint_url_ssm_wins_over_the_general_endpoint() {
+    let name = format!("/{}", unique("kf-endpoint"));
+    put(REGION, &name, "String", "via-ssm-endpoint");
+    let env = Env::new();
+    let url = env.proxy.url();
+    env.run_with(
+        &["render", "--timeout", "10s"],
+        &format!("x: <<ssm|{name}>>\n"),
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ("AWS_ENDPOINT_URL_SSM", &url),
+        ],
+    )
+    .code(0)
+    .stdout_is("x: via-ssm-endpoint\n");
+}
