@@ -313,19 +313,29 @@ fn clone_result(r: &Result<Found, FetchError>) -> Result<Found, FetchError> {
 
 /// Splits one client's parameters into calls of at most ten, naming each
 /// parameter at most once per call (two versions of one parameter go to two
-/// calls), so that an answer's name alone says which request it answers.
+/// calls, and so do a name and an ARN ending in it, which may be another
+/// account's), so that an answer's name alone says which request it answers.
 fn batches(wanted: Vec<Wanted>) -> Vec<Vec<Wanted>> {
     let mut out: Vec<Vec<Wanted>> = Vec::new();
     for w in wanted {
-        let slot = out
-            .iter()
-            .position(|b| b.len() < BATCH_LIMIT && !b.iter().any(|o| o.name == w.name));
+        let slot = out.iter().position(|b| {
+            b.len() < BATCH_LIMIT && !b.iter().any(|o| bare(&o.name) == bare(&w.name))
+        });
         match slot {
             Some(b) => out[b].push(w),
             None => out.push(vec![w]),
         }
     }
     out
+}
+
+/// A name or ARN as the name it ends in, without a leading `/`.
+fn bare(name: &str) -> &str {
+    let tail = name
+        .strip_prefix("arn:")
+        .and_then(|a| a.splitn(5, ':').nth(4))
+        .and_then(|r| r.strip_prefix("parameter/"));
+    tail.unwrap_or(name).trim_start_matches('/')
 }
 
 async fn run(call: Call, decrypt: bool, policy: &Policy) -> Vec<Outcome> {
@@ -455,14 +465,8 @@ fn same_parameter(asked: &str, name: Option<&str>, arn: Option<&str>) -> bool {
     if Some(asked) == name || Some(asked) == arn {
         return true;
     }
-    let Some(tail) = asked
-        .strip_prefix("arn:")
-        .and_then(|a| a.splitn(5, ':').nth(4))
-        .and_then(|r| r.strip_prefix("parameter/"))
-    else {
-        return false;
-    };
-    name.is_some_and(|n| n == tail || n.strip_prefix('/') == Some(tail))
+    asked.starts_with("arn:")
+        && name.is_some_and(|n| !n.starts_with("arn:") && bare(n) == bare(asked))
 }
 
 /// Whether an answer's selector is the one asked for. Without one (a server
@@ -518,6 +522,10 @@ mod tests {
             .map(|b| b.iter().map(Wanted::asked).collect())
             .collect();
         assert_eq!(calls, [vec!["/a", "/b"], vec!["/a:1"], vec!["/a:stable"]]);
+        // Another account's parameter of the same name may answer by name too.
+        let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/a";
+        let both = vec![wanted("/a", ""), wanted(arn, ""), wanted("a", "")];
+        assert_eq!(batches(both).len(), 3);
     }
 
     #[test]
@@ -528,6 +536,8 @@ mod tests {
         assert!(same_parameter(arn, Some(arn), None));
         assert!(same_parameter(arn, Some("x"), Some(arn)));
         assert!(!same_parameter("/prod/d", Some("/prod/db"), Some(arn)));
+        let other = "arn:aws:ssm:eu-west-1:999999999999:parameter/prod/db";
+        assert!(!same_parameter(arn, Some(other), Some(other)));
         let one = "arn:aws:ssm:eu-west-1:123456789012:parameter/token";
         assert!(same_parameter(one, Some("token"), None));
         assert!(same_parameter(one, Some("/token"), None));
