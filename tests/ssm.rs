@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::moto::moto;
-use support::proxy::Fault;
+use support::proxy::{Fault, Proxy};
 use support::watch::{Signal, Watch};
 use support::{canary, unique, AwsEnv as Env};
 
@@ -555,4 +555,30 @@ fn aws_endpoint_url_ssm_wins_over_the_general_endpoint() {
     )
     .code(0)
     .stdout_is("x: via-ssm-endpoint\n");
+}
+
+#[test]
+fn calls_run_at_once_within_the_concurrency_bound() {
+    let p = format!("/{}", unique("kf-concurrency"));
+    let mut config = String::new();
+    for i in 0..35 {
+        put(REGION, &format!("{p}/{i}"), "String", &format!("v{i}"));
+        let _ = writeln!(config, "k{i}: <<ssm|{p}/{i}>>");
+    }
+    for (concurrency, most) in [("8", 4), ("2", 2)] {
+        // A slow server, so that calls sent together are in flight together.
+        let env = Env {
+            proxy: Proxy::start(moto().addr, Duration::from_millis(300)),
+            ..Env::new()
+        };
+        let r = env.run(&["render", "--concurrency", concurrency], &config);
+        r.code(0);
+        assert!(r.stdout.ends_with("k34: v34\n"), "{}", r.stdout);
+        assert_eq!(names(&env).len(), 4);
+        assert_eq!(
+            env.proxy.max_in_flight(),
+            most,
+            "--concurrency {concurrency}"
+        );
+    }
 }
