@@ -58,11 +58,14 @@ fn parameter_store_codes(c: &Code<'_>) -> Option<(FetchClass, &'static str)> {
             "this version of the parameter does not exist in AWS Systems Manager Parameter Store",
         ),
         // The message is read only to tell a KMS refusal from the missing
-        // `ssm:GetParameters`; it is never shown.
+        // `ssm:GetParameters`; it is never shown. The phrases looked for cannot
+        // be part of a parameter name (a name holds no `:` or space).
         "AccessDeniedException"
-            if c
-                .message
-                .is_some_and(|m| m.contains("kms:") || m.contains("KMS")) =>
+            if c.message.is_some_and(|m| {
+                ["kms:", "ciphertext refers", "KMS key"]
+                    .iter()
+                    .any(|p| m.contains(p))
+            }) =>
         {
             (
                 FetchClass::Denied,
@@ -666,6 +669,17 @@ mod tests {
         );
         assert_eq!(class, FetchClass::Denied);
         assert!(text.contains("kms:Decrypt on that key") && !text.contains("User:"), "{text}");
+        let (_, text, _) = c(
+            "AccessDeniedException",
+            Some("The ciphertext refers to a customer master key that does not exist"),
+        );
+        assert!(text.starts_with("AWS could not decrypt"), "{text}");
+        // A parameter's name in the message is not a KMS refusal.
+        let (_, text, _) = c(
+            "AccessDeniedException",
+            Some("not authorized to perform: ssm:GetParameters on resource: parameter/KMS-keys"),
+        );
+        assert!(text.starts_with("access denied"), "{text}");
         assert_eq!(c("InvalidKeyId", None).0, FetchClass::Denied);
         assert_eq!(c("ValidationException", None).0, FetchClass::Invalid);
         let (class, _, verdict) = c("InternalServerError", None);
