@@ -1,6 +1,6 @@
 //! The conformance suite: what every provider must do, one test per behaviour
 //! and provider (`conformance::aws::not_found_is_exit_4`, …), each against its
-//! real or documented server: aws (moto), vault (OpenBao), onepassword (a
+//! real or documented server: aws and ssm (moto), vault (OpenBao), onepassword (a
 //! Connect server written from the API documentation), env and file.
 //!
 //! A new provider starts here: implement [`Backend`] for it and add one line to
@@ -130,6 +130,59 @@ impl Backend for Aws {
     }
     fn fetches(&self) -> Option<usize> {
         Some(self.proxy.count("GetSecretValue"))
+    }
+    fn reset(&self) {
+        self.proxy.reset();
+    }
+}
+
+/// Parameter Store: a secret is a SecureString parameter `/ID` holding JSON.
+struct Ssm {
+    proxy: Proxy,
+}
+
+impl Backend for Ssm {
+    fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+        let obj: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+            .collect();
+        let value = serde_json::Value::Object(obj).to_string();
+        crate::ssm::put("us-east-1", &format!("/{id}"), "SecureString", &value);
+        Vec::new()
+    }
+    fn reference(&self, id: &str, key: &str) -> String {
+        format!("<<ssm|/{id}:{key}>>")
+    }
+    fn vars(&self) -> Vec<(String, String)> {
+        aws_env(&self.proxy.url())
+    }
+    fn denied_vars(&self) -> Option<Vec<(String, String)>> {
+        self.proxy.inject(
+            "GetParameters",
+            usize::MAX,
+            Fault::aws(400, "UnrecognizedClientException", "bad key"),
+        );
+        Some(self.vars())
+    }
+    fn unreachable_vars(&self) -> Option<Vec<(String, String)>> {
+        Some(aws_env(NOWHERE))
+    }
+    fn throttle_once(&self) -> bool {
+        self.proxy.inject(
+            "GetParameters",
+            1,
+            Fault::aws(400, "ThrottlingException", "Rate exceeded"),
+        );
+        true
+    }
+    fn stall(&self) -> bool {
+        self.proxy
+            .inject("GetParameters", usize::MAX, Fault::Stall(STALL));
+        true
+    }
+    fn fetches(&self) -> Option<usize> {
+        Some(self.proxy.count("GetParameters"))
     }
     fn reset(&self) {
         self.proxy.reset();
@@ -654,6 +707,7 @@ macro_rules! conformance {
 conformance! {
     aws: Aws::new();
     aws_role: crate::roles::AwsRole::new();
+    ssm: Ssm { proxy: Proxy::start(moto().addr, Duration::ZERO) };
     vault: Vault::new();
     onepassword: OnePassword::new();
     env: Env;

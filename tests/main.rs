@@ -25,6 +25,7 @@
 //! | the aws provider: spellings, retries, DNS, cross-region | [`aws_edges`] |
 //! | the aws provider under injected faults | [`aws_faults`] |
 //! | `role_arn=`: assuming roles through STS (aws, ssm) | [`roles`] |
+//! | the ssm provider (Parameter Store): values, versions, batching, refresh | [`ssm`] |
 //! | the vault provider | [`vault`] |
 //! | the onepassword provider (Connect and `op`) | [`onepassword`] |
 //! | vault and onepassword corner cases | [`provider_edges`] |
@@ -59,6 +60,7 @@ mod properties;
 mod provider_edges;
 mod refresh;
 mod roles;
+mod ssm;
 mod vault;
 mod verify;
 mod watch;

@@ -351,3 +351,29 @@ fn a_watch_refresh_reuses_the_role_session() {
         assert!(!stderr.contains(v.as_str()), "a value on stderr:\n{stderr}");
     }
 }
+
+#[test]
+fn aws_and_ssm_naming_one_role_assume_it_once_and_both_read_its_account() {
+    let name = unique("role-both");
+    let secret = canary();
+    create_as(ROLE_A, REGION, &name, &secret);
+    let parameter = canary();
+    let key = moto().assume_role(ROLE_A);
+    moto().json_as(
+        &key,
+        REGION,
+        ("ssm", "AmazonSSM"),
+        "PutParameter",
+        json!({ "Name": format!("/{name}"), "Value": parameter, "Type": "SecureString" }),
+    );
+    let env = AwsEnv::new();
+    // The two providers fetch at once, each on its own thread.
+    let config =
+        format!("s: <<aws|{name}?role_arn={ROLE_A}>>\np: <<ssm|/{name}?role_arn={ROLE_A}>>\n");
+    env.render(&config)
+        .code(0)
+        .stdout_is(&format!("s: {secret}\np: {parameter}\n"));
+    assert_eq!(assumed(&env.proxy), [ROLE_A]);
+    // Without the role, neither is in the base account.
+    env.render(&format!("p: <<ssm|/{name}>>\n")).code(4);
+}

@@ -16,6 +16,7 @@ macro_rules! providers {
     ($callback:ident) => {
         $callback! {
             Aws => aws::AwsProvider ["aws"],
+            Ssm => ssm::SsmProvider ["ssm"],
             Vault => vault::VaultProvider ["vault"],
             OnePassword => onepassword::OnePasswordProvider ["op", "onepassword"],
             Env => env::EnvProvider ["env"],

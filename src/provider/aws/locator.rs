@@ -135,12 +135,7 @@ impl AwsLocator {
             }
         }
         if let Some(k) = &self.key {
-            if k.is_empty() || k.split('.').any(str::is_empty) {
-                return Err(
-                    LocatorError::new(format!("JSON key `{k}` is empty or has an empty segment"))
-                        .field("key"),
-                );
-            }
+            check_key(k)?;
         }
         for (name, v) in [
             ("region", &self.region),
@@ -156,17 +151,35 @@ impl AwsLocator {
             super::sdk::check_role_arn(role)?;
         }
         if let Some(r) = &self.region {
-            if !r
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                return Err(LocatorError::new(format!("`{}` is not an AWS region name", r))
-                    .field("region")
-                    .hint("a region name such as `eu-west-1`"));
-            }
+            check_region(r)?;
         }
         Ok(())
     }
+}
+
+/// Checks a JSON key (a dot path): no empty segment. Shared by the AWS services'
+/// locators.
+pub(crate) fn check_key(k: &str) -> Result<(), LocatorError> {
+    if k.is_empty() || k.split('.').any(str::is_empty) {
+        return Err(
+            LocatorError::new(format!("JSON key `{k}` is empty or has an empty segment"))
+                .field("key"),
+        );
+    }
+    Ok(())
+}
+
+/// Checks a region name (`eu-west-1`). Shared by the AWS services' locators.
+pub(crate) fn check_region(r: &str) -> Result<(), LocatorError> {
+    if !r
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(LocatorError::new(format!("`{r}` is not an AWS region name"))
+            .field("region")
+            .hint("a region name such as `eu-west-1`"));
+    }
+    Ok(())
 }
 
 /// Splits off the JSON key by the ARN and name rules.

@@ -151,7 +151,12 @@ impl Service {
                 format!("{name} kept throttling the requests ({shown})"),
                 Verdict::Retry(None),
             ),
-            Some("InternalServiceError" | "InternalFailure" | "ServiceUnavailable") => (
+            Some(
+                "InternalServiceError"
+                | "InternalServerError"
+                | "InternalFailure"
+                | "ServiceUnavailable",
+            ) => (
                 FetchClass::Unreachable,
                 format!("{name} kept failing ({shown})"),
                 Verdict::Retry(None),
