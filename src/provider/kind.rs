@@ -17,6 +17,7 @@ macro_rules! providers {
         $callback! {
             Aws => aws::AwsProvider ["aws"],
             Vault => vault::VaultProvider ["vault"],
+            Sops => sops::SopsProvider ["sops"],
             OnePassword => onepassword::OnePasswordProvider ["op", "onepassword"],
             Env => env::EnvProvider ["env"],
             File => file::FileProvider ["file"],
