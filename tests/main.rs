@@ -25,6 +25,7 @@
 //! | the aws provider: spellings, retries, DNS, cross-region | [`aws_edges`] |
 //! | the aws provider under injected faults | [`aws_faults`] |
 //! | the vault provider | [`vault`] |
+//! | the sops provider: formats, encryption rules, the MAC, age keys, the `sops` binary | [`sops`] |
 //! | the onepassword provider (Connect and `op`) | [`onepassword`] |
 //! | vault and onepassword corner cases | [`provider_edges`] |
 //!
@@ -57,6 +58,7 @@ mod onepassword;
 mod properties;
 mod provider_edges;
 mod refresh;
+mod sops;
 mod vault;
 mod verify;
 mod watch;

@@ -401,3 +401,28 @@ pub(crate) fn to_json(v: Value) -> Result<serde_json::Value, String> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mac_only_encrypted_start_is_the_sha256_of_sops() {
+        assert_eq!(sha2::Sha256::digest(b"sops").as_slice(), MAC_ONLY_ENCRYPTED_INIT);
+    }
+
+    #[test]
+    fn floats_are_spelled_as_go_spells_them() {
+        assert_eq!(go_float(1.5), "1.5");
+        assert_eq!(go_float(5432.0), "5432");
+        assert_eq!(go_float(1e21), "1000000000000000000000");
+        assert_eq!(go_float(0.000_001), "0.000001");
+        assert_eq!(go_float(f64::INFINITY), "+Inf");
+    }
+
+    #[test]
+    fn an_integral_double_is_written_as_an_integer_as_sops_does() {
+        let v = to_json(Value::Seq(vec![Value::Float(5432.0), Value::Float(1.5)])).expect("json");
+        assert_eq!(v.to_string(), "[5432,1.5]");
+    }
+}

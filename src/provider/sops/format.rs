@@ -395,3 +395,49 @@ fn unflatten(into: &mut Value, path: &str, value: Value) {
         node = slot;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotenv_metadata_is_unflattened_as_sops_flattens_it() {
+        let text = "A=1\nsops_age__list_0__map_recipient=age1x\nsops_age__list_0__map_enc=line\\nnext\nsops_mac_only_encrypted=true\nsops_lastmodified=t\n";
+        let p = parse(Format::Dotenv, text).expect("dotenv");
+        assert_eq!(p.docs, vec![vec![("A".to_owned(), Value::Str("1".into()))]]);
+        let age = p.meta.get("age").expect("age");
+        let Value::Seq(keys) = age else {
+            panic!("age is a list: {age:?}")
+        };
+        assert_eq!(keys[0].get("recipient"), Some(&Value::Str("age1x".into())));
+        assert_eq!(keys[0].get("enc"), Some(&Value::Str("line\nnext".into())));
+        assert_eq!(p.meta.get("mac_only_encrypted"), Some(&Value::Bool(true)));
+    }
+
+    #[test]
+    fn yaml_scalars_are_typed_as_yaml_v3_types_them() {
+        let p = parse(
+            Format::Yaml,
+            "a: 0x1F\nb: '5'\nc: 1.50\nd: true\ne: ~\nf: !!str 7\nsops: {}\n",
+        )
+        .expect("yaml");
+        assert_eq!(
+            p.docs[0].iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+            [
+                Value::Int(31),
+                Value::Str("5".into()),
+                Value::Float(1.5),
+                Value::Bool(true),
+                Value::Null,
+                Value::Str("7".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_without_metadata_is_no_sops_file() {
+        assert!(parse(Format::Json, r#"{"a": 1}"#).is_err());
+        assert!(parse(Format::Yaml, "a: 1\n").is_err());
+        assert!(parse(Format::Dotenv, "A=1\n").is_err());
+    }
+}
