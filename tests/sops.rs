@@ -201,6 +201,26 @@ j: <<sops|s.enc.yaml>>
     );
 }
 
+const YAML_SPELLINGS: &str = "mode: 0644
+mode_unencrypted: 0644
+big: 1_000
+big_unencrypted: 1_000
+when: 2024-01-02
+when_unencrypted: 2024-1-2 03:04:05.5
+zoned_unencrypted: 2024-01-02T03:04:05+00:00
+exp_unencrypted: 1e3
+word_unencrypted: on
+hex_unencrypted: 0x1F
+bin_unencrypted: -0b11
+null_unencrypted: ~
+quoted_unencrypted: '5'
+one_unencrypted: 1.0
+base: &b
+  x: 1
+  y: two
+ref: *b
+";
+
 #[test]
 fn the_whole_document_matches_sops_decrypt_for_each_format() {
     let f = Fixture::new();
@@ -212,6 +232,10 @@ fn the_whole_document_matches_sops_decrypt_for_each_format() {
             &[],
         ),
         f.encrypt("c.enc.env", "A=1\nB=hello world\nC=multi\\nline\nD=\n", &[]),
+        // YAML spellings typed as sops's YAML reader types them, encrypted and
+        // not (the MAC covers both), anchors, and a second document.
+        f.encrypt("d.enc.yaml", YAML_SPELLINGS, &[]),
+        f.encrypt("e.enc.yaml", "a: 1\n---\nb: 2\n", &[]),
     ];
     for file in files {
         let name = file.file_name().and_then(|n| n.to_str()).expect("name");

@@ -293,6 +293,7 @@ fn mac_bytes(v: &Value, hash: &mut Sha512) {
     match v {
         Value::Str(s) => hash.update(s.as_bytes()),
         Value::Bytes(b) => hash.update(b),
+        Value::Time(t) => hash.update(t.as_bytes()),
         Value::Int(n) => hash.update(n.to_string().as_bytes()),
         Value::Float(f) => hash.update(go_float(*f).as_bytes()),
         Value::Bool(b) => hash.update(if *b { "True" } else { "False" }.as_bytes()),
@@ -364,6 +365,8 @@ fn open(cipher: &Cipher, text: &str, ad: &str) -> Result<Value, Open> {
             _ => return Err(Open::Format),
         }),
         "bytes" => Value::Bytes(plain),
+        // Written with Go's RFC 3339 layout, as the MAC spells it.
+        "time" => Value::Time(text()?),
         // A comment has no value in the tree keyfill reads.
         "comment" => Value::Null,
         _ => return Err(Open::Format),
@@ -376,7 +379,7 @@ fn open(cipher: &Cipher, text: &str, ad: &str) -> Result<Value, Open> {
 pub(crate) fn to_json(v: Value) -> Result<serde_json::Value, String> {
     Ok(match v {
         Value::Null => serde_json::Value::Null,
-        Value::Str(s) => serde_json::Value::String(s),
+        Value::Str(s) | Value::Time(s) => serde_json::Value::String(s),
         Value::Bytes(b) => serde_json::Value::String(
             String::from_utf8(b).map_err(|_| "it holds a value of bytes that are not UTF-8 text".to_owned())?,
         ),

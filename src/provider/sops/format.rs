@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use granit_parser::{Event, Parser, ScalarStyle};
 
-use crate::yaml::schema::{resolve_core, Kind};
 
 /// A value of a sops tree, typed as sops types it.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +24,9 @@ pub(crate) enum Value {
     Bool(bool),
     /// Bytes (`type:bytes`).
     Bytes(Vec<u8>),
+    /// A YAML timestamp, spelled as Go's RFC 3339 layout (with nanoseconds)
+    /// writes it (`type:time`).
+    Time(String),
     /// A list: its items share their parent's key path.
     Seq(Vec<Value>),
     /// A mapping, in file order.
@@ -189,6 +191,7 @@ fn size(v: &Value) -> usize {
     match v {
         Value::Str(s) => s.len() + 1,
         Value::Bytes(b) => b.len() + 1,
+        Value::Time(t) => t.len() + 1,
         Value::Seq(s) => s.iter().map(size).sum::<usize>() + 1,
         Value::Map(m) => m.iter().map(|(k, v)| k.len() + size(v)).sum::<usize>() + 1,
         _ => 1,
@@ -213,52 +216,195 @@ fn add(stack: &mut [Build], root: &mut Option<Value>, v: Value) -> Result<(), St
     Ok(())
 }
 
-/// A YAML scalar typed as Go's yaml.v3 types it for an `interface{}`: core
-/// schema plain scalars, explicit core tags, everything else a string.
+/// A YAML scalar typed as Go's yaml.v3 types it for an `interface{}`
+/// (resolve.go): plain scalars by its rules, explicit core tags, everything
+/// else a string. Timestamps stay strings, as yaml.v3 leaves them there.
 fn scalar(value: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Value, String> {
-    let kind = match tag {
-        Some(t) => match t.strip_prefix("tag:yaml.org,2002:").unwrap_or(t) {
-            "null" | "!!null" => Kind::Null,
-            "bool" | "!!bool" => Kind::Bool,
-            "int" | "!!int" => Kind::Int,
-            "float" | "!!float" => Kind::Float,
-            _ => Kind::Str,
-        },
-        None if style == ScalarStyle::Plain => resolve_core(value),
-        None => Kind::Str,
+    let tag = tag.map(|t| t.strip_prefix("tag:yaml.org,2002:").unwrap_or(t));
+    let resolved = match (tag, style) {
+        (None, ScalarStyle::Plain) => plain(value),
+        (None, _) | (Some("str" | "!!str" | "binary" | "!!binary"), _) => {
+            return Ok(Value::Str(value.to_owned()))
+        }
+        (Some(_), _) => plain(value),
     };
-    Ok(match kind {
-        Kind::Null => Value::Null,
-        Kind::Bool => Value::Bool(value.eq_ignore_ascii_case("true")),
-        Kind::Int => parse_int(value)
-            .map(Value::Int)
-            .or_else(|| value.parse::<f64>().ok().map(Value::Float))
-            .ok_or_else(|| "it has an integer keyfill cannot read".to_owned())?,
-        Kind::Float => Value::Float(parse_yaml_float(value).ok_or_else(|| {
-            "it has a number keyfill cannot read".to_owned()
-        })?),
-        Kind::Str => Value::Str(value.to_owned()),
+    Ok(match (tag, resolved) {
+        (None, v) => v,
+        (Some("float" | "!!float"), Value::Int(n)) => {
+            #[allow(clippy::cast_precision_loss)]
+            Value::Float(n as f64)
+        }
+        (Some("null" | "!!null"), v @ Value::Null)
+        | (Some("bool" | "!!bool"), v @ Value::Bool(_))
+        | (Some("int" | "!!int"), v @ Value::Int(_))
+        | (Some("float" | "!!float"), v @ Value::Float(_)) => v,
+        (Some("null" | "!!null" | "bool" | "!!bool" | "int" | "!!int" | "float" | "!!float"), _) => {
+            return Err("it has a tagged value that does not read as its tag".to_owned())
+        }
+        // Another tag: yaml.v3 keeps the text.
+        (Some(_), _) => Value::Str(value.to_owned()),
     })
 }
 
-/// A core-schema integer: decimal with an optional sign, `0x` hex, `0o` octal.
-fn parse_int(s: &str) -> Option<i64> {
-    if let Some(h) = s.strip_prefix("0x") {
-        return i64::from_str_radix(h, 16).ok();
+/// A plain scalar as yaml.v3's `resolve` reads it.
+fn plain(s: &str) -> Value {
+    match s {
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY)
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
+        _ => {}
     }
-    if let Some(o) = s.strip_prefix("0o") {
-        return i64::from_str_radix(o, 8).ok();
+    match s.as_bytes()[0] {
+        b'.' => {
+            if let Ok(f) = s.parse::<f64>() {
+                return Value::Float(f);
+            }
+        }
+        b'0'..=b'9' | b'+' | b'-' => {
+            if let Some(t) = timestamp(s) {
+                return Value::Time(t);
+            }
+            let digits = s.replace('_', "");
+            if let Some(n) = go_int(&digits) {
+                return Value::Int(n);
+            }
+            if yaml_style_float(&digits) {
+                if let Ok(f) = digits.parse::<f64>() {
+                    return Value::Float(f);
+                }
+            }
+        }
+        _ => {}
     }
-    s.parse::<i64>().ok()
+    Value::Str(s.to_owned())
 }
 
-fn parse_yaml_float(s: &str) -> Option<f64> {
-    match s.to_ascii_lowercase().as_str() {
-        ".inf" | "+.inf" => Some(f64::INFINITY),
-        "-.inf" => Some(f64::NEG_INFINITY),
-        ".nan" => Some(f64::NAN),
-        other => other.parse().ok(),
+/// A YAML timestamp in one of the layouts yaml.v3 reads (`2006-1-2`,
+/// `2006-1-2T15:4:5.999999999Z07:00` with `T` or `t`, `2006-1-2 15:4:5.999999999`
+/// in UTC), spelled as Go's `time.RFC3339Nano` writes it: two-digit fields,
+/// a fraction without trailing zeros, `Z` for UTC.
+fn timestamp(s: &str) -> Option<String> {
+    fn num(s: &str, min: usize, max: usize) -> Option<(u32, &str)> {
+        let n = s.bytes().take_while(u8::is_ascii_digit).count();
+        if n < min || n > max {
+            return None;
+        }
+        Some((s[..n].parse().ok()?, &s[n..]))
     }
+    let (year, rest) = num(s, 4, 4)?;
+    let (month, rest) = num(rest.strip_prefix('-')?, 1, 2)?;
+    let (day, rest) = num(rest.strip_prefix('-')?, 1, 2)?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > days {
+        return None;
+    }
+    let date = format!("{year:04}-{month:02}-{day:02}");
+    if rest.is_empty() {
+        return Some(format!("{date}T00:00:00Z"));
+    }
+    let (zoned, rest) = match rest.as_bytes()[0] {
+        b'T' | b't' => (true, &rest[1..]),
+        b' ' => (false, &rest[1..]),
+        _ => return None,
+    };
+    let (h, rest) = num(rest, 1, 2)?;
+    let (m, rest) = num(rest.strip_prefix(':')?, 1, 2)?;
+    let (sec, mut rest) = num(rest.strip_prefix(':')?, 1, 2)?;
+    if h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    let mut fraction = "";
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 || n > 9 {
+            return None;
+        }
+        fraction = frac[..n].trim_end_matches('0');
+        rest = &frac[n..];
+    }
+    let dot = if fraction.is_empty() { "" } else { "." };
+    let time = format!("{date}T{h:02}:{m:02}:{sec:02}{dot}{fraction}");
+    let zone = match (zoned, rest) {
+        (false, "") | (true, "Z") => "Z".to_owned(),
+        (true, z) => {
+            let sign = z.get(..1).filter(|c| *c == "+" || *c == "-")?;
+            let (zh, r) = num(&z[1..], 2, 2)?;
+            let (zm, r) = num(r.strip_prefix(':')?, 2, 2)?;
+            if !r.is_empty() || zh > 23 || zm > 59 {
+                return None;
+            }
+            if zh == 0 && zm == 0 {
+                "Z".to_owned()
+            } else {
+                format!("{sign}{zh:02}:{zm:02}")
+            }
+        }
+        _ => return None,
+    };
+    Some(format!("{time}{zone}"))
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: a sign, then `0x`, `0o`, `0b` or a
+/// leading `0` (octal) choose the base.
+fn go_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = body.get(..2).map(str::to_ascii_lowercase);
+    let (radix, digits) = match lower.as_deref() {
+        Some("0x") => (16, &body[2..]),
+        Some("0o") => (8, &body[2..]),
+        Some("0b") => (2, &body[2..]),
+        _ if body.len() > 1 && body.starts_with('0') => (8, &body[1..]),
+        _ => (10, body),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = i128::from_str_radix(digits, radix).ok()?;
+    i64::try_from(if neg { -magnitude } else { magnitude }).ok()
+}
+
+/// yaml.v3's `yamlStyleFloat`:
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn yaml_style_float(s: &str) -> bool {
+    let b = s.strip_prefix(['-', '+']).unwrap_or(s).as_bytes();
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = digits(0);
+    if i == 0 {
+        if b.first() != Some(&b'.') || digits(1) == 0 {
+            return false;
+        }
+        i = 1 + digits(1);
+    } else if b.get(i) == Some(&b'.') {
+        i += 1 + digits(i + 1);
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        let n = digits(i);
+        if n == 0 {
+            return false;
+        }
+        i += n;
+    }
+    i == b.len()
 }
 
 /// A JSON document; every number a double, as Go's `encoding/json` decodes it
@@ -418,7 +564,7 @@ mod tests {
     fn yaml_scalars_are_typed_as_yaml_v3_types_them() {
         let p = parse(
             Format::Yaml,
-            "a: 0x1F\nb: '5'\nc: 1.50\nd: true\ne: ~\nf: !!str 7\nsops: {}\n",
+            "a: 0x1F\nb: '5'\nc: 1.50\nd: true\ne: ~\nf: !!str 7\ng: 0644\nh: 1_000\ni: 2024-01-02\nj: on\nk: -0b11\nl: 1e3\nm: !!float 2\nsops: {}\n",
         )
         .expect("yaml");
         assert_eq!(
@@ -430,8 +576,31 @@ mod tests {
                 Value::Bool(true),
                 Value::Null,
                 Value::Str("7".into()),
+                Value::Int(0o644),
+                Value::Int(1000),
+                Value::Time("2024-01-02T00:00:00Z".into()),
+                Value::Str("on".into()),
+                Value::Int(-3),
+                Value::Float(1000.0),
+                Value::Float(2.0),
             ]
         );
+    }
+
+    #[test]
+    fn timestamps_are_spelled_as_go_writes_rfc_3339() {
+        for (text, want) in [
+            ("2024-1-2", Some("2024-01-02T00:00:00Z")),
+            ("2024-01-02T03:04:05.250+00:00", Some("2024-01-02T03:04:05.25Z")),
+            ("2024-01-02T03:04:05.000Z", Some("2024-01-02T03:04:05Z")),
+            ("2024-01-02t3:4:5-05:30", Some("2024-01-02T03:04:05-05:30")),
+            ("2024-01-02 03:04:05", Some("2024-01-02T03:04:05Z")),
+            ("2023-02-29", None),
+            ("2024-01-02T03:04", None),
+            ("12024-01-02", None),
+        ] {
+            assert_eq!(timestamp(text).as_deref(), want, "{text}");
+        }
     }
 
     #[test]
