@@ -648,3 +648,28 @@ fn check_resolve_and_redact() {
     r.code(0);
     support::assert_silent(&r, &secret, "render --redact");
 }
+
+#[test]
+fn a_sops_file_that_never_ends_stops_at_the_timeout_and_the_size_limit() {
+    let f = Fixture::new();
+    let fifo = f.path("stuck.enc.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo");
+    f.render_with(
+        &["render", "--timeout", "1s"],
+        "x: <<sops|stuck.enc.yaml:a>>\n",
+        &f.vars(),
+    )
+    .code(5)
+    .stdout_is("")
+    .stderr_has("stuck.enc.yaml");
+    f.encrypt("big.enc.yaml", NESTED, &[]);
+    f.render_with(
+        &["render", "--max-secret-size", "100"],
+        "x: <<sops|big.enc.yaml:db.password>>\n",
+        &f.vars(),
+    )
+    .code(3)
+    .stdout_is("")
+    .stderr_has("--max-secret-size");
+}

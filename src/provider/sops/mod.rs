@@ -19,7 +19,7 @@ mod run;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret as _;
 
@@ -143,7 +143,7 @@ impl Provider for SopsProvider {
         let mut ids: Option<keys::Identities> = None;
         requests
             .iter()
-            .map(|r| decrypt_file(&r.path, limit, deadline, &mut ids).map(SecretBytes::new))
+            .map(|r| decrypt_file(&r.path, limit, (deadline, self.settings.timeout), &mut ids).map(SecretBytes::new))
             .collect()
     }
 }
@@ -153,7 +153,7 @@ impl Provider for SopsProvider {
 fn decrypt_file(
     path: &Path,
     limit: u64,
-    deadline: Instant,
+    (deadline, timeout): (Instant, Duration),
     ids: &mut Option<keys::Identities>,
 ) -> Result<Vec<u8>, FetchError> {
     let shown = path.display();
@@ -166,14 +166,15 @@ fn decrypt_file(
         check_file(path)?;
         return binary::decrypt(path, &needs, limit, deadline);
     };
-    let text = read(path, limit)?;
+    let text = read(path, limit, deadline, timeout)?;
+    let text = std::str::from_utf8(text.expose()).unwrap_or_default();
     let invalid = |why: String| {
         FetchError::new(
             FetchClass::Invalid,
             format!("sops file `{shown}`: {why}"),
         )
     };
-    let parsed = format::parse(format, text.expose_secret()).map_err(invalid)?;
+    let parsed = format::parse(format, text).map_err(invalid)?;
     let meta = decrypt::Metadata::read(&parsed.meta).map_err(invalid)?;
     let binary_needs = |why: String| binary::Needs {
         services: &meta.others,
@@ -288,74 +289,16 @@ fn io_error(path: &Path, e: &std::io::Error) -> FetchError {
     FetchError::new(class, format!("cannot read sops file `{}`: {e}", path.display()))
 }
 
-/// The file's text, at most `limit` bytes, held as a secret (a sops file may
-/// keep values unencrypted).
-fn read(path: &Path, limit: u64) -> Result<secrecy::SecretString, FetchError> {
-    use std::io::Read as _;
-    let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(FetchError::new(
-            FetchClass::NotFound,
-            format!("`{shown}` is a directory, not a sops file"),
-        ));
-    }
-    let mut buf = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| io_error(path, &e))?;
-    if buf.len() as u64 > limit {
+/// The file's text: read as `file:` reads (at most `limit` bytes, a FIFO
+/// bounded by the deadline), held as a secret (a sops file may keep values
+/// unencrypted).
+fn read(path: &Path, limit: u64, deadline: Instant, timeout: Duration) -> Result<SecretBytes, FetchError> {
+    let bytes = super::file::read(path, limit, deadline, timeout)?;
+    if std::str::from_utf8(bytes.expose()).is_err() {
         return Err(FetchError::new(
             FetchClass::Invalid,
-            format!("sops file `{shown}` is larger than {limit} bytes (raise with --max-secret-size)"),
+            format!("sops file `{}` is not UTF-8 text", path.display()),
         ));
     }
-    let text = String::from_utf8(buf).map_err(|_| {
-        FetchError::new(
-            FetchClass::Invalid,
-            format!("sops file `{shown}` is not UTF-8 text"),
-        )
-    })?;
-    Ok(secrecy::SecretString::from(text))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<SopsLocator, LocatorError> {
-        SopsLocator::parse(text, Path::new("/cfg"))
-    }
-
-    #[test]
-    fn locators_name_a_file_relative_to_the_config_and_an_optional_key() {
-        let l = parse("secrets.enc.yaml:db.password").expect("valid");
-        assert_eq!(l.path, Path::new("/cfg/secrets.enc.yaml"));
-        assert_eq!(l.key.as_deref(), Some("db.password"));
-        let whole = parse("./s.enc.json").expect("valid");
-        assert_eq!((whole.path.as_path(), whole.key), (Path::new("/cfg/s.enc.json"), None));
-        // A colon in a folder name is part of the path.
-        let l = parse("/a:b/s.enc.yaml").expect("valid");
-        assert_eq!((l.path.as_path(), l.key), (Path::new("/a:b/s.enc.yaml"), None));
-        // Every reference to a file shares one fetch.
-        assert_eq!(
-            SopsProvider::fetch_key(&parse("s.enc.yaml:a").expect("valid")),
-            SopsProvider::fetch_key(&parse("s.enc.yaml:b.0").expect("valid"))
-        );
-    }
-
-    #[test]
-    fn an_empty_key_or_path_is_refused_where_it_is() {
-        let text = "s.enc.yaml:db..password";
-        let e = parse(text).expect_err("empty segment");
-        assert_eq!(e.range_in(text).map(|r| &text[r]), Some("db..password"));
-        assert!(parse("s.enc.yaml:").is_err());
-        assert!(parse(":key").is_err());
-        let mut f = Fields::default();
-        f.push("key", "a");
-        assert_eq!(
-            SopsProvider::from_fields(&f, Path::new(".")).expect_err("no file").at,
-            Some(super::super::Spot::Field("file"))
-        );
-    }
+    Ok(bytes)
 }
