@@ -302,3 +302,44 @@ fn read(path: &Path, limit: u64, deadline: Instant, timeout: Duration) -> Result
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SopsLocator, LocatorError> {
+        SopsLocator::parse(text, Path::new("/cfg"))
+    }
+
+    #[test]
+    fn locators_name_a_file_relative_to_the_config_and_an_optional_key() {
+        let l = parse("secrets.enc.yaml:db.password").expect("valid");
+        assert_eq!(l.path, Path::new("/cfg/secrets.enc.yaml"));
+        assert_eq!(l.key.as_deref(), Some("db.password"));
+        let whole = parse("./s.enc.json").expect("valid");
+        assert_eq!((whole.path.as_path(), whole.key), (Path::new("/cfg/s.enc.json"), None));
+        // A colon in a folder name is part of the path.
+        let l = parse("/a:b/s.enc.yaml").expect("valid");
+        assert_eq!((l.path.as_path(), l.key), (Path::new("/a:b/s.enc.yaml"), None));
+        // Every reference to a file shares one fetch.
+        assert_eq!(
+            SopsProvider::fetch_key(&parse("s.enc.yaml:a").expect("valid")),
+            SopsProvider::fetch_key(&parse("s.enc.yaml:b.0").expect("valid"))
+        );
+    }
+
+    #[test]
+    fn an_empty_key_or_path_is_refused_where_it_is() {
+        let text = "s.enc.yaml:db..password";
+        let e = parse(text).expect_err("empty segment");
+        assert_eq!(e.range_in(text).map(|r| &text[r]), Some("db..password"));
+        assert!(parse("s.enc.yaml:").is_err());
+        assert!(parse(":key").is_err());
+        let mut f = Fields::default();
+        f.push("key", "a");
+        assert_eq!(
+            SopsProvider::from_fields(&f, Path::new(".")).expect_err("no file").at,
+            Some(super::super::Spot::Field("file"))
+        );
+    }
+}
