@@ -486,9 +486,9 @@ fn each_place_sops_reads_age_keys_from() {
     with(Vec::new());
 }
 
-/// A `sops` that logs each run (and whether it saw an age key variable) and
-/// runs the real one.
-fn logging_sops(dir: &Path) -> (PathBuf, PathBuf) {
+/// A `sops` that logs each run (and whether it saw an age key variable),
+/// sleeps `sleep` seconds, and runs the real one.
+fn logging_sops(dir: &Path, sleep: &str) -> (PathBuf, PathBuf) {
     let real = std::env::split_paths(&std::env::var_os("PATH").expect("PATH"))
         .map(|d| d.join("sops"))
         .find(|p| p.is_file())
@@ -497,7 +497,7 @@ fn logging_sops(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(&bin).expect("bin");
     let log = dir.join("sops.log");
     let script = format!(
-        "#!/bin/sh\necho \"run age=${{SOPS_AGE_KEY:+set}}\" >> '{}'\nexec '{}' \"$@\"\n",
+        "#!/bin/sh\necho \"run age=${{SOPS_AGE_KEY:+set}}\" >> '{}'\nsleep {sleep}\nexec '{}' \"$@\"\n",
         log.display(),
         real.display()
     );
@@ -552,7 +552,7 @@ fn kms_files_go_through_the_sops_binary_once_per_render_without_the_age_key() {
         "k.enc.yaml",
         &format!("db:\n  password: {secret}\n  user: admin\n"),
     );
-    let (bin, log) = logging_sops(f.dir.path());
+    let (bin, log) = logging_sops(f.dir.path(), "0");
     let mut vars = f.vars();
     vars.extend(aws_env(&moto().url()));
     vars.push(("SOPS_AGE_KEY".into(), f.key.secret.clone()));
@@ -573,6 +573,26 @@ fn kms_files_go_through_the_sops_binary_once_per_render_without_the_age_key() {
     assert!(!r.stderr.contains(&secret), "a value reached stderr");
     let runs = std::fs::read_to_string(&log).expect("sops log");
     assert_eq!(runs, "run age=\n", "one sops run, without SOPS_AGE_KEY");
+}
+
+#[test]
+fn files_for_the_sops_binary_are_decrypted_concurrently() {
+    let f = Fixture::new();
+    let mut config = String::new();
+    for i in 0..4 {
+        kms_file(&f, &format!("k{i}.enc.yaml"), &format!("v: value{i}\n"));
+        let _ = writeln!(config, "k{i}: <<sops|k{i}.enc.yaml:v>>");
+    }
+    // Each run takes 2 s: one after another they would pass the 5 s deadline.
+    let (bin, log) = logging_sops(f.dir.path(), "2");
+    let mut vars = f.vars();
+    vars.extend(aws_env(&moto().url()));
+    vars.push(("PATH".into(), format!("{}:/usr/bin:/bin", bin.display())));
+    f.render_with(&["render", "--timeout", "5s"], &config, &vars)
+        .code(0)
+        .stdout_is("k0: value0\nk1: value1\nk2: value2\nk3: value3\n");
+    let runs = std::fs::read_to_string(&log).expect("sops log");
+    assert_eq!(runs.lines().count(), 4, "{runs}");
 }
 
 #[test]

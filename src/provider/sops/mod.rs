@@ -19,6 +19,8 @@ mod run;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret as _;
@@ -137,13 +139,49 @@ impl Provider for SopsProvider {
     }
 
     fn fetch(&self, requests: &[&SopsLocator]) -> Vec<Result<SecretBytes, FetchError>> {
-        let deadline = Instant::now() + self.settings.timeout;
+        let timing = (Instant::now() + self.settings.timeout, self.settings.timeout);
         let limit = self.settings.max_secret_size;
         // Identities are read once per fetch, and only when a file needs them.
-        let mut ids: Option<keys::Identities> = None;
-        requests
-            .iter()
-            .map(|r| decrypt_file(&r.path, limit, (deadline, self.settings.timeout), &mut ids).map(SecretBytes::new))
+        let ids = OnceLock::new();
+        let one = |r: &SopsLocator| decrypt_file(&r.path, limit, timing, &ids).map(SecretBytes::new);
+        let workers = self.settings.concurrency.clamp(1, requests.len().max(1));
+        if workers == 1 {
+            return requests.iter().map(|r| one(r)).collect();
+        }
+        // Files are decrypted concurrently: a `sops` binary run waits on its
+        // key service.
+        let next = AtomicUsize::new(0);
+        let mut out: Vec<Option<Result<SecretBytes, FetchError>>> =
+            requests.iter().map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(r) = requests.get(i) else { break };
+                            done.push((i, one(r)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for h in handles {
+                for (i, r) in h.join().unwrap_or_default() {
+                    out[i] = Some(r);
+                }
+            }
+        });
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(FetchError::new(
+                        FetchClass::Invalid,
+                        "the sops provider gave no answer",
+                    ))
+                })
+            })
             .collect()
     }
 }
@@ -154,7 +192,7 @@ fn decrypt_file(
     path: &Path,
     limit: u64,
     (deadline, timeout): (Instant, Duration),
-    ids: &mut Option<keys::Identities>,
+    ids: &OnceLock<keys::Identities>,
 ) -> Result<Vec<u8>, FetchError> {
     let shown = path.display();
     let Some(format) = Format::of(path) else {
@@ -198,7 +236,7 @@ fn decrypt_file(
             deadline,
         );
     }
-    let ids = ids.get_or_insert_with(|| keys::Identities::load(limit, deadline));
+    let ids = ids.get_or_init(|| keys::Identities::load(limit, deadline));
     let recipients = || {
         meta.age
             .iter()
