@@ -312,15 +312,28 @@ fn partial_encryption_by_suffix_and_by_regex() {
         text.contains("port_plain: 5432") && !text.contains(": pw"),
         "{text}"
     );
+    let by_unencrypted_regex = f.encrypt("c.enc.yaml", plain, &["--unencrypted-regex", "_plain$"]);
+    let text = std::fs::read_to_string(&by_unencrypted_regex).expect("file");
+    assert!(text.contains("host_plain: db.local"), "{text}");
+    let by_encrypted_suffix = f.encrypt("d.enc.yaml", plain, &["--encrypted-suffix", "word"]);
+    let text = std::fs::read_to_string(&by_encrypted_suffix).expect("file");
+    assert!(
+        text.contains("host_plain: db.local") && !text.contains(": pw"),
+        "{text}"
+    );
     let r = f.render(
         "a: <<sops|a.enc.yaml:db.password>>
 b: <<sops|a.enc.yaml:db.host_plain>>
 c: <<sops|b.enc.yaml:db.password>>
 d: <<sops|b.enc.yaml:db.port_plain>>
+e: <<sops|c.enc.yaml:db.password>>
+f: <<sops|c.enc.yaml:db.port_plain>>
+g: <<sops|d.enc.yaml:db.password>>
+h: <<sops|d.enc.yaml:db.host_plain>>
 ",
     );
     r.code(0)
-        .stdout_is("a: pw\nb: db.local\nc: pw\nd: '5432'\n");
+        .stdout_is("a: pw\nb: db.local\nc: pw\nd: '5432'\ne: pw\nf: '5432'\ng: pw\nh: db.local\n");
 }
 
 #[test]
@@ -409,6 +422,18 @@ fn a_tampered_file_is_exit_3_naming_it_and_shows_no_value() {
         .stderr_has("t.enc.yaml")
         .stderr_has("MAC");
     support::assert_silent(&r, &secret, "edited unencrypted value");
+
+    // The age-wrapped data key changed.
+    let at = good
+        .find("-----BEGIN AGE ENCRYPTED FILE-----")
+        .expect("armor")
+        + 60;
+    let mut bytes = good.clone().into_bytes();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&file, bytes).expect("flip");
+    let r = f.render(config);
+    r.code(3).stdout_is("").stderr_has("t.enc.yaml");
+    support::assert_silent(&r, &secret, "changed data key");
 
     // One byte of a ciphertext changed.
     let at = good.find("data:").expect("data") + 5;
@@ -593,6 +618,54 @@ fn files_for_the_sops_binary_are_decrypted_concurrently() {
         .stdout_is("k0: value0\nk1: value1\nk2: value2\nk3: value3\n");
     let runs = std::fs::read_to_string(&log).expect("sops log");
     assert_eq!(runs.lines().count(), 4, "{runs}");
+}
+
+#[test]
+fn key_groups_go_through_the_sops_binary_with_the_age_keys() {
+    let f = Fixture::new();
+    let second = age_key(&f.path("keys"), "second.txt");
+    std::fs::write(
+        f.path(".sops.yaml"),
+        format!(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n",
+            f.key.recipient, second.recipient
+        ),
+    )
+    .expect(".sops.yaml");
+    let mut cmd = Command::new("sops");
+    support::scrub(&mut cmd);
+    std::fs::write(f.path("plain.yaml"), "pw: split\n").expect("plain");
+    let out = cmd
+        .current_dir(f.dir.path())
+        .args(["encrypt", "plain.yaml"])
+        .output()
+        .expect("run sops");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(f.path("g.enc.yaml"), out.stdout).expect("file");
+    let (bin, log) = logging_sops(f.dir.path(), "0");
+    let mut vars = f.base_vars();
+    vars.push((
+        "SOPS_AGE_KEY".into(),
+        format!("{}\n{}", f.key.secret, second.secret),
+    ));
+    vars.push(("PATH".into(), format!("{}:/usr/bin:/bin", bin.display())));
+    f.render_with(&["render"], "x: <<sops|g.enc.yaml:pw>>\n", &vars)
+        .code(0)
+        .stdout_is("x: split\n");
+    // The file names age recipients, so the binary needs the age keys.
+    assert_eq!(std::fs::read_to_string(&log).expect("log"), "run age=set\n");
+    let empty = f.path("empty-bin");
+    std::fs::create_dir(&empty).expect("bin");
+    vars.retain(|(k, _)| k != "PATH");
+    vars.push(("PATH".into(), empty.display().to_string()));
+    f.render_with(&["render"], "x: <<sops|g.enc.yaml:pw>>\n", &vars)
+        .code(5)
+        .stdout_is("")
+        .stderr_has("key groups");
 }
 
 #[test]
