@@ -9,7 +9,7 @@
 //!
 //! YAML, JSON and dotenv files with age recipients are decrypted here, exactly
 //! as sops does it, MAC verified; anything else goes to the `sops` binary
-//! (see [`binary`]).
+//! (the `binary` module).
 
 mod binary;
 mod decrypt;
