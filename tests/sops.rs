@@ -201,7 +201,11 @@ j: <<sops|s.enc.yaml>>
     );
 }
 
-const YAML_SPELLINGS: &str = "mode: 0644
+const YAML_SPELLINGS: &str = "# a comment, which sops encrypts
+mode: 0644 # after a value
+list:
+  # in a list, which sops writes as an encrypted item
+  - item
 mode_unencrypted: 0644
 big: 1_000
 big_unencrypted: 1_000
@@ -233,7 +237,7 @@ fn the_whole_document_matches_sops_decrypt_for_each_format() {
         ),
         f.encrypt("c.enc.env", "A=1\nB=hello world\nC=multi\\nline\nD=\n", &[]),
         // YAML spellings typed as sops's YAML reader types them, encrypted and
-        // not (the MAC covers both), anchors, and a second document.
+        // not (the MAC covers both), comments, anchors, and a second document.
         f.encrypt("d.enc.yaml", YAML_SPELLINGS, &[]),
         f.encrypt("e.enc.yaml", "a: 1\n---\nb: 2\n", &[]),
     ];

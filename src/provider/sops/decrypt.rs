@@ -255,9 +255,15 @@ impl Walk<'_> {
                     self.path.pop();
                     r?;
                 }
+                entries.retain(|(_, v)| !matches!(v, Value::Comment));
                 Ok(())
             }
-            Value::Seq(items) => items.iter_mut().try_for_each(|i| self.value(i)),
+            Value::Seq(items) => {
+                items.iter_mut().try_for_each(|i| self.value(i))?;
+                // sops's JSON output leaves comments out.
+                items.retain(|v| !matches!(v, Value::Comment));
+                Ok(())
+            }
             leaf => {
                 let encrypted = self.meta.encrypted(&self.path);
                 if encrypted {
@@ -297,7 +303,7 @@ fn mac_bytes(v: &Value, hash: &mut Sha512) {
         Value::Int(n) => hash.update(n.to_string().as_bytes()),
         Value::Float(f) => hash.update(go_float(*f).as_bytes()),
         Value::Bool(b) => hash.update(if *b { "True" } else { "False" }.as_bytes()),
-        Value::Null | Value::Seq(_) | Value::Map(_) => {}
+        Value::Null | Value::Comment | Value::Seq(_) | Value::Map(_) => {}
     }
 }
 
@@ -367,8 +373,7 @@ fn open(cipher: &Cipher, text: &str, ad: &str) -> Result<Value, Open> {
         "bytes" => Value::Bytes(plain),
         // Written with Go's RFC 3339 layout, as the MAC spells it.
         "time" => Value::Time(text()?),
-        // A comment has no value in the tree keyfill reads.
-        "comment" => Value::Null,
+        "comment" => Value::Comment,
         _ => return Err(Open::Format),
     })
 }
@@ -378,7 +383,7 @@ fn open(cipher: &Cipher, text: &str, ad: &str) -> Result<Value, Open> {
 /// encoder does), bytes as text.
 pub(crate) fn to_json(v: Value) -> Result<serde_json::Value, String> {
     Ok(match v {
-        Value::Null => serde_json::Value::Null,
+        Value::Null | Value::Comment => serde_json::Value::Null,
         Value::Str(s) | Value::Time(s) => serde_json::Value::String(s),
         Value::Bytes(b) => serde_json::Value::String(
             String::from_utf8(b).map_err(|_| "it holds a value of bytes that are not UTF-8 text".to_owned())?,
@@ -412,6 +417,52 @@ mod tests {
     #[test]
     fn the_mac_only_encrypted_start_is_the_sha256_of_sops() {
         assert_eq!(sha2::Sha256::digest(b"sops").as_slice(), MAC_ONLY_ENCRYPTED_INIT);
+    }
+
+    /// `ENC[…]` of `plain` under key path `ad`, as sops writes it.
+    fn seal(cipher: &Cipher, plain: &str, ad: &str, ty: &str) -> String {
+        let iv = [7u8; 32];
+        let sealed = cipher
+            .encrypt(
+                GenericArray::from_slice(&iv),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: ad.as_bytes(),
+                },
+            )
+            .expect("seal");
+        let (data, tag) = sealed.split_at(sealed.len() - 16);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        format!(
+            "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{ty}]",
+            b64(data),
+            b64(&iv),
+            b64(tag)
+        )
+    }
+
+    #[test]
+    fn a_comment_in_a_list_is_no_item_and_not_in_the_mac() {
+        let key = [3u8; 32];
+        let cipher = Cipher::new_from_slice(&key).expect("key");
+        let meta = Metadata::read(&Value::Map(vec![
+            ("lastmodified".into(), Value::Str("t".into())),
+            ("mac".into(), Value::Str("m".into())),
+        ]))
+        .expect("metadata");
+        let mut walk = Walk {
+            meta: &meta,
+            cipher: &cipher,
+            hash: Sha512::new(),
+            path: vec!["list".into()],
+        };
+        let mut list = Value::Seq(vec![
+            Value::Str(seal(&cipher, " a comment", "list:", "comment")),
+            Value::Str(seal(&cipher, "x", "list:", "str")),
+        ]);
+        walk.value(&mut list).expect("decrypts");
+        assert_eq!(list, Value::Seq(vec![Value::Str("x".into())]));
+        assert_eq!(walk.hash.finalize(), Sha512::digest(b"x"));
     }
 
     #[test]

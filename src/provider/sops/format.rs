@@ -27,6 +27,9 @@ pub(crate) enum Value {
     /// A YAML timestamp, spelled as Go's RFC 3339 layout (with nanoseconds)
     /// writes it (`type:time`).
     Time(String),
+    /// A decrypted comment (`type:comment`): sops writes a comment inside a
+    /// list as an encrypted item; it is no value and not in the MAC.
+    Comment,
     /// A list: its items share their parent's key path.
     Seq(Vec<Value>),
     /// A mapping, in file order.
