@@ -232,7 +232,8 @@ fn the_whole_document_matches_sops_decrypt_for_each_format() {
         f.encrypt("a.enc.yaml", NESTED, &[]),
         f.encrypt(
             "b.enc.json",
-            r#"{"n": 7, "x": 1.5, "t": true, "s": "v", "l": [1, "two", {"k": null}], "e": ""}"#,
+            r#"{"n": 7, "x": 1.5, "t": true, "s": "v", "l": [1, "two", {"k": null}], "e": "",
+                "big": 9007199254740993, "f": 0.1, "z": -0, "d": [[], {}], "u": "\u00e9"}"#,
             &[],
         ),
         f.encrypt("c.enc.env", "A=1\nB=hello world\nC=multi\\nline\nD=\n", &[]),

@@ -389,8 +389,11 @@ pub(crate) fn to_json(v: Value) -> Result<serde_json::Value, String> {
             String::from_utf8(b).map_err(|_| "it holds a value of bytes that are not UTF-8 text".to_owned())?,
         ),
         Value::Int(n) => serde_json::Value::from(n),
-        Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => {
-            // Exact: the value is an integer below 2^53.
+        Value::Float(f)
+            if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 && !(f == 0.0 && f.is_sign_negative()) =>
+        {
+            // Exact: an integral double within i64 (Go writes any below 1e21
+            // as digits; beyond i64 keyfill keeps the double). -0 stays -0.
             #[allow(clippy::cast_possible_truncation)]
             serde_json::Value::from(f as i64)
         }
@@ -476,7 +479,12 @@ mod tests {
 
     #[test]
     fn an_integral_double_is_written_as_an_integer_as_sops_does() {
-        let v = to_json(Value::Seq(vec![Value::Float(5432.0), Value::Float(1.5)])).expect("json");
-        assert_eq!(v.to_string(), "[5432,1.5]");
+        let v = to_json(Value::Seq(vec![
+            Value::Float(5432.0),
+            Value::Float(1.5),
+            Value::Float(9_007_199_254_740_992.0),
+        ]))
+        .expect("json");
+        assert_eq!(v.to_string(), "[5432,1.5,9007199254740992]");
     }
 }
