@@ -1,7 +1,8 @@
 //! The conformance suite: what every provider must do, one test per behaviour
 //! and provider (`conformance::aws::not_found_is_exit_4`, …), each against its
 //! real or documented server: aws and ssm (moto), vault (OpenBao), onepassword (a
-//! Connect server written from the API documentation), env and file.
+//! Connect server written from the API documentation), env, file and sops
+//! (files made by the real `sops`).
 //!
 //! A new provider starts here: implement [`Backend`] for it and add one line to
 //! the `conformance!` table at the end. Behaviours a provider cannot show (no
@@ -403,6 +404,89 @@ impl Backend for Files {
     }
 }
 
+/// sops files: a secret `id` is one age-encrypted YAML file made by the real
+/// `sops`, its keys the file's keys; a wrong age key is "denied".
+struct Sops {
+    dir: tempfile::TempDir,
+    key: std::path::PathBuf,
+    other: std::path::PathBuf,
+    recipient: String,
+}
+
+impl Sops {
+    fn new() -> Sops {
+        let dir = tempfile::tempdir().expect("dir");
+        let keygen = |name: &str| {
+            let file = dir.path().join(name);
+            let out = std::process::Command::new("age-keygen")
+                .arg("-o")
+                .arg(&file)
+                .output()
+                .expect("run age-keygen (installed by .ci/deps)");
+            assert!(out.status.success(), "age-keygen failed");
+            let text = std::fs::read_to_string(&file).expect("key file");
+            let recipient = text
+                .lines()
+                .find_map(|l| l.strip_prefix("# public key: "))
+                .expect("public key")
+                .to_owned();
+            (file, recipient)
+        };
+        let (key, recipient) = keygen("keys.txt");
+        let (other, _) = keygen("other.txt");
+        Sops {
+            dir,
+            key,
+            other,
+            recipient,
+        }
+    }
+
+    fn file(&self, id: &str) -> std::path::PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.enc.yaml", id.replace('/', "_")))
+    }
+}
+
+impl Backend for Sops {
+    fn put(&self, id: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+        let plain = self
+            .dir
+            .path()
+            .join(format!("{}.plain.yaml", id.replace('/', "_")));
+        let text: String = fields.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+        std::fs::write(&plain, text).expect("plain file");
+        let mut cmd = std::process::Command::new("sops");
+        support::scrub(&mut cmd);
+        let out = cmd
+            .current_dir(self.dir.path())
+            .args(["encrypt", "--age", &self.recipient])
+            .arg(&plain)
+            .output()
+            .expect("run sops (installed by .ci/deps)");
+        assert!(out.status.success(), "sops encrypt failed");
+        std::fs::remove_file(&plain).expect("remove the plain file");
+        std::fs::write(self.file(id), out.stdout).expect("sops file");
+        Vec::new()
+    }
+    fn reference(&self, id: &str, key: &str) -> String {
+        format!("<<sops|{}:{key}>>", self.file(id).display())
+    }
+    fn vars(&self) -> Vec<(String, String)> {
+        vec![
+            ("SOPS_AGE_KEY_FILE".into(), self.key.display().to_string()),
+            ("HOME".into(), self.dir.path().display().to_string()),
+        ]
+    }
+    fn denied_vars(&self) -> Option<Vec<(String, String)>> {
+        let mut v = self.vars();
+        v.retain(|(k, _)| k != "SOPS_AGE_KEY_FILE");
+        v.push(("SOPS_AGE_KEY_FILE".into(), self.other.display().to_string()));
+        Some(v)
+    }
+}
+
 /// One stored secret with three keys whose values are canaries, a folder to
 /// run in (its `tmp/` is keyfill's `TMPDIR`) and the environment to run with.
 struct Case<B> {
@@ -712,4 +796,5 @@ conformance! {
     onepassword: OnePassword::new();
     env: Env;
     file: Files::new();
+    sops: Sops::new();
 }

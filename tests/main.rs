@@ -27,6 +27,7 @@
 //! | `role_arn=`: assuming roles through STS (aws, ssm) | [`roles`] |
 //! | the ssm provider (Parameter Store): values, versions, batching, refresh | [`ssm`] |
 //! | the vault provider | [`vault`] |
+//! | the sops provider: formats, encryption rules, the MAC, age keys, the `sops` binary | [`sops`] |
 //! | the onepassword provider (Connect and `op`) | [`onepassword`] |
 //! | vault and onepassword corner cases | [`provider_edges`] |
 //!
@@ -60,6 +61,7 @@ mod properties;
 mod provider_edges;
 mod refresh;
 mod roles;
+mod sops;
 mod ssm;
 mod vault;
 mod verify;

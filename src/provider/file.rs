@@ -82,8 +82,9 @@ impl Provider for FileProvider {
 /// Reads `path` whatever it is: a regular file, a FIFO, a device. The file is
 /// opened non-blocking and polled before each read, so that a FIFO without a
 /// writer ends at the deadline instead of hanging, and at most `limit + 1`
-/// bytes are ever held, so that `/dev/zero` ends at the limit.
-fn read(
+/// bytes are ever held, so that `/dev/zero` ends at the limit. The sops
+/// provider reads its files with it too.
+pub(crate) fn read(
     path: &Path,
     limit: u64,
     deadline: Instant,

@@ -18,6 +18,7 @@ macro_rules! providers {
             Aws => aws::AwsProvider ["aws"],
             Ssm => ssm::SsmProvider ["ssm"],
             Vault => vault::VaultProvider ["vault"],
+            Sops => sops::SopsProvider ["sops"],
             OnePassword => onepassword::OnePasswordProvider ["op", "onepassword"],
             Env => env::EnvProvider ["env"],
             File => file::FileProvider ["file"],
