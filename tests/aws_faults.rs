@@ -340,17 +340,13 @@ fn a_stalled_attempt_times_out_and_the_retry_succeeds() {
 
 #[test]
 fn connection_refused_is_unreachable() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("address").port()
-    };
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("config.yaml"), "x: <<aws|refused/s>>\n").expect("config");
     let start = Instant::now();
     let r = keyfill(
         dir.path(),
         &["render", "--timeout", "5s", "config.yaml"],
-        &aws_env(&format!("http://127.0.0.1:{closed}")),
+        &aws_env(support::NOWHERE),
     );
     let took = start.elapsed();
     assert_eq!(r.code, 5, "{}", r.stderr);

@@ -27,7 +27,7 @@ use support::connect::{connect_error, Connect, Field, Item};
 use support::moto::moto;
 use support::openbao::bao;
 use support::proxy::{Fault, Proxy};
-use support::{aws_env, canary, keyfill, unique, Run};
+use support::{aws_env, canary, keyfill, unique, Run, NOWHERE};
 
 /// A secret manager as the suite drives it.
 pub(crate) trait Backend {
@@ -73,9 +73,6 @@ pub(crate) trait Backend {
 
 /// A stall longer than any `--timeout` the suite gives.
 const STALL: Duration = Duration::from_secs(30);
-
-/// Where nothing listens.
-const NOWHERE: &str = "http://127.0.0.1:1";
 
 struct Aws {
     proxy: Proxy,

@@ -771,3 +771,64 @@ fn a_sops_file_that_never_ends_stops_at_the_timeout_and_the_size_limit() {
     .stdout_is("")
     .stderr_has("--max-secret-size");
 }
+
+/// `sops set` (as `sops edit` does) rewrites a sops file kept outside the
+/// config's folder: `watch` follows the file itself and renders the new value.
+#[test]
+fn watch_renders_again_when_a_sops_file_is_edited() {
+    let f = Fixture::new();
+    std::fs::create_dir(f.path("secrets")).expect("folder");
+    let first = canary();
+    let second = canary();
+    let made = f.encrypt("s.enc.yaml", &format!("db:\n  password: {first}\n"), &[]);
+    std::fs::rename(made, f.path("secrets/s.enc.yaml")).expect("move into secrets/");
+    std::fs::write(
+        f.path("config.yaml"),
+        "password: <<sops|secrets/s.enc.yaml:db.password>>\n",
+    )
+    .expect("config");
+    let vars = f.vars();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = f.path("out.yaml");
+    let t = std::time::Duration::from_secs(20);
+    let poll = std::time::Duration::from_millis(20);
+    let mut w = support::watch::Watch::start(
+        f.dir.path(),
+        &["watch", "config.yaml", "-o", "out.yaml"],
+        &env,
+    );
+    let expect = |value: &str| format!("password: {value}\n");
+    if let Err(held) = support::watch::wait_for_file(&out, expect(&first).as_bytes(), t, poll) {
+        panic!("first render: {held:?}\nstderr:\n{}", w.stderr());
+    }
+    w.wait_renders(1, t);
+    let mut cmd = Command::new("sops");
+    support::scrub(&mut cmd);
+    let set = cmd
+        .current_dir(f.dir.path())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .args(["set", "secrets/s.enc.yaml", r#"["db"]["password"]"#])
+        .arg(format!("\"{second}\""))
+        .output()
+        .expect("run sops set");
+    assert!(
+        set.status.success(),
+        "sops set failed: {}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    if let Err(held) = support::watch::wait_for_file(&out, expect(&second).as_bytes(), t, poll) {
+        panic!("after sops set: {held:?}\nstderr:\n{}", w.stderr());
+    }
+    let line = w.wait_render_ending(1, " written", t);
+    // The line names the file whose values changed, never a value.
+    assert_eq!(
+        line,
+        "keyfill: input changed (new values: sops|secrets/s.enc.yaml): out.yaml written"
+    );
+    let stderr = w.stderr();
+    assert!(
+        !stderr.contains(&first) && !stderr.contains(&second),
+        "{stderr}"
+    );
+    assert!(w.running(), "{stderr}");
+}

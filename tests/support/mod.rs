@@ -114,6 +114,33 @@ pub(crate) fn keyfill(dir: &Path, args: &[&str], env: &[(String, String)]) -> Ru
     cmd.output().expect("run keyfill").into()
 }
 
+/// Where nothing listens: port 1, below the ephemeral range. A port taken from
+/// a listener bound to port 0 and then closed is not: another test's server can
+/// be given it before keyfill connects, and the "refused" run reads a secret.
+pub(crate) const NOWHERE: &str = "http://127.0.0.1:1";
+
+#[test]
+fn nowhere_is_below_the_ephemeral_port_range() {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .expect("read the ephemeral port range");
+    let low: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("the range's low end");
+    let port: u16 = NOWHERE
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("NOWHERE's port");
+    assert!(
+        port < low,
+        "port {port} may be handed to a test server ({range})"
+    );
+    let refused = std::net::TcpStream::connect(("127.0.0.1", port));
+    assert!(refused.is_err(), "something listens on port {port}");
+}
+
 /// A value that cannot occur by chance in keyfill's output, new on every call.
 pub(crate) fn canary() -> String {
     format!(
