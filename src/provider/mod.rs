@@ -681,6 +681,40 @@ pub(crate) fn parse_query<'a>(
     Ok(out)
 }
 
+/// Writes the query `parse_query` reads back: `?a=1&b=2` of the pairs that
+/// have a value, nothing when none has.
+pub(crate) fn write_query(
+    f: &mut fmt::Formatter<'_>,
+    pairs: &[(&str, Option<&str>)],
+) -> fmt::Result {
+    let mut sep = '?';
+    for (name, v) in pairs {
+        if let Some(v) = v {
+            write!(f, "{sep}{name}={v}")?;
+            sep = '&';
+        }
+    }
+    Ok(())
+}
+
+/// Splits `MAIN:KEY` at the colon at `at` (each provider knows which colon
+/// starts its JSON key); an empty key is an error pointing at the colon.
+pub(crate) fn split_key_at(
+    main: &str,
+    at: Option<usize>,
+) -> Result<(&str, Option<&str>), LocatorError> {
+    let Some(i) = at else {
+        return Ok((main, None));
+    };
+    let key = &main[i + 1..];
+    if key.is_empty() {
+        return Err(
+            LocatorError::new(format!("`{main}` ends with `:` but names no JSON key")).at(i..i + 1),
+        );
+    }
+    Ok((&main[..i], Some(key)))
+}
+
 /// Splits `text` at its first `?`: the main part, and the query with its offset.
 pub(crate) fn split_query(text: &str) -> (&str, Option<(&str, usize)>) {
     match text.split_once('?') {

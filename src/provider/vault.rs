@@ -191,15 +191,14 @@ impl fmt::Display for VaultLocator {
         } else {
             write!(f, "{}/{}", self.path, self.key)?;
         }
-        let mut sep = '?';
-        if let Some(v) = self.version {
-            write!(f, "{sep}version={v}")?;
-            sep = '&';
-        }
-        if let Some(ns) = &self.namespace {
-            write!(f, "{sep}namespace={ns}")?;
-        }
-        Ok(())
+        let version = self.version.map(|v| v.to_string());
+        super::write_query(
+            f,
+            &[
+                ("version", version.as_deref()),
+                ("namespace", self.namespace.as_deref()),
+            ],
+        )
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::provider::parse_query;
 use crate::provider::split_query;
+use crate::provider::{split_key_at, write_query};
 use crate::provider::Fields;
 use crate::provider::LocatorError;
 
@@ -182,26 +183,14 @@ pub(crate) fn check_region(r: &str) -> Result<(), LocatorError> {
     Ok(())
 }
 
-/// Splits off the JSON key by the ARN and name rules.
+/// Splits off the JSON key: after an ARN's seventh colon, else after the last.
 fn split_key(main: &str) -> Result<(&str, Option<&str>), LocatorError> {
-    let key_at = if main.starts_with("arn:") {
+    let at = if main.starts_with("arn:") {
         main.match_indices(':').nth(6).map(|(i, _)| i)
     } else {
         main.rfind(':')
     };
-    match key_at {
-        None => Ok((main, None)),
-        Some(i) => {
-            let key = &main[i + 1..];
-            if key.is_empty() {
-                return Err(LocatorError::new(format!(
-                    "`{main}` ends with `:` but names no JSON key"
-                ))
-                .at(i..i + 1));
-            }
-            Ok((&main[..i], Some(key)))
-        }
-    }
+    split_key_at(main, at)
 }
 
 impl fmt::Display for AwsLocator {
@@ -210,20 +199,16 @@ impl fmt::Display for AwsLocator {
         if let Some(k) = &self.key {
             write!(f, ":{k}")?;
         }
-        let mut sep = '?';
-        for (name, v) in [
-            ("region", &self.region),
-            ("version_stage", &self.version_stage),
-            ("version_id", &self.version_id),
-            ("profile", &self.profile),
-            ("role_arn", &self.role_arn),
-        ] {
-            if let Some(v) = v {
-                write!(f, "{sep}{name}={v}")?;
-                sep = '&';
-            }
-        }
-        Ok(())
+        write_query(
+            f,
+            &[
+                ("region", self.region.as_deref()),
+                ("version_stage", self.version_stage.as_deref()),
+                ("version_id", self.version_id.as_deref()),
+                ("profile", self.profile.as_deref()),
+                ("role_arn", self.role_arn.as_deref()),
+            ],
+        )
     }
 }
 

@@ -8,6 +8,7 @@ use crate::provider::aws::locator::{check_key, check_region};
 use crate::provider::aws::sdk::check_role_arn;
 use crate::provider::parse_query;
 use crate::provider::split_query;
+use crate::provider::{split_key_at, write_query};
 use crate::provider::Fields;
 use crate::provider::LocatorError;
 use crate::provider::Spot;
@@ -289,24 +290,12 @@ fn check_label(l: &str) -> Result<(), LocatorError> {
 /// Splits off the JSON key: in a name it follows the first `:` (a name holds
 /// none); in an ARN, the sixth.
 fn split_key(main: &str) -> Result<(&str, Option<&str>), LocatorError> {
-    let key_at = if main.starts_with("arn:") {
+    let at = if main.starts_with("arn:") {
         main.match_indices(':').nth(5).map(|(i, _)| i)
     } else {
         main.find(':')
     };
-    match key_at {
-        None => Ok((main, None)),
-        Some(i) => {
-            let key = &main[i + 1..];
-            if key.is_empty() {
-                return Err(LocatorError::new(format!(
-                    "`{main}` ends with `:` but names no JSON key"
-                ))
-                .at(i..i + 1));
-            }
-            Ok((&main[..i], Some(key)))
-        }
-    }
+    split_key_at(main, at)
 }
 
 impl fmt::Display for SsmLocator {
@@ -316,20 +305,16 @@ impl fmt::Display for SsmLocator {
             write!(f, ":{k}")?;
         }
         let version = self.version.map(|v| v.to_string());
-        let mut sep = '?';
-        for (name, v) in [
-            ("version", &version),
-            ("label", &self.label),
-            ("region", &self.region),
-            ("profile", &self.profile),
-            ("role_arn", &self.role_arn),
-        ] {
-            if let Some(v) = v {
-                write!(f, "{sep}{name}={v}")?;
-                sep = '&';
-            }
-        }
-        Ok(())
+        write_query(
+            f,
+            &[
+                ("version", version.as_deref()),
+                ("label", self.label.as_deref()),
+                ("region", self.region.as_deref()),
+                ("profile", self.profile.as_deref()),
+                ("role_arn", self.role_arn.as_deref()),
+            ],
+        )
     }
 }
 
