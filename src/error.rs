@@ -223,6 +223,11 @@ impl Diagnostics {
         self.items.get(mark..).unwrap_or_default()
     }
 
+    /// What was recorded after `mark`, to complete (a location found later).
+    pub(crate) fn since_mut(&mut self, mark: usize) -> &mut [Diagnostic] {
+        self.items.get_mut(mark..).unwrap_or_default()
+    }
+
     /// Forgets what was recorded after `mark`.
     pub(crate) fn truncate(&mut self, mark: usize) {
         self.items.truncate(mark);

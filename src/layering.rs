@@ -21,6 +21,9 @@ const LAYERS: &[(&str, u8)] = &[
     // Signal names, handlers, deferral and forwarding.
     ("signals", 0),
     ("provider::kind", 1),
+    // Encoders: their words (for the grammar) and pure text functions.
+    ("encode::kind", 1),
+    ("encode", 1),
     ("provider::http", 0),
     ("provider::retry", 0),
     ("yaml", 0),

@@ -1,5 +1,6 @@
-//! The reference grammar: `$<NAME>`, `$<NAME.a.b>`, `<<provider|locator>>` and the
-//! two escapes `$$<NAME>` and `<<<provider|locator>>`.
+//! The reference grammar: `$<NAME>`, `$<NAME.a.b>`, `$<NAME|enc|enc>`,
+//! `<<provider|locator>>` and the two escapes `$$<NAME>` and
+//! `<<<provider|locator>>`.
 //!
 //! This module is pure text processing over one scalar's *parsed* value. It never
 //! guesses: text that does not start a reference passes through untouched (`$$` in
@@ -9,6 +10,7 @@
 
 use std::ops::Range;
 
+use crate::encode::kind::EncoderKind;
 use crate::provider::kind::ProviderKind;
 
 /// One piece of a scalar's value.
@@ -40,6 +42,8 @@ pub struct SecretRef {
     pub name: String,
     /// JSON field path after the name (`$<X.a.0>` → `["a", "0"]`).
     pub path: Vec<String>,
+    /// Encoders applied in order (`$<X|json|base64>`).
+    pub(crate) encoders: Vec<EncoderKind>,
     /// Byte range of the whole reference in the value.
     pub range: Range<usize>,
 }
@@ -169,11 +173,14 @@ enum DollarRef {
         end: usize,
         name: String,
         path: Vec<String>,
+        encoders: Vec<EncoderKind>,
     },
     /// An attempt that is malformed; resume scanning at `resume`.
     Bad {
         resume: usize,
         message: String,
+        /// What to write instead; the escape hint when `None`.
+        note: Option<String>,
         end: usize,
     },
 }
@@ -190,6 +197,7 @@ fn parse_dollar(s: &str, at: usize) -> DollarRef {
             resume: open + 1,
             end: open + 1,
             message: "empty reference `$<>`".into(),
+            note: None,
         };
     }
     if !(is_name_char(first)) {
@@ -205,6 +213,7 @@ fn parse_dollar(s: &str, at: usize) -> DollarRef {
             resume: i,
             end: close_or(b, i),
             message: format!("invalid secret name `{name}`: names start with a letter or `_`"),
+            note: None,
         };
     }
     let mut path = Vec::new();
@@ -212,7 +221,7 @@ fn parse_dollar(s: &str, at: usize) -> DollarRef {
         let seg_start = i + 1;
         let mut j = seg_start;
         while j < b.len()
-            && !matches!(b[j], b'.' | b'>' | b'<' | b'$')
+            && !matches!(b[j], b'.' | b'>' | b'<' | b'$' | b'|')
             && !b[j].is_ascii_whitespace()
         {
             j += 1;
@@ -223,9 +232,42 @@ fn parse_dollar(s: &str, at: usize) -> DollarRef {
                 resume: j,
                 end: close_or(b, j),
                 message: format!("empty field name in reference to `{name}`"),
+                note: None,
             };
         }
         path.push(s[seg_start..j].to_owned());
+        i = j;
+    }
+    let mut encoders = Vec::new();
+    while b.get(i) == Some(&b'|') {
+        let word_start = i + 1;
+        let mut j = word_start;
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'-') {
+            j += 1;
+        }
+        let word = &s[word_start..j];
+        let Some(kind) = EncoderKind::from_word(word) else {
+            let known = format!("known encoders: {}", EncoderKind::known_list());
+            let (message, note) = if word.is_empty() {
+                (
+                    format!("empty encoder name in reference to `{name}`"),
+                    known,
+                )
+            } else {
+                let note = match EncoderKind::closest(word) {
+                    Some(best) => format!("did you mean `{best}`? {known}"),
+                    None => known,
+                };
+                (format!("unknown encoder `{word}`"), note)
+            };
+            return DollarRef::Bad {
+                resume: j,
+                end: close_or(b, j),
+                message,
+                note: Some(note),
+            };
+        };
+        encoders.push(kind);
         i = j;
     }
     if b.get(i) != Some(&b'>') {
@@ -233,12 +275,14 @@ fn parse_dollar(s: &str, at: usize) -> DollarRef {
             resume: i,
             end: i,
             message: format!("unclosed reference `$<{}`: expected `>`", &s[open..i]),
+            note: None,
         };
     }
     DollarRef::Ok {
         end: i + 1,
         name: name.to_owned(),
         path,
+        encoders,
     }
 }
 
@@ -363,7 +407,12 @@ pub fn parse(s: &str) -> (Template, Vec<RefError>) {
             let escaped = i > 0 && b[i - 1] == b'$' && i > lit;
             match parse_dollar(s, i) {
                 DollarRef::NotARef => i += 2,
-                DollarRef::Ok { end, name, path } => {
+                DollarRef::Ok {
+                    end,
+                    name,
+                    path,
+                    encoders,
+                } => {
                     if escaped {
                         // `$$<X>` → `$<X>`: drop one `$`, keep the rest verbatim.
                         t.push_literal(&s[lit..i - 1]);
@@ -373,6 +422,7 @@ pub fn parse(s: &str) -> (Template, Vec<RefError>) {
                         t.parts.push(Part::Secret(SecretRef {
                             name,
                             path,
+                            encoders,
                             range: i..end,
                         }));
                     }
@@ -382,6 +432,7 @@ pub fn parse(s: &str) -> (Template, Vec<RefError>) {
                 DollarRef::Bad {
                     resume,
                     message,
+                    note,
                     end,
                 } => {
                     if escaped {
@@ -390,7 +441,7 @@ pub fn parse(s: &str) -> (Template, Vec<RefError>) {
                     } else {
                         errors.push(RefError {
                             message,
-                            note: Some("write `$$<` for a literal `$<`".into()),
+                            note: note.or_else(|| Some("write `$$<` for a literal `$<`".into())),
                             range: i..end.max(i + 2),
                         });
                     }
@@ -495,6 +546,7 @@ mod tests {
             Part::Secret(SecretRef {
                 name: "USER".into(),
                 path: vec![],
+                encoders: vec![],
                 range: 5..12
             })
         );
@@ -503,11 +555,65 @@ mod tests {
             Part::Secret(SecretRef {
                 name: "PW".into(),
                 path: vec!["a".into(), "0".into()],
+                encoders: vec![],
                 range: 13..22
             })
         );
         assert!(parse("$<X>").0.whole().is_some());
         assert!(parse(" $<X>").0.whole().is_none());
+    }
+
+    #[test]
+    fn encoders_follow_the_name_and_path_in_order() {
+        let p = parts("pg://u:$<PW.a|url>@h/$<X|json|base64>");
+        assert_eq!(
+            p[1],
+            Part::Secret(SecretRef {
+                name: "PW".into(),
+                path: vec!["a".into()],
+                encoders: vec![EncoderKind::Url],
+                range: 7..18
+            })
+        );
+        assert_eq!(
+            p[3],
+            Part::Secret(SecretRef {
+                name: "X".into(),
+                path: vec![],
+                encoders: vec![EncoderKind::Json, EncoderKind::Base64],
+                range: 21..37
+            })
+        );
+        // A whole value with an encoder is still one reference.
+        assert!(parse("$<X|shell>").0.whole().is_some());
+        // The escape keeps the text, encoders included.
+        assert_eq!(parts("$$<X|url>"), vec![lit("$<X|url>")]);
+    }
+
+    #[test]
+    fn an_unknown_or_empty_encoder_is_an_error_listing_the_known_ones() {
+        let (_, e) = parse("a $<PW|urll> b");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].message, "unknown encoder `urll`");
+        assert_eq!(e[0].range, 2..12);
+        let note = e[0].note.as_deref().unwrap_or_default();
+        assert!(
+            note.starts_with("did you mean `url`? known encoders: url, json"),
+            "{note}"
+        );
+        assert_eq!(
+            errors("$<PW|>"),
+            ["empty encoder name in reference to `PW`"]
+        );
+        assert_eq!(
+            errors("$<PW|url|>"),
+            ["empty encoder name in reference to `PW`"]
+        );
+        assert_eq!(errors("$<PW|URL>"), ["unknown encoder `URL`"]);
+        assert_eq!(
+            errors("$<PW|url x>"),
+            ["unclosed reference `$<PW|url`: expected `>`"]
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! | YAML rendered byte for byte, the official suite | [`yaml_suite`] |
 //! | real-world configuration files | [`corpus`] |
 //! | a secret value meeting YAML syntax (generated inputs) | [`properties`] |
+//! | encoders (`$<X|url>`…) read back in their target languages | [`encoders`] |
 //! | local verification against the full re-parse (shapes, oracle) | [`verify`] |
 //! | a secret value that must never be printed, on any path | [`leak`] (use `support::canary`) |
 //! | an interrupted or failed write of the output | [`faults`] |
@@ -53,6 +54,7 @@ mod aws_faults;
 mod cli;
 mod conformance;
 mod corpus;
+mod encoders;
 mod exec;
 mod faults;
 mod leak;

@@ -6,11 +6,16 @@
 use libfuzzer_sys::fuzz_target;
 
 // The grammar's own files, compiled here without the keyfill crate: the grammar
-// imports only the provider words (src/layering.rs checks it), so this target
+// imports only the provider and encoder words (src/layering.rs checks it), so this target
 // builds without any provider or SDK.
 #[allow(dead_code)]
 #[path = "../../src/suggest.rs"]
 mod suggest;
+#[path = "../../src/encode"]
+mod encode {
+    #[allow(dead_code, unused_imports)]
+    pub mod kind;
+}
 #[path = "../../src/provider"]
 mod provider {
     #[allow(dead_code, unused_imports)]

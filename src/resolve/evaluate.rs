@@ -332,7 +332,10 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
             }
             Origin::Template { template, .. } => {
                 let at = at.clone();
-                let text = self.interpolate(template, d.source, who, at.clone(), at);
+                let name_at = at.clone();
+                let text = self.interpolate(template, d.source, who, at.clone(), at, &|_| {
+                    name_at.clone()
+                });
                 match (text, whole_direct) {
                     (Some(text), Some(_)) => (Raw::Text(text), Outcome::Found, Outcome::Invalid),
                     (Some(text), None) => (Raw::Text(text), Outcome::Composed, Outcome::Failed),
@@ -418,6 +421,8 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
     /// composed value growing past `--max-secret-size`: checked before each
     /// part is appended, so that doubling compositions stop at the bound
     /// instead of exhausting memory.
+    /// `ref_at` locates a reference by its range in the value, for the
+    /// problems of a field or an encoder, which know no place of their own.
     fn interpolate(
         &mut self,
         t: &Template,
@@ -425,20 +430,35 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
         who: Subject<'_>,
         at: Option<(SourceId, Range<usize>)>,
         size_at: Option<(SourceId, Range<usize>)>,
+        ref_at: &dyn Fn(Range<usize>) -> Option<(SourceId, Range<usize>)>,
     ) -> Option<String> {
         let mut out = String::new();
         let mut ok = true;
         for p in &t.parts {
             let part = match p {
                 Part::Literal(l) => Some(l.clone()),
-                Part::Secret(r) => match self.compute(&r.name) {
-                    Some(c) => match self.field(&c, r, who) {
-                        Some(Rendered::Str(s) | Rendered::Typed(s)) => Some(s),
-                        Some(Rendered::Json(v)) => Some(v.to_string()),
+                Part::Secret(r) => {
+                    let mark = self.diags.mark();
+                    let part = match self.compute(&r.name) {
+                        Some(c) => match self.field(&c, r, who) {
+                            Some(Rendered::Str(s) | Rendered::Typed(s)) => Some(s),
+                            Some(Rendered::Json(v)) => Some(v.to_string()),
+                            None => None,
+                        },
                         None => None,
-                    },
-                    None => None,
-                },
+                    };
+                    if let (None, Some((s, span))) = (&part, ref_at(r.range.clone())) {
+                        for d in self.diags.since_mut(mark) {
+                            if d.location.is_none() {
+                                d.location = Some(crate::error::Location {
+                                    source: s,
+                                    span: span.clone(),
+                                });
+                            }
+                        }
+                    }
+                    part
+                }
                 Part::Direct(r) => match self.direct(source, r, who, at.clone()) {
                     Some(Raw::Text(v) | Raw::Base64(v)) => Some(v),
                     None => None,
@@ -461,8 +481,31 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
         ok.then_some(out)
     }
 
-    /// A secret (or a field of it) as a renderable value.
+    /// A secret (or a field of it) as a renderable value, through the
+    /// reference's encoders: an encoded value is text, whatever the secret's type.
     fn field(&mut self, c: &Computed, r: &SecretRef, who: Subject<'_>) -> Option<Rendered> {
+        let value = self.unencoded(c, r, who)?;
+        if r.encoders.is_empty() {
+            return Some(value);
+        }
+        let text = match value {
+            Rendered::Str(s) | Rendered::Typed(s) => s,
+            Rendered::Json(v) => v.to_string(),
+        };
+        match crate::encode::chain(&r.encoders, text) {
+            Ok(encoded) => Some(Rendered::Str(encoded)),
+            Err((encoder, why)) => {
+                let secret = Subject::Secret(&r.name);
+                self.diags.push(Diagnostic::invalid(format!(
+                    "{secret}: the `{encoder}` encoder cannot write its value: {why}"
+                )));
+                None
+            }
+        }
+    }
+
+    /// A secret (or a field of it) as a renderable value.
+    fn unencoded(&mut self, c: &Computed, r: &SecretRef, who: Subject<'_>) -> Option<Rendered> {
         if r.path.is_empty() {
             return Some(match c.ty {
                 SecretType::String => Rendered::Str(c.text.expose().to_owned()),
@@ -563,13 +606,19 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
                 }
             }
             // Computed even when redacting: a missing secret must fail the render.
-            _ => Rendered::Str(self.interpolate(
-                &site.template,
-                self.unit.source,
-                Subject::Value,
-                None,
-                Some((self.unit.source, site.span.clone())),
-            )?),
+            _ => {
+                let (unit, text) = (self.unit.source, &self.sources[self.unit.source].text);
+                let ref_at =
+                    |r: Range<usize>| Some((unit, locate(text, &site.span, &site.value, r)));
+                Rendered::Str(self.interpolate(
+                    &site.template,
+                    unit,
+                    Subject::Value,
+                    None,
+                    Some((unit, site.span.clone())),
+                    &ref_at,
+                )?)
+            }
         };
         let value = match value {
             _ if self.redact && site.template.has_refs() => {

@@ -30,12 +30,23 @@ fn dollar(b: &[u8], at: usize) -> Attempt {
         let seg = i + 1;
         let mut j = seg;
         while j < b.len()
-            && !matches!(b[j], b'.' | b'>' | b'<' | b'$')
+            && !matches!(b[j], b'.' | b'>' | b'<' | b'$' | b'|')
             && !b[j].is_ascii_whitespace()
         {
             j += 1;
         }
         if j == seg {
+            return Attempt::Ref(j);
+        }
+        i = j;
+    }
+    while b.get(i) == Some(&b'|') {
+        let word = i + 1;
+        let mut j = word;
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'-') {
+            j += 1;
+        }
+        if !ENCODERS.iter().any(|e| e.as_bytes() == &b[word..j]) {
             return Attempt::Ref(j);
         }
         i = j;
@@ -47,7 +58,12 @@ fn dollar(b: &[u8], at: usize) -> Attempt {
     }
 }
 
-pub(crate) const WORDS: [&str; 6] = ["aws", "vault", "op", "onepassword", "env", "file"];
+pub(crate) const WORDS: [&str; 8] = [
+    "aws", "ssm", "vault", "sops", "op", "onepassword", "env", "file",
+];
+
+/// The encoder words (`$<X|url>`).
+const ENCODERS: [&str; 6] = ["url", "json", "shell", "yaml", "base64", "base64url"];
 
 /// `<<` at `at`.
 fn direct(s: &str, at: usize) -> Attempt {
