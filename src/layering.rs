@@ -53,6 +53,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("secrets", 5),
     ("secrets::long_form", 5),
     ("secrets::mask", 5),
+    // References embedded in a URL, a JSON string or a shell line.
+    ("embed", 5),
     ("plan", 6),
     ("resolve", 7),
     ("resolve::cache", 7),

@@ -58,6 +58,7 @@
 
 pub mod check;
 pub mod config;
+pub(crate) mod embed;
 pub(crate) mod encode;
 pub mod error;
 pub mod exec;

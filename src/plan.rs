@@ -1,7 +1,8 @@
 //! Planning: the declarations each input sees, and every check that needs no
 //! value, in one pass: undeclared names (with a "did you mean"), invalid
-//! locators, composition cycles (naming the cycle), scope violations and unused
-//! declarations. Its result is the set of distinct fetches the run needs, and
+//! locators, composition cycles (naming the cycle), scope violations, unused
+//! declarations and references embedded in a URL, a JSON string or a shell
+//! command without an encoder. Its result is the set of distinct fetches the run needs, and
 //! every direct reference bound to its parsed locator ([`Bindings`]): later
 //! phases look locators up, never parse them again.
 
@@ -12,7 +13,7 @@ use std::path::Path;
 use crate::error::{quoted, Diagnostic, Diagnostics, SourceId};
 use crate::provider::kind::ProviderKind;
 use crate::provider::{Locator, LocatorError};
-use crate::reference::{DirectRef, Part, SecretRef};
+use crate::reference::{DirectRef, Part, SecretRef, Template};
 use crate::secrets::{in_scope, Declaration, Origin};
 use crate::source::Source;
 use crate::suggest::closest;
@@ -205,6 +206,10 @@ pub(crate) fn plan(
         {
             let dsrc = &sources[d.source];
             let first_visit = bindings.declarations.insert((d.source, d.name_span.start));
+            if first_visit {
+                let at = |range| locate(&dsrc.text, span, text, range);
+                embedded(template, &[], strict, d.source, at, diags);
+            }
             for part in &template.parts {
                 match part {
                     Part::Secret(r) if unit.ns.get(&r.name).is_none() => {
@@ -230,6 +235,8 @@ pub(crate) fn plan(
     }
     cycles(&unit.ns, diags);
     for site in unit.sites {
+        let at = |range| locate(&src.text, &site.span, &site.value, range);
+        embedded(&site.template, &site.path, strict, unit.source, at, diags);
         for part in &site.template.parts {
             let at = || locate(&src.text, &site.span, &site.value, part_range(part));
             match part {
@@ -317,6 +324,54 @@ fn invalid_locator(
         d = d.note(h.clone());
     }
     d
+}
+
+/// Warns (an error with `--strict`) of each reference embedded in a URL, a
+/// JSON string or a shell command without an encoder, suggesting one.
+fn embedded(
+    template: &Template,
+    path: &[String],
+    strict: bool,
+    source: SourceId,
+    at: impl Fn(Range<usize>) -> Range<usize>,
+    diags: &mut Diagnostics,
+) {
+    for f in crate::embed::findings(template, path) {
+        let part = &template.parts[f.part];
+        let encoder = f.context.encoder();
+        let (shown, fix) = match part {
+            Part::Secret(r) => {
+                let written = format!(
+                    "$<{}{}>",
+                    r.name,
+                    r.path.iter().map(|p| format!(".{p}")).collect::<String>()
+                );
+                let fix = format!("write `{}|{encoder}>`", written.trim_end_matches('>'));
+                (written, fix)
+            }
+            Part::Direct(r) => (
+                r.to_string(),
+                format!("declare it in `secrets:` and write `$<NAME|{encoder}>`"),
+            ),
+            Part::Literal(_) => continue,
+        };
+        let message = format!(
+            "`{shown}` is embedded in {} without an encoder",
+            f.context.place()
+        );
+        let mut note = format!("{}; {fix}", f.context.risk());
+        if f.context == crate::embed::Context::Shell {
+            note.push_str(" as a whole word (it adds the quotes it needs)");
+        }
+        let d = if strict {
+            Diagnostic::invalid(message)
+                .note(note)
+                .note("--strict makes this an error")
+        } else {
+            Diagnostic::warning(message).note(note)
+        };
+        diags.push(d.at(source, at(part_range(part))));
+    }
 }
 
 fn part_range(p: &Part) -> Range<usize> {
