@@ -197,6 +197,48 @@ fn each_metacharacter_alone_reads_back() {
     }
 }
 
+/// Every ASCII byte, NUL and the other controls included, with unicode line
+/// breaks, BOM and astral characters, through every encoder but `shell`.
+#[test]
+fn every_byte_class_survives_url_json_yaml_and_base64() {
+    let all: String = (0u8..0x80).map(char::from).collect::<String>()
+        + "\u{85}\u{2028}\u{2029}\u{feff}\u{10ffff}é";
+    let mut t = Test::new();
+    t.file("v", &all);
+    t.config(
+        "secrets:\n  V: { file: v }\nurl: \"https://h/p/$<V|url>?q=$<V|url>\"\n\
+         json: '[\"$<V|json>\"]'\nyaml: |\n  k: $<V|yaml>\nb64: $<V|base64>\nb64url: $<V|base64url>\n",
+    );
+    let r = t.args(["render", "config.yaml"]).run();
+    r.code(0);
+    let doc: serde_json::Value = yaml_serde::from_str(&r.stdout).expect("the outer YAML");
+    let text = |k: &str| doc[k].as_str().expect("a string").to_owned();
+    let u = url::Url::parse(&text("url")).expect("a URL");
+    let segments: Vec<String> = u
+        .path_segments()
+        .expect("segments")
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    assert_eq!(segments, ["p".to_owned(), all.clone()]);
+    let query: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    assert_eq!(query, [("q".to_owned(), all.clone())]);
+    let json: serde_json::Value = serde_json::from_str(&text("json")).expect("JSON");
+    assert_eq!(json, serde_json::json!([all]));
+    let inner: serde_json::Value = yaml_serde::from_str(&text("yaml")).expect("inner YAML");
+    assert_eq!(inner, serde_json::json!({"k": all}));
+    let b = base64::engine::general_purpose::STANDARD
+        .decode(text("b64"))
+        .expect("base64");
+    assert_eq!(b, all.as_bytes());
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text("b64url"))
+        .expect("base64url");
+    assert_eq!(b, all.as_bytes());
+}
+
 /// A NUL byte has no shell word: exit 3 naming the encoder, never the value.
 #[test]
 fn shell_refuses_a_nul_byte_naming_the_secret_and_the_encoder() {
