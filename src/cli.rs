@@ -87,6 +87,26 @@ pub(crate) enum Command {
     Watch(WatchArgs),
     /// Render, then run a command (replacing keyfill, or supervising with --watch).
     Exec(ExecArgs),
+    /// Print a shell completion script: `keyfill completions bash > /etc/bash_completion.d/keyfill`.
+    Completions(CompletionsArgs),
+    /// Print a manual page (roff): `keyfill man | man -l -`, `keyfill man render`.
+    Man(ManArgs),
+}
+
+/// `keyfill man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// The command whose page to print (keyfill-COMMAND(1)); keyfill(1) without.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+/// `keyfill completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// Inputs and validation options shared by render and check.
@@ -345,6 +365,7 @@ mod tests {
                 Command::Check(a) => &a.input,
                 Command::Watch(a) => &a.input,
                 Command::Exec(a) => &a.input,
+                Command::Completions(_) | Command::Man(_) => unreachable!("no input options"),
             };
             assert!(input.strict_yaml && input.no_secrets_block, "{cmd:?}");
             assert_eq!(input.secrets_key, "x-keyfill", "{cmd:?}");

@@ -271,3 +271,119 @@ fn every_exit_path_has_its_documented_code_in_the_log_too() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Every shell's completion script names every command and a long option;
+/// bash's, loaded in bash, completes `keyfill re` to `render` and
+/// `keyfill render --secrets-k` to `--secrets-key`.
+#[test]
+fn completion_scripts_complete_commands_and_options() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let mut t = Test::new();
+        let r = t.args(["completions", shell]).run();
+        r.code(0).stderr_is("");
+        for word in [
+            "render",
+            "check",
+            "watch",
+            "exec",
+            "completions",
+            "secrets-key",
+        ] {
+            assert!(
+                r.stdout.contains(word),
+                "{shell}: no `{word}` in\n{}",
+                r.stdout
+            );
+        }
+    }
+    let mut t = Test::new();
+    let script = t.args(["completions", "bash"]).run().stdout;
+    t.file("keyfill.bash", &script);
+    let ask = |words: &str| {
+        let all: Vec<&str> = words.split(' ').collect();
+        let n = all.len() - 1;
+        // Bash calls a completion function with the command, the word being
+        // completed and the word before it.
+        let (cur, prev) = (all[n], all[n - 1]);
+        let out = std::process::Command::new("bash")
+            .current_dir(t.path())
+            .arg("-c")
+            .arg(format!(
+                "source ./keyfill.bash; COMP_WORDS=({words}); COMP_CWORD={n}; \
+                 COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}; _keyfill keyfill '{cur}' '{prev}'; \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\""
+            ))
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(ask("keyfill re").trim(), "render");
+    assert_eq!(ask("keyfill render --secrets-k").trim(), "--secrets-key");
+}
+
+/// The manual page is roff that groff formats without a warning, and documents
+/// every command and the global options.
+#[test]
+fn the_manual_page_formats_and_names_every_command() {
+    let mut t = Test::new();
+    let r = t.args(["man"]).run();
+    r.code(0).stderr_is("");
+    assert!(r.stdout.contains(".TH keyfill 1"), "{}", r.stdout);
+    t.file("keyfill.1", &r.stdout);
+    let out = std::process::Command::new("groff")
+        .current_dir(t.path())
+        // Plain ASCII: no overstriking, no typographic hyphens.
+        .args(["-man", "-Tascii", "-P-cbou", "-ww", "keyfill.1"])
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .expect("run groff (installed by .ci/deps)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "groff: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for word in [
+        "render",
+        "check",
+        "watch",
+        "exec",
+        "completions",
+        "--log-format",
+    ] {
+        assert!(text.contains(word), "no `{word}` in the manual:\n{text}");
+    }
+    // Each command's own page, with its options.
+    for (command, option) in [
+        ("render", "--redact"),
+        ("check", "--resolve"),
+        ("watch", "--refresh"),
+        ("exec", "--kill-timeout"),
+    ] {
+        let r = t.args(["man", command]).run();
+        r.code(0).stderr_is("");
+        let title = format!(".TH keyfill-{command} 1");
+        assert!(r.stdout.contains(&title), "{}", r.stdout);
+        t.file("page.1", &r.stdout);
+        let out = std::process::Command::new("groff")
+            .current_dir(t.path())
+            .args(["-man", "-Tascii", "-P-cbou", "-ww", "page.1"])
+            .output()
+            .expect("run groff");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "groff: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(option),
+            "no `{option}` in keyfill-{command}(1):\n{text}"
+        );
+    }
+}
