@@ -3,8 +3,6 @@
 
 use std::io::{IsTerminal as _, Write as _};
 
-use clap::CommandFactory as _;
-
 use std::time::Duration;
 
 use crate::cli::{
@@ -44,52 +42,15 @@ pub(crate) fn run(cli: Cli) -> Exit {
             keyfill::watch::watch(&input, &out, &reporter)
         }
         Command::Exec(args) => keyfill::exec::exec(&exec_config(args), &reporter),
-        Command::Completions(args) => {
-            let mut script = Vec::new();
-            clap_complete::generate(args.shell, &mut Cli::command(), "keyfill", &mut script);
-            print(&script, &reporter)
-        }
-        Command::Man(args) => {
-            let mut root = Cli::command();
-            let cmd = match args.command.as_deref() {
-                None => root,
-                // A command's page is titled keyfill-COMMAND, as git's and cargo's are.
-                Some(c) => match root.find_subcommand(c) {
-                    Some(sub) => sub
-                        .clone()
-                        .name(format!("keyfill-{c}"))
-                        .version(env!("CARGO_PKG_VERSION")),
-                    None => {
-                        let known: Vec<String> = root
-                            .get_subcommands()
-                            .map(|s| s.get_name().to_owned())
-                            .filter(|n| n != "man")
-                            .collect();
-                        let e = root.error(
-                            clap::error::ErrorKind::InvalidValue,
-                            format!("no command `{c}` (commands: {})", known.join(", ")),
-                        );
-                        let _ = e.print();
-                        return Exit::Usage;
-                    }
-                },
-            };
-            let mut page = Vec::new();
-            match clap_mangen::Man::new(cmd).render(&mut page) {
-                Ok(()) => print(&page, &reporter),
-                // Rendering into memory fails only on a bug of the renderer.
-                Err(e) => {
-                    reporter.emit(
-                        &[Diagnostic::error(
-                            Exit::Output,
-                            format!("cannot write the manual page: {e}"),
-                        )],
-                        &[],
-                    );
-                    Exit::Output
-                }
+        Command::Completions(args) => print(&crate::cli::completion_script(args.shell), &reporter),
+        Command::Man(args) => match crate::cli::manual_page(args.command.as_deref()) {
+            Ok(page) => print(&page, &reporter),
+            Err(usage) => {
+                // Worded and formatted as every other usage error.
+                let _ = std::io::stderr().lock().write_all(usage.as_bytes());
+                Exit::Usage
             }
-        }
+        },
     }
 }
 

@@ -101,6 +101,50 @@ pub(crate) struct ManArgs {
     pub command: Option<String>,
 }
 
+/// The completion script for `shell`.
+pub(crate) fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut <Cli as clap::CommandFactory>::command(),
+        "keyfill",
+        &mut script,
+    );
+    script
+}
+
+/// keyfill(1), or a command's page titled keyfill-COMMAND (as git's and
+/// cargo's are); an unknown command is a usage error, formatted as clap
+/// formats every other.
+pub(crate) fn manual_page(command: Option<&str>) -> Result<Vec<u8>, String> {
+    let mut root = <Cli as clap::CommandFactory>::command();
+    let cmd = match command {
+        None => root,
+        Some(c) => match root.find_subcommand(c) {
+            Some(sub) => sub
+                .clone()
+                .name(format!("keyfill-{c}"))
+                .version(env!("CARGO_PKG_VERSION")),
+            None => {
+                let known: Vec<&str> = root
+                    .get_subcommands()
+                    .map(clap::Command::get_name)
+                    .filter(|n| *n != "man")
+                    .collect();
+                let message = format!("no command `{c}` (commands: {})", known.join(", "));
+                let known_error = root.error(clap::error::ErrorKind::InvalidValue, message);
+                return Err(known_error.render().to_string());
+            }
+        },
+    };
+    let mut page = Vec::new();
+    // Rendering into memory cannot fail but for a bug of the renderer.
+    clap_mangen::Man::new(cmd)
+        .render(&mut page)
+        .map_err(|e| format!("error: cannot write the manual page: {e}\n"))?;
+    Ok(page)
+}
+
 /// `keyfill completions`.
 #[derive(Debug, Args)]
 pub(crate) struct CompletionsArgs {
