@@ -326,28 +326,34 @@ fn completion_scripts_complete_commands_and_options() {
     assert_eq!(ask("keyfill render --secrets-k").trim(), "--secrets-key");
 }
 
-/// The manual page is roff that groff formats without a warning, and documents
-/// every command and the global options.
-#[test]
-fn the_manual_page_formats_and_names_every_command() {
-    let mut t = Test::new();
-    let r = t.args(["man"]).run();
+/// `keyfill ARGS` prints a manual page titled `title` that groff formats as
+/// plain ASCII (no overstriking, no typographic hyphens) without a warning; the
+/// formatted text.
+fn formatted_page(t: &mut Test, args: &[&str], title: &str) -> String {
+    let r = t.args(args).run();
     r.code(0).stderr_is("");
-    assert!(r.stdout.contains(".TH keyfill 1"), "{}", r.stdout);
-    t.file("keyfill.1", &r.stdout);
+    assert!(r.stdout.contains(&format!(".TH {title} 1")), "{}", r.stdout);
+    t.file("page.1", &r.stdout);
     let out = std::process::Command::new("groff")
         .current_dir(t.path())
-        // Plain ASCII: no overstriking, no typographic hyphens.
-        .args(["-man", "-Tascii", "-P-cbou", "-ww", "keyfill.1"])
+        .args(["-man", "-Tascii", "-P-cbou", "-ww", "page.1"])
         .env("LC_ALL", "C.UTF-8")
         .output()
         .expect("run groff (installed by .ci/deps)");
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "groff: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The manual page is roff that groff formats without a warning, and documents
+/// every command and the global options; each command has its own page.
+#[test]
+fn the_manual_page_formats_and_names_every_command() {
+    let mut t = Test::new();
+    let text = formatted_page(&mut t, &["man"], "keyfill");
     for word in [
         "render",
         "check",
@@ -358,32 +364,17 @@ fn the_manual_page_formats_and_names_every_command() {
     ] {
         assert!(text.contains(word), "no `{word}` in the manual:\n{text}");
     }
-    // Each command's own page, with its options.
     for (command, option) in [
         ("render", "--redact"),
         ("check", "--resolve"),
         ("watch", "--refresh"),
         ("exec", "--kill-timeout"),
     ] {
-        let r = t.args(["man", command]).run();
-        r.code(0).stderr_is("");
-        let title = format!(".TH keyfill-{command} 1");
-        assert!(r.stdout.contains(&title), "{}", r.stdout);
-        t.file("page.1", &r.stdout);
-        let out = std::process::Command::new("groff")
-            .current_dir(t.path())
-            .args(["-man", "-Tascii", "-P-cbou", "-ww", "page.1"])
-            .output()
-            .expect("run groff");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "groff: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let title = format!("keyfill-{command}");
+        let text = formatted_page(&mut t, &["man", command], &title);
         assert!(
             text.contains(option),
-            "no `{option}` in keyfill-{command}(1):\n{text}"
+            "no `{option}` in {title}(1):\n{text}"
         );
     }
 }

@@ -413,29 +413,13 @@ struct Sops {
 impl Sops {
     fn new() -> Sops {
         let dir = tempfile::tempdir().expect("dir");
-        let keygen = |name: &str| {
-            let file = dir.path().join(name);
-            let out = std::process::Command::new("age-keygen")
-                .arg("-o")
-                .arg(&file)
-                .output()
-                .expect("run age-keygen (installed by .ci/deps)");
-            assert!(out.status.success(), "age-keygen failed");
-            let text = std::fs::read_to_string(&file).expect("key file");
-            let recipient = text
-                .lines()
-                .find_map(|l| l.strip_prefix("# public key: "))
-                .expect("public key")
-                .to_owned();
-            (file, recipient)
-        };
-        let (key, recipient) = keygen("keys.txt");
-        let (other, _) = keygen("other.txt");
+        let key = crate::sops::age_key(dir.path(), "keys.txt");
+        let other = crate::sops::age_key(dir.path(), "other.txt");
         Sops {
             dir,
-            key,
-            other,
-            recipient,
+            key: key.file,
+            other: other.file,
+            recipient: key.recipient,
         }
     }
 

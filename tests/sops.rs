@@ -13,13 +13,14 @@ use support::moto::moto;
 use support::{aws_env, canary, keyfill, Run};
 
 /// An age key pair made by `age-keygen`.
-struct AgeKey {
-    file: PathBuf,
-    recipient: String,
+pub(crate) struct AgeKey {
+    pub(crate) file: PathBuf,
+    pub(crate) recipient: String,
     secret: String,
 }
 
-fn age_key(dir: &Path, name: &str) -> AgeKey {
+/// A key pair `age-keygen` writes to `dir/name`.
+pub(crate) fn age_key(dir: &Path, name: &str) -> AgeKey {
     let file = dir.join(name);
     let out = Command::new("age-keygen")
         .arg("-o")
