@@ -42,9 +42,11 @@ pub(crate) fn run(cli: Cli) -> Exit {
             keyfill::watch::watch(&input, &out, &reporter)
         }
         Command::Exec(args) => keyfill::exec::exec(&exec_config(args), &reporter),
-        Command::Completions(args) => print(&crate::cli::completion_script(args.shell), &reporter),
+        Command::Completions(args) => to_stdout(&reporter, |out| {
+            out.write_all(&crate::cli::completion_script(args.shell))
+        }),
         Command::Man(args) => match crate::cli::manual_page(args.command.as_deref()) {
-            Ok(page) => print(&page, &reporter),
+            Ok(page) => to_stdout(&reporter, |out| out.write_all(&page)),
             Err(usage) => {
                 // Worded and formatted as every other usage error.
                 let _ = std::io::stderr().lock().write_all(usage.as_bytes());
@@ -54,9 +56,13 @@ pub(crate) fn run(cli: Cli) -> Exit {
     }
 }
 
-/// Writes `bytes` to stdout; a closed pipe (`| head`) is the reader's choice.
-fn print(bytes: &[u8], reporter: &Reporter) -> Exit {
-    match std::io::stdout().lock().write_all(bytes) {
+/// Writes to stdout with `write`; a closed pipe (`| head`) is the reader's
+/// choice, not an error.
+fn to_stdout(
+    reporter: &Reporter,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Exit {
+    match write(&mut std::io::stdout().lock()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             reporter.emit(
                 &[Diagnostic::error(
@@ -167,22 +173,10 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
         reporter.info(&session.verified.summary());
     }
     match &args.output {
-        None => {
-            // A closed pipe (`| head`) is the reader's choice, not an error.
-            if let Err(e) = bytes.write_to(&mut std::io::stdout().lock()) {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    reporter.emit(
-                        &[Diagnostic::error(
-                            Exit::Output,
-                            format!("cannot write to stdout: {e}"),
-                        )],
-                        &[],
-                    );
-                    return Exit::Output;
-                }
-            }
-            status
-        }
+        None => match to_stdout(reporter, |out| bytes.write_to(out)) {
+            Exit::Ok => status,
+            failed => failed,
+        },
         Some(path) => {
             let wopts = write_options(&args.write, args.input.timeout);
             match output::write(path, &bytes, wopts) {
