@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal as _, Write as _};
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{
@@ -34,14 +35,15 @@ pub(crate) fn run(cli: Cli) -> Exit {
         quiet: cli.global.quiet,
     };
     keyfill::signals::survive_file_size_limit();
+    let audit = cli.global.audit;
     match cli.command {
-        Command::Render(args) => render(&args, &reporter, cli.global.verbose),
-        Command::Check(args) => check(&args, &reporter),
+        Command::Render(args) => render(&args, audit, &reporter, cli.global.verbose),
+        Command::Check(args) => check(&args, audit, &reporter),
         Command::Watch(args) => {
-            let (input, out) = watch_configs(&args);
+            let (input, out) = watch_configs(&args, audit);
             keyfill::watch::watch(&input, &out, &reporter)
         }
-        Command::Exec(args) => keyfill::exec::exec(&exec_config(args), &reporter),
+        Command::Exec(args) => keyfill::exec::exec(&exec_config(args, audit), &reporter),
         Command::Completions(args) => to_stdout(&reporter, |out| {
             out.write_all(&crate::cli::completion_script(args.shell))
         }),
@@ -77,9 +79,15 @@ fn to_stdout(
     }
 }
 
-/// The render configuration the input options ask for.
-fn render_config(input: &InputArgs, redact: bool, json: bool) -> RenderConfig {
+/// The render configuration the input options ask for; `audit` is `--audit`.
+fn render_config(
+    input: &InputArgs,
+    redact: bool,
+    json: bool,
+    audit: Option<PathBuf>,
+) -> RenderConfig {
     RenderConfig {
+        audit,
         files: input.files.clone(),
         catalogues: input.secrets.clone(),
         options: Options {
@@ -123,9 +131,9 @@ fn write_options(args: &OutputArgs, timeout: Duration) -> WriteOptions {
 }
 
 /// The configurations `keyfill watch` runs with, as its options ask.
-fn watch_configs(args: &WatchArgs) -> (RenderConfig, LoopConfig) {
+fn watch_configs(args: &WatchArgs, audit: Option<PathBuf>) -> (RenderConfig, LoopConfig) {
     (
-        render_config(&args.input, false, false),
+        render_config(&args.input, false, false, audit),
         loop_config(&args.input, &args.out),
     )
 }
@@ -141,9 +149,9 @@ fn loop_config(input: &InputArgs, out: &LoopArgs) -> LoopConfig {
     }
 }
 
-fn exec_config(args: ExecArgs) -> ExecConfig {
+fn exec_config(args: ExecArgs, audit: Option<PathBuf>) -> ExecConfig {
     ExecConfig {
-        render: render_config(&args.input, false, false),
+        render: render_config(&args.input, false, false, audit),
         looping: loop_config(&args.input, &args.out),
         watch: args.watch,
         reload_signal: args.reload_signal,
@@ -157,10 +165,16 @@ fn exec_config(args: ExecArgs) -> ExecConfig {
     }
 }
 
-fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
-    let config = render_config(&args.input, args.redact, args.format == OutputFormat::Json);
+fn render(args: &RenderArgs, audit: Option<PathBuf>, reporter: &Reporter, verbose: u8) -> Exit {
+    let json = args.format == OutputFormat::Json;
+    let config = render_config(&args.input, args.redact, json, audit);
     if let Some(out) = &args.output {
-        if let Err(d) = output::refuse_input_as_output(out, &config.files, &config.catalogues) {
+        if let Err(d) = output::refuse_input_as_output(
+            out,
+            &config.files,
+            &config.catalogues,
+            config.audit.as_deref(),
+        ) {
             return reporter.fail(d);
         }
     }
@@ -197,8 +211,8 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
     }
 }
 
-fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
-    let config = render_config(&args.input, false, false);
+fn check(args: &CheckArgs, audit: Option<PathBuf>, reporter: &Reporter) -> Exit {
+    let config = render_config(&args.input, false, false, audit);
     let mut session = config.session();
     let listing = keyfill::check::listing(&config, args.resolve, &mut session);
     let _ = std::io::stdout().lock().write_all(listing.as_bytes());

@@ -50,11 +50,12 @@ pub fn listing(config: &RenderConfig, with_outcomes: bool, session: &mut Session
     } else {
         None
     };
+    let mut records = Vec::new();
     // With --resolve, compute every value as a render would: types, JSON keys,
     // encodings and compositions are checked too, not just the fetches. The
     // evaluator records each outcome as it computes it.
     let mut outcomes: Vec<Outcomes> = Vec::new();
-    if let Some(f) = &fetched {
+    if let Some((f, accesses)) = &fetched {
         let key = DigestKey::default();
         for unit in &planned.units {
             let mut ev = resolve::Evaluator::new(
@@ -78,7 +79,16 @@ pub fn listing(config: &RenderConfig, with_outcomes: bool, session: &mut Session
                     o.directs.insert(id, ev.direct_outcome(id));
                 }
             }
+            if session.audit.is_some() {
+                let config = &session.sources[unit.source].name;
+                records.extend(ev.accessed(unit.ns.all(), accesses, config));
+            }
             outcomes.push(o);
+        }
+    }
+    if let Some(path) = &session.audit {
+        if let Err(d) = crate::audit::append(path, &records) {
+            session.diags.push(d);
         }
     }
     let mut listing = String::new();

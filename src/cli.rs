@@ -35,6 +35,9 @@ pub(crate) struct Global {
     /// Diagnostics as text or JSON lines.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Append one JSON line per secret access to FILE (never a value).
+    #[arg(long, global = true, value_name = "FILE", env = "KEYFILL_AUDIT")]
+    pub audit: Option<PathBuf>,
 }
 
 /// When to colour.

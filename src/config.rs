@@ -22,6 +22,8 @@ pub struct RenderConfig {
     pub options: Options,
     /// How providers fetch.
     pub settings: Settings,
+    /// The audit log every secret access is appended to (`--audit`).
+    pub audit: Option<PathBuf>,
 }
 
 impl RenderConfig {
@@ -29,6 +31,7 @@ impl RenderConfig {
     pub fn session(&self) -> Session {
         Session {
             registry: Registry::new(self.settings),
+            audit: self.audit.clone(),
             ..Session::default()
         }
     }

@@ -43,6 +43,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("yaml::verify", 5),
     ("yaml::proof", 5),
     ("output", 2),
+    // The audit log's lines and their appending.
+    ("audit", 2),
     ("report", 2),
     // Providers: never the `secrets:` parser, the plan or YAML. Each provider's
     // module has this layer.

@@ -56,6 +56,7 @@
 // All output goes through the reporter or the caller; the library never prints.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub(crate) mod audit;
 pub mod check;
 pub mod config;
 pub(crate) mod embed;

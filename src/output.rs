@@ -229,14 +229,24 @@ pub(crate) fn final_file(path: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Refuses an output that is one of this run's inputs or `--secrets` files
-/// (the same file, however named: through links, hard links or `..`), before
-/// anything is read from a provider. An output that does not exist yet cannot
-/// be one; stdin (`-`) is no file.
+/// Whether `a` and `b` name one existing file, however named (through links,
+/// hard links or `..`).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Refuses an output that is one of this run's inputs, `--secrets` files or
+/// its `--audit` log (the same file, however named: through links, hard links
+/// or `..`), before anything is read from a provider. An output that does not
+/// exist yet cannot be one; stdin (`-`) is no file.
 pub fn refuse_input_as_output(
     out: &Path,
     files: &[String],
     secrets: &[String],
+    audit: Option<&Path>,
 ) -> Result<(), Diagnostic> {
     let Ok(o) = fs::metadata(out) else {
         return Ok(());
@@ -248,18 +258,20 @@ pub fn refuse_input_as_output(
     }
     let named = files
         .iter()
-        .map(|f| ("the input", f))
-        .chain(secrets.iter().map(|f| ("the --secrets file", f)));
+        .map(|f| ("the input", Path::new(f)))
+        .chain(secrets.iter().map(|f| ("the --secrets file", Path::new(f))))
+        .chain(audit.map(|f| ("the --audit log", f)));
     for (what, f) in named {
-        if f == "-" {
+        if f == Path::new("-") {
             continue;
         }
         if fs::metadata(f).is_ok_and(|m| m.dev() == o.dev() && m.ino() == o.ino()) {
             return Err(Diagnostic::error(
                 Exit::Usage,
                 format!(
-                    "`-o {}` is {what} `{f}` (the same file): writing it would destroy it",
-                    out.display()
+                    "`-o {}` is {what} `{}` (the same file): writing it would destroy it",
+                    out.display(),
+                    f.display()
                 ),
             )
             .note("write the output to another file"));
@@ -716,13 +728,16 @@ mod tests {
         std::os::unix::fs::symlink("in.yaml", d.join("soft"))?;
         let files = vec![input.display().to_string()];
         for out in ["hard", "soft"] {
-            let e = refuse_input_as_output(&d.join(out), &files, &[]).err();
+            let e = refuse_input_as_output(&d.join(out), &files, &[], None).err();
             assert_eq!(e.map(|d| d.class), Some(Exit::Usage), "{out}");
         }
-        let e = refuse_input_as_output(&d.join("hard"), &["-".into()], &files).err();
+        let e = refuse_input_as_output(&d.join("hard"), &["-".into()], &files, None).err();
         assert_eq!(e.map(|d| d.message.contains("--secrets file")), Some(true));
-        assert!(refuse_input_as_output(&d.join("new"), &files, &[]).is_ok());
-        assert!(refuse_input_as_output(&input, &["-".into()], &[]).is_ok());
+        let e = refuse_input_as_output(&d.join("soft"), &[], &[], Some(&input)).err();
+        assert_eq!(e.map(|d| d.message.contains("--audit log")), Some(true));
+        assert!(refuse_input_as_output(&d.join("new"), &files, &[], None).is_ok());
+        assert!(refuse_input_as_output(&input, &["-".into()], &[], None).is_ok());
+        assert!(same_file(&d.join("soft"), &input) && !same_file(&d.join("new"), &input));
         Ok(())
     }
 }

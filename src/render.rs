@@ -117,6 +117,8 @@ pub struct Session {
     /// Local files the last render's providers read values from (sops files),
     /// which `watch` watches like inputs.
     pub(crate) provided: Vec<std::path::PathBuf>,
+    /// The audit log every secret access is appended to (`--audit`).
+    pub(crate) audit: Option<std::path::PathBuf>,
 }
 
 /// A scanned input with its own declarations.
@@ -214,6 +216,26 @@ impl Session {
         key: &DigestKey,
     ) -> Prepared {
         let mut prepared = Prepared::default();
+        if let Some(log) = &self.audit {
+            // Appending to a config would corrupt it.
+            let read = inputs.iter().chain(catalogues).filter(|f| *f != "-");
+            if let Some(f) = read
+                .into_iter()
+                .find(|f| crate::output::same_file(log, Path::new(f)))
+            {
+                self.diags.push(
+                    Diagnostic::error(
+                        Exit::Usage,
+                        format!(
+                            "`--audit {}` is the input `{f}` (the same file)",
+                            log.display()
+                        ),
+                    )
+                    .note("give the audit log a file of its own"),
+                );
+                return prepared;
+            }
+        }
         let block_key = opts.secrets_key.as_str();
         for path in catalogues {
             if let Some((source, scan)) = self.load(path, opts, key, false, Some(block_key)) {
@@ -415,25 +437,61 @@ impl Session {
         if self.failed() {
             return None;
         }
-        let fetched = match self.cache.as_mut() {
+        let (fetched, accesses) = match self.cache.as_mut() {
             Some(cache) => {
                 resolve::fetch_cached(&planned.fetches, &mut self.registry, cache, &mut self.diags)
             }
             None => resolve::fetch_all(&planned.fetches, &mut self.registry),
         };
         self.take_provider_warnings();
+        // Every access is recorded, whether or not the render then succeeds.
+        let mut records = self.audit.is_some().then(Vec::new);
+        let fetches = Fetches {
+            bindings: &planned.bindings,
+            fetched: &fetched,
+            accesses: &accesses,
+        };
+        let out = self.assemble(&prepared, &planned, &fetches, opts, &key, records.as_mut());
+        if let (Some(path), Some(records)) = (&self.audit, &records) {
+            if let Err(d) = crate::audit::append(path, records) {
+                self.diags.push(d);
+                return None;
+            }
+        }
+        out
+    }
+
+    /// Renders every planned input from the fetched values and joins them
+    /// (documents in order, or the JSON form); `None` when anything failed.
+    fn assemble(
+        &mut self,
+        prepared: &Prepared,
+        planned: &Planned<'_>,
+        fetches: &Fetches<'_>,
+        opts: &Options,
+        key: &DigestKey,
+        mut records: Option<&mut Vec<crate::audit::Record>>,
+    ) -> Option<Output> {
         let mut out = Output::default();
         let mut json_docs = Vec::new();
-        for (input, unit) in prepared.inputs.iter().zip(&planned.units) {
+        let each = prepared
+            .inputs
+            .iter()
+            .zip(&planned.units)
+            .zip(&planned.plans);
+        for ((input, unit), plan) in each {
             let Some(text) = self.render_one(
                 input,
                 unit,
-                &planned.bindings,
-                &fetched,
+                fetches,
                 opts,
-                &key,
+                key,
                 &mut json_docs,
                 out.len(),
+                Audit {
+                    used: &plan.used,
+                    records: records.as_deref_mut(),
+                },
             ) else {
                 continue;
             };
@@ -490,18 +548,18 @@ impl Session {
         &mut self,
         input: &Loaded,
         unit: &Unit<'_>,
-        bindings: &Bindings,
-        fetched: &Fetched,
+        fetches: &Fetches<'_>,
         opts: &Options,
         key: &DigestKey,
         json_docs: &mut Vec<verify::Json>,
         before: usize,
+        audit: Audit<'_>,
     ) -> Option<Output> {
         let mut ev = Evaluator::new(
             unit,
-            bindings,
+            fetches.bindings,
             &self.sources,
-            fetched,
+            fetches.fetched,
             opts.redact,
             &mut self.diags,
         )
@@ -544,7 +602,8 @@ impl Session {
                         let d = too_large(&src.name, opts.max_output)
                             .at(input.source, site.span.clone());
                         ev.report(d);
-                        return None;
+                        ok = false;
+                        break;
                     }
                     if unproven.is_none() {
                         match proof::site(&src.text, site, &e.text, e.digest, key, opts.limits) {
@@ -558,7 +617,7 @@ impl Session {
                 None => ok = false,
             }
         }
-        if opts.export {
+        if ok && opts.export {
             // `exec --env`: every declared secret, computed as a render would.
             for d in unit.ns.all() {
                 match ev.value(&d.name) {
@@ -579,6 +638,15 @@ impl Session {
                     None => ok = false,
                 }
             }
+        }
+        if let Some(records) = audit.records {
+            // `exec --env` reads every declaration; a render, those it uses.
+            let decls = unit
+                .ns
+                .all()
+                .into_iter()
+                .filter(|d| opts.export || audit.used.contains(&d.name));
+            records.extend(ev.accessed(decls, fetches.accesses, &src.name));
         }
         drop(ev);
         if !ok {
@@ -664,6 +732,19 @@ impl Session {
         );
         None
     }
+}
+
+/// What one render fetched, and how (for the audit log).
+struct Fetches<'f> {
+    bindings: &'f Bindings,
+    fetched: &'f Fetched,
+    accesses: &'f resolve::Accesses,
+}
+
+/// Where one input's accesses are recorded, if `--audit` asks: the names it uses.
+struct Audit<'r> {
+    used: &'r HashSet<String>,
+    records: Option<&'r mut Vec<crate::audit::Record>>,
 }
 
 fn too_large(name: &str, max: usize) -> Diagnostic {

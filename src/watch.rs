@@ -236,7 +236,8 @@ impl Loop {
         let before_seen = self.provided_stamps();
         // Checked on every render: a link swap can make an input the output.
         let (files, catalogues) = (&self.input.files, &self.input.catalogues);
-        if let Err(d) = output::refuse_input_as_output(&self.out.output, files, catalogues) {
+        let audit = self.input.audit.as_deref();
+        if let Err(d) = output::refuse_input_as_output(&self.out.output, files, catalogues, audit) {
             return (Rendered::Failed(reporter.fail(d)), Vec::new());
         }
         let mut session = self.input.session();
@@ -500,7 +501,10 @@ pub fn watch(input: &RenderConfig, out: &LoopConfig, reporter: &Reporter) -> Exi
         return reporter.fail(d);
     }
     signals::stop_waiting_on(&signals::STOP);
-    if let Err(d) = output::refuse_input_as_output(&out.output, &input.files, &input.catalogues) {
+    let audit = input.audit.as_deref();
+    if let Err(d) =
+        output::refuse_input_as_output(&out.output, &input.files, &input.catalogues, audit)
+    {
         return reporter.fail(d);
     }
     let mut watcher = match watch_inputs(input, out, tx.clone()) {

@@ -17,6 +17,7 @@
 //! | encoders (`$<X|url>`…) read back in their target languages | [`encoders`] |
 //! | local verification against the full re-parse (shapes, oracle) | [`verify`] |
 //! | a secret value that must never be printed, on any path | [`leak`] (use `support::canary`) |
+//! | `--audit FILE`: the records of secret accesses | [`audit`] |
 //! | an interrupted or failed write of the output | [`faults`] |
 //! | `keyfill watch` on files | [`watch`] |
 //! | `keyfill watch` re-fetching from a provider | [`refresh`] |
@@ -48,6 +49,7 @@
 
 mod support;
 
+mod audit;
 mod aws;
 mod aws_edges;
 mod aws_faults;

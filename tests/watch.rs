@@ -1096,6 +1096,7 @@ fn library_loop(conf: &Path, out: &Path) -> (keyfill::watch::Loop, keyfill::repo
     let input = RenderConfig {
         files: vec![conf.display().to_string()],
         catalogues: Vec::new(),
+        audit: None,
         options: keyfill::render::Options {
             strict: false,
             redact: false,

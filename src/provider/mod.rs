@@ -232,19 +232,24 @@ pub(crate) trait Call: Sync {
     fn missing(&self, kind: ProviderKind) -> Self::Out;
 }
 
-/// Fetching values.
+/// Fetching values, each answer with the time its provider's whole batch took
+/// (requests of one batch run together, so that is each one's wait).
 pub(crate) struct Fetch;
 
 impl Call for Fetch {
-    type Out = Result<SecretBytes, FetchError>;
+    type Out = (Result<SecretBytes, FetchError>, Duration);
     fn call<P: Provider>(&self, p: &P, requests: &[&P::Locator]) -> Vec<Self::Out> {
-        p.fetch(requests)
+        let start = std::time::Instant::now();
+        let answers = p.fetch(requests);
+        let took = start.elapsed();
+        answers.into_iter().map(|a| (a, took)).collect()
     }
     fn missing(&self, kind: ProviderKind) -> Self::Out {
-        Err(FetchError::new(
+        let err = FetchError::new(
             FetchClass::Unreachable,
             format!("the {kind} provider gave no answer"),
-        ))
+        );
+        (Err(err), Duration::ZERO)
     }
 }
 
@@ -334,6 +339,13 @@ macro_rules! dispatch {
             pub(crate) fn json_key(&self) -> Option<&str> {
                 match self {
                     $(Locator::$variant(l) => <$module::$client as Provider>::json_key(l),)+
+                }
+            }
+
+            /// Its provider, and its own text without the `provider|` prefix.
+            pub(crate) fn parts(&self) -> (ProviderKind, String) {
+                match self {
+                    $(Locator::$variant(l) => (ProviderKind::$variant, l.to_string()),)+
                 }
             }
 
@@ -499,11 +511,12 @@ impl Registry {
         }
     }
 
-    /// Fetches each request, each provider its whole batch.
+    /// Fetches each request, each provider its whole batch; each answer comes
+    /// with how long its batch took.
     pub(crate) fn fetch<'r>(
         &mut self,
         requests: impl IntoIterator<Item = &'r Locator>,
-    ) -> HashMap<Locator, Result<SecretBytes, FetchError>> {
+    ) -> HashMap<Locator, <Fetch as Call>::Out> {
         self.each(requests, &Fetch)
     }
 
@@ -812,10 +825,13 @@ mod tests {
         assert_eq!(r.started(), vec![ProviderKind::Env]);
         assert!(matches!(
             answers.get(&env),
-            Some(Err(FetchError {
-                class: FetchClass::NotFound,
-                ..
-            }))
+            Some((
+                Err(FetchError {
+                    class: FetchClass::NotFound,
+                    ..
+                }),
+                _
+            ))
         ));
     }
 

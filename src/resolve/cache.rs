@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{fetch_all, Fetched};
+use super::{fetch_all, Access, Accesses, Fetched};
 use crate::error::Diagnostics;
 use crate::provider::{Locator, Registry, VersionCheck};
 use crate::secret::SecretBytes;
@@ -70,9 +70,14 @@ pub(crate) fn fetch_cached(
     registry: &mut Registry,
     cache: &mut Cache,
     diags: &mut Diagnostics,
-) -> Fetched {
+) -> (Fetched, Accesses) {
     let now = std::time::Instant::now();
     let mut out: Fetched = HashMap::new();
+    let hit = Access {
+        cache_hit: true,
+        duration: std::time::Duration::ZERO,
+    };
+    let mut accesses = Accesses::new();
     let mut due = Vec::new();
     for r in requests {
         match cache.entries.get(r) {
@@ -84,6 +89,7 @@ pub(crate) fn fetch_cached(
                     && now.duration_since(e.at) < cache.ttl =>
             {
                 out.insert(r.clone(), Ok(e.value.clone()));
+                accesses.insert(r.clone(), hit);
             }
             _ => due.push(r),
         }
@@ -104,6 +110,7 @@ pub(crate) fn fetch_cached(
             (Some(e), Some(VersionCheck::Current(v))) if e.value.version() == Some(v) => {
                 e.at = now;
                 out.insert(r.clone(), Ok(e.value.clone()));
+                accesses.insert(r.clone(), hit);
             }
             (Some(e), Some(VersionCheck::NotOffered)) => {
                 e.checkable = false;
@@ -115,7 +122,9 @@ pub(crate) fn fetch_cached(
         }
     }
 
-    for (loc, result) in fetch_all(&wanted, registry) {
+    let (fetched, fetch_accesses) = fetch_all(&wanted, registry);
+    accesses.extend(fetch_accesses);
+    for (loc, result) in fetched {
         let result = match result {
             Ok(v) => {
                 let checkable = cache.entries.get(&loc).is_none_or(|e| e.checkable);
@@ -138,6 +147,10 @@ pub(crate) fn fetch_cached(
                 );
                 match cache.entries.get(&loc) {
                     Some(old) if transient => {
+                        // Served from the cache after all.
+                        if let Some(a) = accesses.get_mut(&loc) {
+                            a.cache_hit = true;
+                        }
                         diags.warn(format!(
                             "{loc}: fetching failed ({}); serving the last good value",
                             e.class.word()
@@ -153,5 +166,5 @@ pub(crate) fn fetch_cached(
         };
         out.insert(loc, result);
     }
-    out
+    (out, accesses)
 }

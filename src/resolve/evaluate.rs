@@ -4,14 +4,15 @@
 //! the digest of what it must parse to.
 
 use std::cell::OnceCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::rc::Rc;
 
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::Fetched;
+use super::{Accesses, Fetched};
+use crate::audit::Record;
 use crate::error::{Diagnostic, Diagnostics, Exit, SourceId};
 use crate::json_path::{json_key_in, walk, Missing};
 use crate::plan::{Bindings, DirectId, Unit};
@@ -19,7 +20,7 @@ use crate::provider::{FetchClass, FetchError, Locator};
 use crate::reference::{DirectRef, Part, SecretRef, Subject, Template};
 use crate::secret::SecretText;
 use crate::secret::MASK;
-use crate::secrets::{Origin, SecretType};
+use crate::secrets::{Declaration, Origin, SecretType};
 use crate::source::Source;
 use crate::yaml::digest::DigestKey;
 use crate::yaml::emit::{self};
@@ -566,6 +567,77 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
         };
         self.directs.insert(id, outcome);
         outcome
+    }
+
+    /// What the audit log records of this unit's accesses: one record per
+    /// declaration in `decls` that names a provider, one per direct reference
+    /// in those declarations (named by them) and in the config's sites (named
+    /// by none), each distinct one once, with its outcome and how its value
+    /// was obtained. Only what was fetched or served from the cache is recorded.
+    pub(crate) fn accessed<'x>(
+        &mut self,
+        decls: impl IntoIterator<Item = &'x Declaration>,
+        accesses: &Accesses,
+        config: &str,
+    ) -> Vec<Record> {
+        let mut records = Vec::new();
+        let mut seen: HashSet<(Option<String>, Locator)> = HashSet::new();
+        let mut push =
+            |records: &mut Vec<Record>, secret: Option<&str>, loc: &Locator, outcome: Outcome| {
+                let Some(access) = accesses.get(&loc.fetch_key()) else {
+                    return;
+                };
+                if !seen.insert((secret.map(str::to_owned), loc.clone())) {
+                    return;
+                }
+                let (kind, locator) = loc.parts();
+                records.push(Record {
+                    config: config.to_owned(),
+                    secret: secret.map(str::to_owned),
+                    provider: kind.name(),
+                    locator,
+                    outcome: outcome.word(),
+                    cache_hit: access.cache_hit,
+                    duration: access.duration,
+                });
+            };
+        let bindings: &'a Bindings = self.bindings;
+        for d in decls {
+            match &d.origin {
+                Origin::Provider { locator, .. } => {
+                    let outcome = self.outcome(&d.name);
+                    push(&mut records, Some(&d.name), locator, outcome);
+                }
+                Origin::Template { template, .. } => {
+                    let whole = template.whole().is_some();
+                    for p in &template.parts {
+                        let Part::Direct(r) = p else { continue };
+                        let Some(id) = bindings.id(d.source, r) else {
+                            continue;
+                        };
+                        // A whole reference is the secret: its outcome says
+                        // what became of the value (a type refused, say).
+                        let outcome = if whole {
+                            self.outcome(&d.name)
+                        } else {
+                            self.direct_outcome(id)
+                        };
+                        push(&mut records, Some(&d.name), bindings.locator(id), outcome);
+                    }
+                }
+            }
+        }
+        let unit: &'a Unit<'d> = self.unit;
+        let directs = unit.sites.iter().flat_map(|s| s.template.parts.iter());
+        for p in directs {
+            let Part::Direct(r) = p else { continue };
+            let Some(id) = bindings.id(unit.source, r) else {
+                continue;
+            };
+            let outcome = self.direct_outcome(id);
+            push(&mut records, None, bindings.locator(id), outcome);
+        }
+        records
     }
 
     /// A declared secret's final text (for `exec --env`), or `None` after

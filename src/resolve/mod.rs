@@ -8,6 +8,7 @@ pub(crate) mod cache;
 pub(crate) mod evaluate;
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use crate::provider::{FetchError, Locator, Registry};
 use crate::secret::SecretBytes;
@@ -18,8 +19,34 @@ pub(crate) use evaluate::{Evaluator, Outcome};
 /// Results of every fetch of a run, by fetch key.
 pub(crate) type Fetched = HashMap<Locator, Result<SecretBytes, FetchError>>;
 
+/// How each fetch key's value was obtained, by fetch key: what the audit log
+/// records of every access.
+pub(crate) type Accesses = HashMap<Locator, Access>;
+
+/// How one value was obtained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// Served from the cache of `watch` and `exec --watch`, without a fetch.
+    pub(crate) cache_hit: bool,
+    /// How long its provider's batch took (zero for a cache hit).
+    pub(crate) duration: Duration,
+}
+
 /// Fetches each distinct locator once; each provider gets its whole batch, and
 /// remote providers fetch at the same time, each on its own thread.
-pub(crate) fn fetch_all(requests: &HashSet<Locator>, registry: &mut Registry) -> Fetched {
-    registry.fetch(requests)
+pub(crate) fn fetch_all(
+    requests: &HashSet<Locator>,
+    registry: &mut Registry,
+) -> (Fetched, Accesses) {
+    let mut fetched = Fetched::with_capacity(requests.len());
+    let mut accesses = Accesses::with_capacity(requests.len());
+    for (locator, (result, duration)) in registry.fetch(requests) {
+        let access = Access {
+            cache_hit: false,
+            duration,
+        };
+        accesses.insert(locator.clone(), access);
+        fetched.insert(locator, result);
+    }
+    (fetched, accesses)
 }
