@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{
-    CheckArgs, Cli, Color, Command, ExecArgs, InputArgs, LogFormat, LoopArgs, OutputArgs,
+    CheckArgs, Cli, Color, Command, DiffArgs, ExecArgs, InputArgs, LogFormat, LoopArgs, OutputArgs,
     OutputFormat, RenderArgs, VerifyMode, WatchArgs,
 };
 use keyfill::config::{ExecConfig, LoopConfig, RenderConfig};
@@ -44,6 +44,7 @@ pub(crate) fn run(cli: Cli) -> Exit {
             keyfill::watch::watch(&input, &out, &reporter)
         }
         Command::Exec(args) => keyfill::exec::exec(&exec_config(args, audit), &reporter),
+        Command::Diff(args) => diff(&args, audit, &reporter),
         Command::Completions(args) => to_stdout(&reporter, |out| {
             out.write_all(&crate::cli::completion_script(args.shell))
         }),
@@ -208,6 +209,27 @@ fn render(args: &RenderArgs, audit: Option<PathBuf>, reporter: &Reporter, verbos
                 Err(d) => reporter.fail(d),
             }
         }
+    }
+}
+
+fn diff(args: &DiffArgs, audit: Option<PathBuf>, reporter: &Reporter) -> Exit {
+    let json = args.format == OutputFormat::Json;
+    let config = render_config(&args.input, false, json, audit);
+    let out = &args.output;
+    let audit = config.audit.as_deref();
+    if let Err(d) = output::refuse_input_as_output(out, &config.files, &config.catalogues, audit) {
+        return reporter.fail(d);
+    }
+    let mut session = config.session();
+    let report = keyfill::diff::diff(&config, out, &mut session);
+    let status = session.report(reporter);
+    let Some(report) = report else {
+        return status;
+    };
+    match to_stdout(reporter, |w| w.write_all(report.text(out).as_bytes())) {
+        Exit::Ok if status == Exit::Ok => report.exit(),
+        Exit::Ok => status,
+        failed => failed,
     }
 }
 

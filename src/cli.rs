@@ -90,6 +90,8 @@ pub(crate) enum Command {
     Watch(WatchArgs),
     /// Render, then run a command (replacing keyfill, or supervising with --watch).
     Exec(ExecArgs),
+    /// Show which paths a render would change in OUT, with fingerprints, not values; writes nothing.
+    Diff(DiffArgs),
     /// Print a shell completion script: `keyfill completions bash > /etc/bash_completion.d/keyfill`.
     Completions(CompletionsArgs),
     /// Print a manual page (roff): `keyfill man | man -l -`, `keyfill man render`.
@@ -235,6 +237,20 @@ pub(crate) struct OutputArgs {
     /// Rewrite the output in place where it cannot be replaced by rename (bind mounts).
     #[arg(long)]
     pub in_place_fallback: bool,
+}
+
+/// `keyfill diff`.
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The output to compare with (read, never written).
+    #[arg(short, long, value_name = "OUT", required = true)]
+    pub output: PathBuf,
+    /// Output format the render would write.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub format: OutputFormat,
 }
 
 /// `keyfill check`.
@@ -397,6 +413,7 @@ mod tests {
             &["check", "c.yaml"],
             &["watch", "c.yaml", "-o", "o"],
             &["exec", "c.yaml", "-o", "o", "--", "true"],
+            &["diff", "c.yaml", "-o", "o"],
         ] {
             let mut argv = vec!["keyfill", cmd[0]];
             argv.extend([
@@ -412,6 +429,7 @@ mod tests {
                 Command::Check(a) => &a.input,
                 Command::Watch(a) => &a.input,
                 Command::Exec(a) => &a.input,
+                Command::Diff(a) => &a.input,
                 Command::Completions(_) | Command::Man(_) => unreachable!("no input options"),
             };
             assert!(input.strict_yaml && input.no_secrets_block, "{cmd:?}");

@@ -34,6 +34,8 @@ pub enum Exit {
     Child(u8),
     /// The command `exec` ran died of this signal: 128+n.
     Signal(u8),
+    /// `keyfill diff`: the output would change: 1.
+    Changed,
 }
 
 impl Exit {
@@ -50,6 +52,7 @@ impl Exit {
             Exit::NoCommand => 127,
             Exit::Child(code) => code,
             Exit::Signal(n) => 128u8.saturating_add(n & 0x7f),
+            Exit::Changed => 1,
         }
     }
 
@@ -311,6 +314,7 @@ mod tests {
             (Exit::Child(255), 255),
             (Exit::Signal(9), 137),
             (Exit::Signal(15), 143),
+            (Exit::Changed, 1),
         ];
         for (exit, code) in table {
             assert_eq!(exit.code(), code, "{exit:?}");

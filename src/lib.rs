@@ -20,9 +20,10 @@
 //! ```
 //!
 //! `config` holds the plain configurations the command line builds once (the
-//! binary's `cli` and `app`; the library has no clap code); `check`, `watch` and
-//! `exec` drive the same pipeline from them. `layering` checks that imports only
-//! ever point down this list.
+//! binary's `cli` and `app`; the library has no clap code); `check`, `diff`,
+//! `watch` and `exec` drive the same pipeline from them, and `audit` appends
+//! each render's secret accesses to the `--audit` log. `layering` checks that
+//! imports only ever point down this list.
 //!
 //! # Public API
 //!
@@ -32,8 +33,8 @@
 //!   [`render::Session`] and [`render::Options`], [`provider::Settings`],
 //!   [`yaml::scan::Limits`]; the outcome as [`Exit`] and [`Diagnostic`]s, printed
 //!   by [`report::Reporter`].
-//! - The commands built on it: [`check::listing`], [`watch::watch`] and its
-//!   [`watch::Loop`], [`exec::exec`] (with [`config::LoopConfig`] and
+//! - The commands built on it: [`check::listing`], [`diff::diff`] and its
+//!   [`diff::Report`], [`watch::watch`] and its [`watch::Loop`], [`exec::exec`] (with [`config::LoopConfig`] and
 //!   [`config::ExecConfig`]), [`output::write`] and its options, and the
 //!   [`signals`] the command line parses and sets up.
 //! - The reference grammar: [`reference::parse`] and its [`reference::Template`];
@@ -59,6 +60,7 @@
 pub(crate) mod audit;
 pub mod check;
 pub mod config;
+pub mod diff;
 pub(crate) mod embed;
 pub(crate) mod encode;
 pub mod error;

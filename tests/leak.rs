@@ -28,6 +28,7 @@
 //! - exit 6: `-o` into a missing folder, `-o` onto a directory.
 //! - each of the above also with `--log-format json`, and with `-v`.
 //! - `check` and `check --resolve` (ok, with errors, unused, exit 4) never print it.
+//! - `diff` shows fingerprints of old and new values, never either value.
 //! - success paths: render contains it (stdout, and `-o` file with no `.keyfill-*`
 //!   leftovers and a canary-free `-v` info line); `--redact` (yaml and json) has none;
 //!   unused-secret warning on success.
@@ -503,4 +504,55 @@ fn a_fatal_yaml_error_drops_the_scans_earlier_diagnostics_with_their_unmasked_li
         r.code(3).silent(&c).stderr_has("unclosed bracket");
         assert!(!r.stderr.contains("awz"), "{log}: {}", r.stderr);
     }
+}
+
+#[test]
+fn diff_shows_fingerprints_never_values() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (old, new) = (canary(), canary());
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "secrets:\n  a: { env: KF_LEAK_A }\na: $<a>\nb: $<a>\nc: { x: $<a> }\n",
+    )
+    .expect("write config");
+    // The old output holds another value where the new one goes, and a path
+    // the render removes: both old values are secrets too.
+    std::fs::write(
+        dir.path().join("out.yaml"),
+        format!("a: {old}\nb: {old}\nc: {old}\ngone: {old}\n"),
+    )
+    .expect("write old output");
+    let vars = [("KF_LEAK_A".to_owned(), new.clone())];
+    let run = || keyfill(dir.path(), &["diff", "app.yaml", "-o", "out.yaml"], &vars);
+    let (first, second) = (run(), run());
+    for r in [&first, &second] {
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        for secret in [&old, &new] {
+            crate::support::assert_silent(r, secret, "keyfill diff");
+        }
+    }
+    // `~ a  OLD -> NEW`, `~ b  OLD -> NEW`, `~ c  OLD -> NEW`, `- gone  OLD -> (absent)`.
+    let rows = |r: &Run| -> Vec<Vec<String>> {
+        r.stdout
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    let (one, two) = (rows(&first), rows(&second));
+    assert_eq!(
+        one.iter().map(|r| r[1].as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c", "gone"],
+        "{}",
+        first.stdout
+    );
+    // Within a run, equal values share a fingerprint (a's and b's, old and new).
+    assert_eq!((&one[0][2], &one[0][4]), (&one[1][2], &one[1][4]));
+    assert_ne!(one[0][2], one[0][4]);
+    // Across runs, the key differs: nothing can be matched or guessed.
+    assert_ne!(one[0][2], two[0][2]);
+    assert_ne!(one[0][4], two[0][4]);
+    // Nothing was written.
+    let text = std::fs::read_to_string(dir.path().join("out.yaml")).unwrap_or_default();
+    assert!(text.contains(&old) && !text.contains(&new));
 }
