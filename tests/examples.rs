@@ -151,6 +151,27 @@ fn pairs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
     vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
+/// Waits until no render line has appeared for 300 ms, so that the next
+/// change alone can wake the loop (the first render's own reads make events).
+fn settle(w: &mut Watch) {
+    let quiet = Duration::from_millis(300);
+    let deadline = std::time::Instant::now() + T;
+    let mut count = w.renders();
+    let mut since = std::time::Instant::now();
+    while since.elapsed() < quiet {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "renders never stopped\n{}",
+            w.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        if w.renders() != count {
+            count = w.renders();
+            since = std::time::Instant::now();
+        }
+    }
+}
+
 /// The secrets the docker, kubernetes and github-actions recipes read from AWS,
 /// stored once in the shared moto (in the recipes' region) with canary values
 /// that need `|url` in a URL.
@@ -761,6 +782,7 @@ fn kubernetes_init_container_and_watch_sidecar_follow_a_configmap_update() {
         .replace("pool: 10", "pool: 25")
         .replace("timeout: 5s", "timeout: 2s");
     assert_ne!(updated, template);
+    settle(&mut w);
     let n = w.renders();
     cm.update(&[("app.yaml", &updated)]);
     if let Err(now) = wait_for_file(&output, expected(&updated).as_bytes(), T, POLL) {
@@ -989,6 +1011,7 @@ fn compose_renders_around_composes_own_secrets_and_watch_follows_edits() {
         .replace("LOG_LEVEL: debug", "LOG_LEVEL: trace")
         .replace("\"8080:8080\"", "\"8081:8080\"");
     assert_ne!(edited, input);
+    settle(&mut w);
     save_by_rename(&dir.join("compose.yaml"), &edited);
     if let Err(now) = wait_for_file(&output, expected(&edited).as_bytes(), T, POLL) {
         panic!(
