@@ -1090,7 +1090,7 @@ fn helm_deploy_script_renders_values_from_vault_for_helm() {
         "under TMPDIR: {}",
         rendered.display()
     );
-    assert_eq!(args[6..], ["--atomic", "--wait"]);
+    assert_eq!(args[6..], ["--wait"]);
     assert_eq!(
         fs::read_to_string(seen.join("mode")).expect("mode").trim(),
         "600"

@@ -12,4 +12,4 @@ chart=${2:-oci://registry.example.com/charts/myapp}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 keyfill render "$here/values.yaml" -o "$tmp/rendered-values.yaml"
-helm upgrade --install "$release" "$chart" -f "$tmp/rendered-values.yaml" --atomic --wait
+helm upgrade --install "$release" "$chart" -f "$tmp/rendered-values.yaml" --wait
