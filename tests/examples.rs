@@ -388,6 +388,15 @@ impl Image {
         self.at(&e[i + 1])
     }
 
+    /// The permission bits of the rendered file.
+    fn mode_of_output(&self) -> u32 {
+        fs::metadata(self.output())
+            .expect("the rendered file")
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
     /// Replaces the image's `CMD` program with `body` (an `sh` script); `$D`
     /// is the test folder.
     fn replace_app(&self, body: &str) {
@@ -485,16 +494,6 @@ fn docker_entrypoint_renders_before_the_app_starts_and_becomes_it() {
     );
     for s in [&secrets.db_password, &session] {
         assert!(!w.stderr().contains(canary_of(s)), "{}", w.stderr());
-    }
-}
-
-impl Image {
-    fn mode_of_output(&self) -> u32 {
-        fs::metadata(self.output())
-            .expect("the rendered file")
-            .permissions()
-            .mode()
-            & 0o7777
     }
 }
 
