@@ -32,6 +32,7 @@
 //! | the sops provider: formats, encryption rules, the MAC, age keys, the `sops` binary | [`sops`] |
 //! | the onepassword provider (Connect and `op`) | [`onepassword`] |
 //! | vault and onepassword corner cases | [`provider_edges`] |
+//! | a recipe in `examples/` (Docker, Kubernetes, GitHub Actions, Compose, Helm), run from its own files | [`examples`] |
 //!
 //! Prefer an existing module. A new module is a file `tests/NAME.rs` with
 //! `use crate::support;` (never `mod support;`) and a `mod NAME;` line below;
@@ -57,6 +58,7 @@ mod cli;
 mod conformance;
 mod corpus;
 mod encoders;
+mod examples;
 mod exec;
 mod faults;
 mod leak;

@@ -18,7 +18,9 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::watch::{identity, leftovers, save_by_rename, wait_for_file, Signal, Watch};
+use support::watch::{
+    identity, leftovers, save_by_rename, wait_for_file, ConfigMap, Signal, Watch,
+};
 
 /// Deadline for anything that should take well under a second.
 const T: Duration = Duration::from_secs(20);
@@ -232,64 +234,6 @@ fn a_thousand_rapid_edits_end_in_the_final_input_with_few_renders() {
         w.stderr()
     );
     assert!(w.running());
-}
-
-/// A ConfigMap volume as the kubelet writes it: the data in a timestamped
-/// folder, `..data` pointing at it, and each top-level name a symlink through
-/// `..data`.
-/// An update writes a new timestamped folder, points a new `..data_tmp` link at
-/// it, renames that over `..data` (atomic), and removes the old folder.
-struct ConfigMap {
-    root: PathBuf,
-    generation: usize,
-}
-
-impl ConfigMap {
-    fn new(root: &Path, files: &[(&str, &str)]) -> ConfigMap {
-        fs::create_dir(root).expect("mkdir configmap");
-        let mut cm = ConfigMap {
-            root: root.to_owned(),
-            generation: 0,
-        };
-        let first = cm.write_generation(files);
-        std::os::unix::fs::symlink(&first, root.join("..data")).expect("..data");
-        // One link per top-level name, as the kubelet makes them: a key
-        // mounted at `conf/app.yaml` is reached through `conf -> ..data/conf`.
-        let mut top: Vec<&str> = files
-            .iter()
-            .map(|(name, _)| name.split('/').next().expect("a name"))
-            .collect();
-        top.dedup();
-        for name in top {
-            std::os::unix::fs::symlink(format!("..data/{name}"), root.join(name))
-                .expect("key symlink");
-        }
-        cm
-    }
-
-    fn write_generation(&mut self, files: &[(&str, &str)]) -> String {
-        self.generation += 1;
-        let name = format!(
-            "..2026_01_02_03_04_05.{:09}",
-            self.generation * 111_111_111 % 1_000_000_000
-        );
-        fs::create_dir(self.root.join(&name)).expect("mkdir generation");
-        for (file, content) in files {
-            let path = self.root.join(&name).join(file);
-            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir key folder");
-            fs::write(path, content).expect("write key");
-        }
-        name
-    }
-
-    fn update(&mut self, files: &[(&str, &str)]) {
-        let old = fs::read_link(self.root.join("..data")).expect("read ..data");
-        let new = self.write_generation(files);
-        let tmp = self.root.join("..data_tmp");
-        std::os::unix::fs::symlink(&new, &tmp).expect("..data_tmp");
-        fs::rename(&tmp, self.root.join("..data")).expect("swap ..data");
-        fs::remove_dir_all(self.root.join(old)).expect("remove old generation");
-    }
 }
 
 #[test]
