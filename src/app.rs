@@ -6,8 +6,8 @@ use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
 use crate::cli::{
-    CheckArgs, Cli, Color, Command, ExecArgs, InputArgs, LogFormat, LoopArgs, OutputArgs,
-    OutputFormat, RenderArgs, VerifyMode, WatchArgs,
+    CheckArgs, Cli, Color, Command, DoctorArgs, ExecArgs, InputOptions, LogFormat, LoopArgs,
+    OutputArgs, OutputFormat, RenderArgs, ReportFormat, VerifyMode, WatchArgs,
 };
 use keyfill::config::{ExecConfig, LoopConfig, RenderConfig};
 use keyfill::error::{Diagnostic, Exit};
@@ -42,6 +42,7 @@ pub(crate) fn run(cli: Cli) -> Exit {
             keyfill::watch::watch(&input, &out, &reporter)
         }
         Command::Exec(args) => keyfill::exec::exec(&exec_config(args), &reporter),
+        Command::Doctor(args) => doctor(&args, &reporter),
         Command::Completions(args) => to_stdout(&reporter, |out| {
             out.write_all(&crate::cli::completion_script(args.shell))
         }),
@@ -77,10 +78,10 @@ fn to_stdout(
     }
 }
 
-/// The render configuration the input options ask for.
-fn render_config(input: &InputArgs, redact: bool, json: bool) -> RenderConfig {
+/// The render configuration of `files` and the input options.
+fn render_config(files: &[String], input: &InputOptions, redact: bool, json: bool) -> RenderConfig {
     RenderConfig {
-        files: input.files.clone(),
+        files: files.to_vec(),
         catalogues: input.secrets.clone(),
         options: Options {
             strict: input.strict,
@@ -125,13 +126,13 @@ fn write_options(args: &OutputArgs, timeout: Duration) -> WriteOptions {
 /// The configurations `keyfill watch` runs with, as its options ask.
 fn watch_configs(args: &WatchArgs) -> (RenderConfig, LoopConfig) {
     (
-        render_config(&args.input, false, false),
-        loop_config(&args.input, &args.out),
+        render_config(&args.input.files, &args.input.options, false, false),
+        loop_config(&args.input.options, &args.out),
     )
 }
 
 /// The loop configuration of `watch` and `exec`.
-fn loop_config(input: &InputArgs, out: &LoopArgs) -> LoopConfig {
+fn loop_config(input: &InputOptions, out: &LoopArgs) -> LoopConfig {
     LoopConfig {
         output: out.output.clone(),
         write: write_options(&out.write, input.timeout),
@@ -143,8 +144,8 @@ fn loop_config(input: &InputArgs, out: &LoopArgs) -> LoopConfig {
 
 fn exec_config(args: ExecArgs) -> ExecConfig {
     ExecConfig {
-        render: render_config(&args.input, false, false),
-        looping: loop_config(&args.input, &args.out),
+        render: render_config(&args.input.files, &args.input.options, false, false),
+        looping: loop_config(&args.input.options, &args.out),
         watch: args.watch,
         reload_signal: args.reload_signal,
         restart: args.restart,
@@ -158,7 +159,12 @@ fn exec_config(args: ExecArgs) -> ExecConfig {
 }
 
 fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
-    let config = render_config(&args.input, args.redact, args.format == OutputFormat::Json);
+    let config = render_config(
+        &args.input.files,
+        &args.input.options,
+        args.redact,
+        args.format == OutputFormat::Json,
+    );
     if let Some(out) = &args.output {
         if let Err(d) = output::refuse_input_as_output(out, &config.files, &config.catalogues) {
             return reporter.fail(d);
@@ -178,7 +184,7 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
             failed => failed,
         },
         Some(path) => {
-            let wopts = write_options(&args.write, args.input.timeout);
+            let wopts = write_options(&args.write, args.input.options.timeout);
             match output::write(path, &bytes, wopts) {
                 Ok(outcome) => {
                     if verbose > 0 || outcome == Outcome::InPlace {
@@ -198,9 +204,24 @@ fn render(args: &RenderArgs, reporter: &Reporter, verbose: u8) -> Exit {
 }
 
 fn check(args: &CheckArgs, reporter: &Reporter) -> Exit {
-    let config = render_config(&args.input, false, false);
+    let config = render_config(&args.input.files, &args.input.options, false, false);
     let mut session = config.session();
     let listing = keyfill::check::listing(&config, args.resolve, &mut session);
     let _ = std::io::stdout().lock().write_all(listing.as_bytes());
     session.report(reporter)
+}
+
+fn doctor(args: &DoctorArgs, reporter: &Reporter) -> Exit {
+    let config = render_config(&args.files, &args.options, false, false);
+    let mut session = config.session();
+    let Some(report) = keyfill::doctor::report(&config, &mut session) else {
+        return session.report(reporter);
+    };
+    let text = match args.format {
+        ReportFormat::Text => report.text(),
+        ReportFormat::Json => report.json(),
+    };
+    let written = to_stdout(reporter, |out| out.write_all(text.as_bytes()));
+    let status = session.report(reporter);
+    Exit::worst([status, report.exit(), written])
 }

@@ -64,6 +64,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 9),
     // What builds on the pipeline: never the command line.
     ("check", 10),
+    ("doctor", 10),
     ("watch", 10),
     ("exec", 11),
     // The command line and the commands.

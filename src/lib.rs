@@ -20,8 +20,9 @@
 //! ```
 //!
 //! `config` holds the plain configurations the command line builds once (the
-//! binary's `cli` and `app`; the library has no clap code); `check`, `watch` and
-//! `exec` drive the same pipeline from them. `layering` checks that imports only
+//! binary's `cli` and `app`; the library has no clap code); `check`, `doctor`,
+//! `watch` and `exec` drive the same pipeline from them (`doctor` prepares and
+//! plans, then asks each provider about its requests without reading values). `layering` checks that imports only
 //! ever point down this list.
 //!
 //! # Public API
@@ -32,7 +33,8 @@
 //!   [`render::Session`] and [`render::Options`], [`provider::Settings`],
 //!   [`yaml::scan::Limits`]; the outcome as [`Exit`] and [`Diagnostic`]s, printed
 //!   by [`report::Reporter`].
-//! - The commands built on it: [`check::listing`], [`watch::watch`] and its
+//! - The commands built on it: [`check::listing`], [`doctor::report`] and its
+//!   [`doctor::Report`], [`watch::watch`] and its
 //!   [`watch::Loop`], [`exec::exec`] (with [`config::LoopConfig`] and
 //!   [`config::ExecConfig`]), [`output::write`] and its options, and the
 //!   [`signals`] the command line parses and sets up.
@@ -58,6 +60,7 @@
 
 pub mod check;
 pub mod config;
+pub mod doctor;
 pub(crate) mod embed;
 pub(crate) mod encode;
 pub mod error;
