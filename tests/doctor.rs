@@ -224,6 +224,83 @@ fn aws_identity_readable_and_not_found_without_reading_values() {
 }
 
 #[test]
+fn aws_profile_from_the_shared_files_without_a_config() {
+    let env = AwsEnv::new();
+    let aws = env.path().join("aws");
+    std::fs::create_dir(&aws).expect("folder");
+    std::fs::write(
+        aws.join("config"),
+        "[profile dev]\nregion = us-east-1\n\n[profile sso]\nsso_session = corp\n\
+         sso_account_id = 123456789012\nsso_role_name = reader\nregion = us-east-1\n\n\
+         [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n",
+    )
+    .expect("config");
+    let secret_key = canary();
+    std::fs::write(
+        aws.join("credentials"),
+        format!("[dev]\naws_access_key_id = testing\naws_secret_access_key = {secret_key}\n"),
+    )
+    .expect("credentials");
+    let mut vars: Vec<(String, String)> = env
+        .vars()
+        .into_iter()
+        .filter(|(k, _)| {
+            !k.starts_with("AWS_ACCESS")
+                && !k.starts_with("AWS_SECRET")
+                && !k.starts_with("AWS_REGION")
+        })
+        .map(|(k, v)| match k.as_str() {
+            "AWS_CONFIG_FILE" => (k, aws.join("config").display().to_string()),
+            "AWS_SHARED_CREDENTIALS_FILE" => (k, aws.join("credentials").display().to_string()),
+            _ => (k, v),
+        })
+        .collect();
+    vars.push(("AWS_PROFILE".into(), "dev".into()));
+    vars.push(("HOME".into(), env.path().display().to_string()));
+    let r = support::keyfill(env.path(), &["doctor", "--format", "json"], &vars);
+    r.code(0).silent(&secret_key);
+    let doc = report(&r);
+    let providers: Vec<&str> = doc["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .filter_map(|p| p["provider"].as_str())
+        .collect();
+    assert_eq!(providers, ["aws", "ssm"], "{doc}");
+    let aws_entry = provider(&doc, "aws");
+    assert_eq!(aws_entry["why"], "AWS_PROFILE is set");
+    assert_eq!(aws_entry["credentials"], "profile `dev`: static keys");
+    assert!(
+        aws_entry["identity"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:sts::")),
+        "{doc}"
+    );
+
+    // An SSO profile is named as such; without a cached SSO token it cannot
+    // say who it is.
+    let vars: Vec<(String, String)> = vars
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "AWS_PROFILE" {
+                (k, "sso".into())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let r = support::keyfill(
+        env.path(),
+        &["doctor", "--format", "json", "--timeout", "5s"],
+        &vars,
+    );
+    r.code(5).silent(&secret_key);
+    let doc = report(&r);
+    assert_eq!(provider(&doc, "aws")["credentials"], "profile `sso`: SSO");
+    assert_eq!(provider(&doc, "aws")["identity"], Value::Null);
+}
+
+#[test]
 fn aws_unreachable_is_exit_5() {
     let t = tempfile::tempdir().expect("temp dir");
     std::fs::write(t.path().join("config.yaml"), "x: <<aws|prod/db>>\n").expect("config");
@@ -486,6 +563,60 @@ fn onepassword_connect_health_and_item_listing_without_fields() {
     let op = provider(&op, "onepassword");
     assert_eq!(op["reach"], "yes");
     assert_eq!(op["problems"][0]["class"], "access denied");
+}
+
+#[test]
+fn onepassword_service_account_whoami_and_item_list_without_fields() {
+    let token = format!("ops_{}", canary());
+    let value = canary();
+    let mut t = Test::new();
+    let mut op = support::connect::FakeOp::install(&t.path().join("bin"), &token);
+    let v = op.add_vault("Production");
+    op.add_item(
+        &v,
+        Item::new("Slack", "API_CREDENTIAL").field(Field::concealed("token", &value)),
+    );
+    let path = std::env::var("PATH").unwrap_or_default();
+    t.config(
+        "secrets:\n  PRESENT: <<op|op://Production/Slack/token>>\n  \
+         MISSING: <<op|op://Production/Nope/token>>\nx: $<PRESENT>$<MISSING>\n",
+    )
+    .env("PATH", &format!("{}:{path}", op.dir.display()))
+    .env("OP_SERVICE_ACCOUNT_TOKEN", &token)
+    .args(["doctor", "--format", "json", "config.yaml"]);
+    let r = t.run();
+    r.code(4).silent(&token).silent(&value);
+    let doc = report(&r);
+    let entry = provider(&doc, "onepassword");
+    assert_eq!(entry["credentials"], "OP_SERVICE_ACCOUNT_TOKEN (op CLI)");
+    assert_eq!(entry["reachable"], true);
+    assert_eq!(
+        entry["identity"],
+        "SERVICE_ACCOUNT at https://example.1password.com"
+    );
+    assert_eq!(secret(&doc, "PRESENT")["status"], "readable");
+    assert_eq!(secret(&doc, "MISSING")["status"], "not found");
+    let commands: Vec<String> = op
+        .calls()
+        .iter()
+        .map(|c| c.argv.iter().take(2).cloned().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        commands
+            .iter()
+            .all(|c| c == "whoami --format=json" || c == "item list"),
+        "{commands:?}"
+    );
+
+    // A token op refuses: access denied, exit 5.
+    t.env("OP_SERVICE_ACCOUNT_TOKEN", "ops_refused");
+    let r = t.run();
+    r.code(5).silent(&token);
+    let doc = report(&r);
+    assert_eq!(
+        provider(&doc, "onepassword")["problems"][0]["class"],
+        "access denied"
+    );
 }
 
 // ---------------------------------------------------------------------------
