@@ -166,6 +166,8 @@ pub fn report(config: &RenderConfig, session: &mut Session) -> Option<Report> {
     wanted.retain(|(f, n, l, _)| seen.insert((f.clone(), n.clone(), l.clone())));
     let keys: Vec<Locator> = wanted.iter().map(|(_, _, l, _)| l.fetch_key()).collect();
     let (answers, wholes) = session.registry.each_whole(&also, &keys, &Diagnose);
+    // An insecure setting in use (VAULT_SKIP_VERIFY) is said here as on a render.
+    session.take_provider_warnings();
     let mut providers: Vec<ProviderEntry> = Vec::new();
     for kind in ProviderKind::ALL {
         let Some(why) = why.remove(kind) else {

@@ -1245,6 +1245,15 @@ mod tests {
     }
 
     #[test]
+    fn ttls_read_as_hours_minutes_and_seconds() {
+        assert_eq!(human(0), "0s");
+        assert_eq!(human(59), "59s");
+        assert_eq!(human(600), "10m");
+        assert_eq!(human(3725), "1h2m5s");
+        assert_eq!(human(7200), "2h");
+    }
+
+    #[test]
     fn errors() {
         assert!(VaultLocator::parse("secret/key").is_err());
         assert!(VaultLocator::parse("secret//x/k").is_err());

@@ -680,6 +680,14 @@ fn shared_files() -> Vec<(bool, std::path::PathBuf)> {
 /// the keys that say where credentials come from are kept; a key's value is
 /// kept only where it names something, never for key material).
 fn profile_keys(profile: &str) -> Option<Vec<(String, String)>> {
+    profile_keys_in(&shared_files(), profile)
+}
+
+/// [`profile_keys`] in the files given as (whether it is the config file, path).
+fn profile_keys_in(
+    files: &[(bool, std::path::PathBuf)],
+    profile: &str,
+) -> Option<Vec<(String, String)>> {
     const NAMED: &[&str] = &["role_arn", "source_profile", "sso_session", "credential_source"];
     const KNOWN: &[&str] = &[
         "aws_access_key_id",
@@ -688,8 +696,9 @@ fn profile_keys(profile: &str) -> Option<Vec<(String, String)>> {
         "web_identity_token_file",
     ];
     let mut found = None;
-    for (is_config, path) in shared_files() {
-        let Ok(text) = std::fs::read_to_string(&path) else {
+    for (is_config, path) in files {
+        let is_config = *is_config;
+        let Ok(text) = std::fs::read_to_string(path) else {
             continue;
         };
         let mut inside = false;
@@ -1270,6 +1279,41 @@ mod tests {
         );
         assert_eq!(partition_region("arn:aws-cn:iam::1:role/r"), "cn-north-1");
         assert_eq!(partition_region("arn:aws:iam::1:role/r"), "us-east-1");
+    }
+
+    #[test]
+    fn profiles_are_read_from_both_files_by_key_names_and_never_keep_key_material() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config");
+        let creds = dir.path().join("credentials");
+        std::fs::write(
+            &config,
+            "[default]\nregion = eu-west-1\n[profile   team ]\nrole_arn = arn:aws:iam::111111111111:role/r\n\
+             source_profile = base\n[sso-session team]\nsso_start_url = https://x\n[profilex]\nsso_session = s\n",
+        )
+        .expect("config");
+        std::fs::write(
+            &creds,
+            "; comment\n[team]\naws_secret_access_key = SECRETSECRET\n[base]\n\
+             AWS_ACCESS_KEY_ID = AKIAKEY\naws_secret_access_key = SECRETSECRET\n",
+        )
+        .expect("credentials");
+        let files = [(true, config), (false, creds)];
+        let team = profile_keys_in(&files, "team").unwrap_or_default();
+        assert_eq!(
+            team,
+            [
+                ("role_arn".to_owned(), "arn:aws:iam::111111111111:role/r".to_owned()),
+                ("source_profile".to_owned(), "base".to_owned()),
+            ]
+        );
+        // Key names only: the values of key material are never kept.
+        let base = profile_keys_in(&files, "base").unwrap_or_default();
+        assert_eq!(base, [("aws_access_key_id".to_owned(), String::new())]);
+        assert_eq!(profile_keys_in(&files, "default"), Some(Vec::new()));
+        // `[profilex]` is no `profile x`, and a session section is no profile.
+        assert_eq!(profile_keys_in(&files, "x"), None);
+        assert_eq!(profile_keys_in(&files, "nope"), None);
     }
 
     #[test]
