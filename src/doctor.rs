@@ -8,12 +8,13 @@
 //! go to the providers through the registry's one dispatch
 //! (`Provider::diagnose`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
 use crate::config::RenderConfig;
 use crate::error::Exit;
+use crate::plan::Planned;
 use crate::provider::kind::ProviderKind;
 use crate::provider::{Diagnose, FetchClass, FetchError, Health, Locator, Reach, Readability};
 use crate::reference::Part;
@@ -44,7 +45,7 @@ struct ProviderEntry {
 /// One secret's line.
 #[derive(Debug)]
 struct SecretEntry {
-    /// The config that references it.
+    /// The file that declares it, or writes it as a direct reference.
     file: String,
     /// The declared name; `None` for a direct reference in the config's body.
     name: Option<String>,
@@ -93,14 +94,74 @@ impl Status {
     }
 }
 
+/// A secret to check: where it is declared (or written, for a direct
+/// reference in a config's body), its name, its locator, and whether its
+/// declaration has a default.
+struct Wanted {
+    file: String,
+    name: Option<String>,
+    locator: Locator,
+    has_default: bool,
+}
+
+/// Every secret the planned configs reference, one per (file, name, locator):
+/// each declaration with a provider source or direct references, used or not
+/// (as `check --resolve` reports them), and each direct reference in a body.
+fn referenced(planned: &Planned<'_>, session: &Session) -> Vec<Wanted> {
+    let file = |source: usize| sanitize(&session.sources[source].name);
+    let mut out = Vec::new();
+    for unit in &planned.units {
+        for d in unit.ns.all() {
+            let entry = |locator: &Locator, has_default| Wanted {
+                file: file(d.source),
+                name: Some(d.name.clone()),
+                locator: locator.clone(),
+                has_default,
+            };
+            match &d.origin {
+                Origin::Provider { locator, default } => {
+                    out.push(entry(locator, default.is_some()));
+                }
+                Origin::Template { template, .. } => {
+                    for p in &template.parts {
+                        if let Part::Direct(r) = p {
+                            if let Some(l) = planned.bindings.get(d.source, r) {
+                                out.push(entry(l, false));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for site in unit.sites {
+            for p in &site.template.parts {
+                if let Part::Direct(r) = p {
+                    if let Some(l) = planned.bindings.get(unit.source, r) {
+                        out.push(Wanted {
+                            file: file(unit.source),
+                            name: None,
+                            locator: l.clone(),
+                            has_default: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    // A catalogue's declarations are seen by every config; one line each.
+    let mut seen = HashSet::new();
+    out.retain(|w| seen.insert((w.file.clone(), w.name.clone(), w.locator.clone())));
+    out
+}
+
 /// Checks the providers `config` uses (or, without files, those the
 /// environment configures) and the secrets its files reference. Problems of
 /// the configs go to the session's diagnostics; configs that fail to plan ask
 /// no provider and give no report.
 pub fn report(config: &RenderConfig, session: &mut Session) -> Option<Report> {
     let with_files = !config.files.is_empty();
-    // Each secret's locator, and the fetch key that is asked about it.
-    let mut wanted: Vec<(String, Option<String>, Locator, bool)> = Vec::new();
+    let mut wanted = Vec::new();
+    // Why each provider is asked; those without requests are asked as `also`.
     let mut why: HashMap<ProviderKind, String> = HashMap::new();
     let mut also = Vec::new();
     if with_files {
@@ -111,46 +172,9 @@ pub fn report(config: &RenderConfig, session: &mut Session) -> Option<Report> {
         if session.failed() {
             return None;
         }
-        for unit in &planned.units {
-            let file = sanitize(&session.sources[unit.source].name);
-            for d in unit.ns.all() {
-                match &d.origin {
-                    Origin::Provider { locator, default } => {
-                        wanted.push((
-                            file.clone(),
-                            Some(d.name.clone()),
-                            locator.clone(),
-                            default.is_some(),
-                        ));
-                    }
-                    Origin::Template { template, .. } => {
-                        for p in &template.parts {
-                            if let Part::Direct(r) = p {
-                                if let Some(l) = planned.bindings.get(d.source, r) {
-                                    wanted.push((
-                                        file.clone(),
-                                        Some(d.name.clone()),
-                                        l.clone(),
-                                        false,
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            for site in unit.sites {
-                for p in &site.template.parts {
-                    if let Part::Direct(r) = p {
-                        if let Some(l) = planned.bindings.get(unit.source, r) {
-                            wanted.push((file.clone(), None, l.clone(), false));
-                        }
-                    }
-                }
-            }
-        }
-        for (_, _, l, _) in &wanted {
-            why.entry(l.kind())
+        wanted = referenced(&planned, session);
+        for w in &wanted {
+            why.entry(w.locator.kind())
                 .or_insert_with(|| "referenced by the config".to_owned());
         }
     } else {
@@ -161,10 +185,9 @@ pub fn report(config: &RenderConfig, session: &mut Session) -> Option<Report> {
             }
         }
     }
-    // One line per (file, name, locator), however often it is written.
-    let mut seen = std::collections::HashSet::new();
-    wanted.retain(|(f, n, l, _)| seen.insert((f.clone(), n.clone(), l.clone())));
-    let keys: Vec<Locator> = wanted.iter().map(|(_, _, l, _)| l.fetch_key()).collect();
+    // A request asks about what a fetch would read (every JSON key of one
+    // secret shares it).
+    let keys: Vec<Locator> = wanted.iter().map(|w| w.locator.fetch_key()).collect();
     let (answers, wholes) = session.registry.each_whole(&also, &keys, &Diagnose);
     // An insecure setting in use (VAULT_SKIP_VERIFY) is said here as on a render.
     session.take_provider_warnings();
@@ -186,7 +209,7 @@ pub fn report(config: &RenderConfig, session: &mut Session) -> Option<Report> {
     let secrets = wanted
         .into_iter()
         .zip(keys)
-        .map(|((file, name, locator, has_default), key)| {
+        .map(|(w, key)| {
             let found = answers.get(&key).cloned().unwrap_or_else(|| {
                 Readability::Failed(FetchError::new(
                     FetchClass::Unreachable,
@@ -194,15 +217,15 @@ pub fn report(config: &RenderConfig, session: &mut Session) -> Option<Report> {
                 ))
             });
             let status = match found {
-                Readability::Failed(e) if has_default && e.class == FetchClass::NotFound => {
+                Readability::Failed(e) if w.has_default && e.class == FetchClass::NotFound => {
                     Status::Default
                 }
                 r => Status::Found(r),
             };
             SecretEntry {
-                file,
-                name,
-                locator,
+                file: w.file,
+                name: w.name,
+                locator: w.locator,
                 status,
             }
         })

@@ -156,6 +156,41 @@ fn json_report_field_by_field() {
 }
 
 #[test]
+fn a_catalogue_secret_is_one_line_under_the_catalogue() {
+    let mut t = Test::new();
+    t.file(
+        "catalogue.yaml",
+        "secrets:\n  SHARED: { env: KF_DOCTOR_SHARED }\n",
+    )
+    .file("a.yaml", "x: $<SHARED>\n")
+    .file("b.yaml", "y: $<SHARED>\n")
+    .env("KF_DOCTOR_SHARED", "1")
+    .args([
+        "doctor",
+        "--format",
+        "json",
+        "--secrets",
+        "catalogue.yaml",
+        "a.yaml",
+        "b.yaml",
+    ]);
+    let r = t.run();
+    r.code(0);
+    let doc = report(&r);
+    assert_eq!(
+        doc["secrets"],
+        json!([{
+            "file": "catalogue.yaml",
+            "name": "SHARED",
+            "provider": "env",
+            "locator": "KF_DOCTOR_SHARED",
+            "status": "readable",
+            "detail": null,
+        }])
+    );
+}
+
+#[test]
 fn a_config_error_is_reported_as_usual_and_no_provider_is_asked() {
     let mut t = Test::new();
     t.config("a: $<UNDECLARED>\n")
