@@ -972,6 +972,34 @@ mod tests {
     }
 
     #[test]
+    fn a_diagnosis_asks_the_providers_named_and_those_with_requests_only() {
+        let mut r = Registry::new(Settings::default());
+        let (answers, wholes) = r.each_whole(&[ProviderKind::Env], [], &Diagnose);
+        assert!(answers.is_empty());
+        assert_eq!(r.started(), vec![ProviderKind::Env]);
+        assert_eq!(
+            wholes,
+            vec![(ProviderKind::Env, Health::local("none needed"))]
+        );
+        let file = Locator::parse(
+            ProviderKind::File,
+            "/nonexistent/keyfill-diagnose",
+            Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (answers, wholes) = r.each_whole(&[], [&file], &Diagnose);
+        assert_eq!(r.started(), vec![ProviderKind::Env, ProviderKind::File]);
+        assert_eq!(wholes.len(), 1, "only the provider with a request answers");
+        assert!(matches!(
+            answers.get(&file),
+            Some(Readability::Failed(FetchError {
+                class: FetchClass::NotFound,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
     fn query_parsing() {
         assert_eq!(
             parse_query("a=1&b=2", &["a", "b"]),
