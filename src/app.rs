@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{
-    CheckArgs, Cli, Color, Command, DiffArgs, ExecArgs, InputArgs, LogFormat, LoopArgs, OutputArgs,
-    OutputFormat, RenderArgs, VerifyMode, WatchArgs,
+    CheckArgs, Cli, Color, Command, DiffArgs, DoctorArgs, ExecArgs, InputOptions, LogFormat,
+    LoopArgs, OutputArgs, OutputFormat, RenderArgs, ReportFormat, VerifyMode, WatchArgs,
 };
 use keyfill::config::{ExecConfig, LoopConfig, RenderConfig};
 use keyfill::error::{Diagnostic, Exit};
@@ -45,6 +45,8 @@ pub(crate) fn run(cli: Cli) -> Exit {
         }
         Command::Exec(args) => keyfill::exec::exec(&exec_config(args, audit), &reporter),
         Command::Diff(args) => diff(&args, audit, &reporter),
+        // Doctor reads no value: there is no access to record.
+        Command::Doctor(args) => doctor(&args, &reporter),
         Command::Completions(args) => to_stdout(&reporter, |out| {
             out.write_all(&crate::cli::completion_script(args.shell))
         }),
@@ -80,16 +82,17 @@ fn to_stdout(
     }
 }
 
-/// The render configuration the input options ask for; `audit` is `--audit`.
+/// The render configuration of `files` and the input options; `audit` is `--audit`.
 fn render_config(
-    input: &InputArgs,
+    files: &[String],
+    input: &InputOptions,
     redact: bool,
     json: bool,
     audit: Option<PathBuf>,
 ) -> RenderConfig {
     RenderConfig {
         audit,
-        files: input.files.clone(),
+        files: files.to_vec(),
         catalogues: input.secrets.clone(),
         options: Options {
             strict: input.strict,
@@ -134,13 +137,13 @@ fn write_options(args: &OutputArgs, timeout: Duration) -> WriteOptions {
 /// The configurations `keyfill watch` runs with, as its options ask.
 fn watch_configs(args: &WatchArgs, audit: Option<PathBuf>) -> (RenderConfig, LoopConfig) {
     (
-        render_config(&args.input, false, false, audit),
-        loop_config(&args.input, &args.out),
+        render_config(&args.input.files, &args.input.options, false, false, audit),
+        loop_config(&args.input.options, &args.out),
     )
 }
 
 /// The loop configuration of `watch` and `exec`.
-fn loop_config(input: &InputArgs, out: &LoopArgs) -> LoopConfig {
+fn loop_config(input: &InputOptions, out: &LoopArgs) -> LoopConfig {
     LoopConfig {
         output: out.output.clone(),
         write: write_options(&out.write, input.timeout),
@@ -152,8 +155,8 @@ fn loop_config(input: &InputArgs, out: &LoopArgs) -> LoopConfig {
 
 fn exec_config(args: ExecArgs, audit: Option<PathBuf>) -> ExecConfig {
     ExecConfig {
-        render: render_config(&args.input, false, false, audit),
-        looping: loop_config(&args.input, &args.out),
+        render: render_config(&args.input.files, &args.input.options, false, false, audit),
+        looping: loop_config(&args.input.options, &args.out),
         watch: args.watch,
         reload_signal: args.reload_signal,
         restart: args.restart,
@@ -168,7 +171,13 @@ fn exec_config(args: ExecArgs, audit: Option<PathBuf>) -> ExecConfig {
 
 fn render(args: &RenderArgs, audit: Option<PathBuf>, reporter: &Reporter, verbose: u8) -> Exit {
     let json = args.format == OutputFormat::Json;
-    let config = render_config(&args.input, args.redact, json, audit);
+    let config = render_config(
+        &args.input.files,
+        &args.input.options,
+        args.redact,
+        json,
+        audit,
+    );
     if let Some(out) = &args.output {
         if let Err(d) = output::refuse_input_as_output(
             out,
@@ -193,7 +202,7 @@ fn render(args: &RenderArgs, audit: Option<PathBuf>, reporter: &Reporter, verbos
             failed => failed,
         },
         Some(path) => {
-            let wopts = write_options(&args.write, args.input.timeout);
+            let wopts = write_options(&args.write, args.input.options.timeout);
             match output::write(path, &bytes, wopts) {
                 Ok(outcome) => {
                     if verbose > 0 || outcome == Outcome::InPlace {
@@ -214,7 +223,7 @@ fn render(args: &RenderArgs, audit: Option<PathBuf>, reporter: &Reporter, verbos
 
 fn diff(args: &DiffArgs, audit: Option<PathBuf>, reporter: &Reporter) -> Exit {
     let json = args.format == OutputFormat::Json;
-    let config = render_config(&args.input, false, json, audit);
+    let config = render_config(&args.input.files, &args.input.options, false, json, audit);
     let out = &args.output;
     let audit = config.audit.as_deref();
     if let Err(d) = output::refuse_input_as_output(out, &config.files, &config.catalogues, audit) {
@@ -234,9 +243,24 @@ fn diff(args: &DiffArgs, audit: Option<PathBuf>, reporter: &Reporter) -> Exit {
 }
 
 fn check(args: &CheckArgs, audit: Option<PathBuf>, reporter: &Reporter) -> Exit {
-    let config = render_config(&args.input, false, false, audit);
+    let config = render_config(&args.input.files, &args.input.options, false, false, audit);
     let mut session = config.session();
     let listing = keyfill::check::listing(&config, args.resolve, &mut session);
     let _ = std::io::stdout().lock().write_all(listing.as_bytes());
     session.report(reporter)
+}
+
+fn doctor(args: &DoctorArgs, reporter: &Reporter) -> Exit {
+    let config = render_config(&args.files, &args.options, false, false, None);
+    let mut session = config.session();
+    let Some(report) = keyfill::doctor::report(&config, &mut session) else {
+        return session.report(reporter);
+    };
+    let text = match args.format {
+        ReportFormat::Text => report.text(),
+        ReportFormat::Json => report.json(),
+    };
+    let written = to_stdout(reporter, |out| out.write_all(text.as_bytes()));
+    let status = session.report(reporter);
+    Exit::worst([status, report.exit(), written])
 }

@@ -92,6 +92,8 @@ pub(crate) enum Command {
     Exec(ExecArgs),
     /// Show which paths a render would change in OUT, with fingerprints, not values; writes nothing.
     Diff(DiffArgs),
+    /// Check each provider's credentials, reach and identity, and whether each secret is readable.
+    Doctor(DoctorArgs),
     /// Print a shell completion script: `keyfill completions bash > /etc/bash_completion.d/keyfill`.
     Completions(CompletionsArgs),
     /// Print a manual page (roff): `keyfill man | man -l -`, `keyfill man render`.
@@ -158,12 +160,21 @@ pub(crate) struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// Inputs and validation options shared by render and check.
+/// Inputs and validation options shared by render, check, watch and exec.
 #[derive(Clone, Debug, Args)]
 pub(crate) struct InputArgs {
     /// Config files to render (`-` reads stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
+    /// How they are read and secrets fetched.
+    #[command(flatten)]
+    pub options: InputOptions,
+}
+
+/// How inputs are read and validated, and secrets fetched: every command that
+/// reads configs takes these.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct InputOptions {
     /// Secrets catalogue with a top-level `secrets:` (or --secrets-key) block (repeatable).
     #[arg(long = "secrets", value_name = "FILE")]
     pub secrets: Vec<String>,
@@ -262,6 +273,30 @@ pub(crate) struct CheckArgs {
     /// Also fetch every secret and report its status (never its value).
     #[arg(long)]
     pub resolve: bool,
+}
+
+/// `keyfill doctor`.
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// Config files whose providers and secrets to check (`-` reads stdin);
+    /// without, the providers configured in the environment.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<String>,
+    /// How the configs are read and providers asked.
+    #[command(flatten)]
+    pub options: InputOptions,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// Format of a report on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// A table for people.
+    Text,
+    /// One JSON document.
+    Json,
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h` or a bare number of seconds.
@@ -414,6 +449,7 @@ mod tests {
             &["watch", "c.yaml", "-o", "o"],
             &["exec", "c.yaml", "-o", "o", "--", "true"],
             &["diff", "c.yaml", "-o", "o"],
+            &["doctor", "c.yaml"],
         ] {
             let mut argv = vec!["keyfill", cmd[0]];
             argv.extend([
@@ -425,11 +461,12 @@ mod tests {
             argv.extend_from_slice(&cmd[1..]);
             let cli = Cli::try_parse_from(&argv).expect("parses");
             let input = match &cli.command {
-                Command::Render(a) => &a.input,
-                Command::Check(a) => &a.input,
-                Command::Watch(a) => &a.input,
-                Command::Exec(a) => &a.input,
-                Command::Diff(a) => &a.input,
+                Command::Render(a) => &a.input.options,
+                Command::Check(a) => &a.input.options,
+                Command::Watch(a) => &a.input.options,
+                Command::Exec(a) => &a.input.options,
+                Command::Diff(a) => &a.input.options,
+                Command::Doctor(a) => &a.options,
                 Command::Completions(_) | Command::Man(_) => unreachable!("no input options"),
             };
             assert!(input.strict_yaml && input.no_secrets_block, "{cmd:?}");

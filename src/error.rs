@@ -58,7 +58,7 @@ impl Exit {
 
     /// Most urgent class first: a config error outranks a missing secret, which
     /// outranks an unreachable provider, which outranks an unwritable output.
-    pub(crate) fn worst(classes: impl IntoIterator<Item = Exit>) -> Exit {
+    pub fn worst(classes: impl IntoIterator<Item = Exit>) -> Exit {
         classes
             .into_iter()
             .filter(|c| *c != Exit::Ok)

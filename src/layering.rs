@@ -67,6 +67,7 @@ const LAYERS: &[(&str, u8)] = &[
     // What builds on the pipeline: never the command line.
     ("check", 10),
     ("diff", 10),
+    ("doctor", 10),
     ("watch", 10),
     ("exec", 11),
     // The command line and the commands.

@@ -21,9 +21,10 @@
 //!
 //! `config` holds the plain configurations the command line builds once (the
 //! binary's `cli` and `app`; the library has no clap code); `check`, `diff`,
-//! `watch` and `exec` drive the same pipeline from them, and `audit` appends
-//! each render's secret accesses to the `--audit` log. `layering` checks that
-//! imports only ever point down this list.
+//! `doctor`, `watch` and `exec` drive the same pipeline from them (`doctor`
+//! prepares and plans, then asks each provider about its requests without
+//! reading values), and `audit` appends each render's secret accesses to the
+//! `--audit` log. `layering` checks that imports only ever point down this list.
 //!
 //! # Public API
 //!
@@ -34,9 +35,10 @@
 //!   [`yaml::scan::Limits`]; the outcome as [`Exit`] and [`Diagnostic`]s, printed
 //!   by [`report::Reporter`].
 //! - The commands built on it: [`check::listing`], [`diff::diff`] and its
-//!   [`diff::Report`], [`watch::watch`] and its [`watch::Loop`], [`exec::exec`] (with [`config::LoopConfig`] and
-//!   [`config::ExecConfig`]), [`output::write`] and its options, and the
-//!   [`signals`] the command line parses and sets up.
+//!   [`diff::Report`], [`doctor::report`] and its [`doctor::Report`],
+//!   [`watch::watch`] and its [`watch::Loop`], [`exec::exec`] (with
+//!   [`config::LoopConfig`] and [`config::ExecConfig`]), [`output::write`] and
+//!   its options, and the [`signals`] the command line parses and sets up.
 //! - The reference grammar: [`reference::parse`] and its [`reference::Template`];
 //!   the safe scalar emitter, [`yaml::emit::string_scalar`].
 //! - For the fuzz targets and tests, the scanner's entry and result
@@ -61,6 +63,7 @@ pub(crate) mod audit;
 pub mod check;
 pub mod config;
 pub mod diff;
+pub mod doctor;
 pub(crate) mod embed;
 pub(crate) mod encode;
 pub mod error;

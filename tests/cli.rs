@@ -359,6 +359,7 @@ fn the_manual_page_formats_and_names_every_command() {
         "check",
         "watch",
         "exec",
+        "doctor",
         "completions",
         "--log-format",
     ] {
@@ -369,6 +370,7 @@ fn the_manual_page_formats_and_names_every_command() {
         ("check", "--resolve"),
         ("watch", "--refresh"),
         ("exec", "--kill-timeout"),
+        ("doctor", "--format"),
     ] {
         let title = format!("keyfill-{command}");
         let text = formatted_page(&mut t, &["man", command], &title);

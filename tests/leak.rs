@@ -556,3 +556,61 @@ fn diff_shows_fingerprints_never_values() {
     let text = std::fs::read_to_string(dir.path().join("out.yaml")).unwrap_or_default();
     assert!(text.contains(&old) && !text.contains(&new));
 }
+
+/// `keyfill doctor` never prints a value or a token: one canary is the value of
+/// an env variable, a file, a Vault secret and a 1Password field, another the
+/// token Vault and Connect are given (and refuse), in both formats, at every
+/// log level.
+#[test]
+fn doctor_never_prints_a_value_or_a_token() {
+    use crate::support::connect::{Connect, Field, Item};
+    use crate::support::openbao::{bao, VaultEnv};
+    let value = canary();
+    let token = canary();
+    let p = crate::support::unique("leak-doctor");
+    bao()
+        .api()
+        .kv2_put("secret", &p, serde_json::json!({ "k": value }));
+    let server = Connect::start(&token);
+    let v = server.add_vault("Production");
+    server.add_item(
+        &v,
+        Item::new("Slack", "API_CREDENTIAL").field(Field::concealed("token", &value)),
+    );
+    let vault = VaultEnv::new();
+    let mut t = Test::new();
+    t.file("value.txt", &value)
+        .config(&format!(
+            "secrets:\n  E: {{ env: KF_LEAK_VALUE }}\n  F: {{ file: ./value.txt }}\n  \
+             V: <<vault|secret/data/{p}/k>>\n  O: <<op|op://Production/Slack/token>>\n\
+             x: $<E>$<F>$<V>$<O>\n"
+        ))
+        .env("KF_LEAK_VALUE", &value)
+        .env("VAULT_ADDR", &vault.proxy.url())
+        .env("HOME", &vault.home().display().to_string())
+        .env("OP_CONNECT_HOST", &server.url());
+    for (vault_token, connect_token, code) in [
+        (bao().root.clone(), token.clone(), 0),
+        (token.clone(), canary(), 5),
+    ] {
+        t.env("VAULT_TOKEN", &vault_token)
+            .env("OP_CONNECT_TOKEN", &connect_token);
+        for extra in [
+            &[][..],
+            &["--format", "json"],
+            &["-vv", "--log-format", "json"],
+        ] {
+            let mut args = vec!["doctor"];
+            args.extend_from_slice(extra);
+            args.push("config.yaml");
+            let r = t.args(&args).run();
+            r.code(code)
+                .silent(&value)
+                .silent(&token)
+                .silent(&connect_token);
+            if code == 0 {
+                r.silent(&bao().root);
+            }
+        }
+    }
+}

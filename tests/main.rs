@@ -22,6 +22,7 @@
 //! | `keyfill watch` on files | [`watch`] |
 //! | `keyfill watch` re-fetching from a provider | [`refresh`] |
 //! | `keyfill exec` and its child | [`exec`] |
+//! | `keyfill doctor`: credentials, reach, identity, readability without values | [`doctor`] |
 //! | what every provider must do (found, not found, denied, unreachable, retries, deadline, one fetch, `check --resolve`, no leak) | [`conformance`]: one line in its `conformance!` table per provider |
 //! | the aws provider: values, versions, batching | [`aws`] |
 //! | the aws provider: spellings, retries, DNS, cross-region | [`aws_edges`] |
@@ -57,6 +58,7 @@ mod aws_faults;
 mod cli;
 mod conformance;
 mod corpus;
+mod doctor;
 mod encoders;
 mod examples;
 mod exec;

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::path::Path;
 
-use super::{FetchClass, FetchError, LocatorError, Provider, Settings};
+use super::{FetchClass, FetchError, Health, LocatorError, Provider, Readability, Settings};
 use crate::secret::SecretBytes;
 
 /// The name of one environment variable.
@@ -77,6 +77,21 @@ impl Provider for EnvProvider {
                 Some(v) => Ok(SecretBytes::new(v.into_encoded_bytes())),
             })
             .collect()
+    }
+
+    /// Whether each variable is set; its value is not looked at.
+    fn diagnose(&self, requests: &[&EnvLocator]) -> (Health, Vec<Readability>) {
+        let each = requests
+            .iter()
+            .map(|e| match std::env::var_os(&e.var) {
+                Some(_) => Readability::Readable(None),
+                None => Readability::Failed(FetchError::new(
+                    FetchClass::NotFound,
+                    format!("environment variable `{}` is not set", e.var),
+                )),
+            })
+            .collect();
+        (Health::local("none needed"), each)
     }
 }
 

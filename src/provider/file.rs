@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::{Mode, OFlags};
 
-use super::{FetchClass, FetchError, LocatorError, Provider, Settings};
+use super::{FetchClass, FetchError, Health, LocatorError, Provider, Readability, Settings};
 use crate::secret::SecretBytes;
 
 /// A file path, already resolved against the config's folder.
@@ -77,6 +77,49 @@ impl Provider for FileProvider {
             .map(|f| read(&f.path, self.limit, deadline, self.timeout))
             .collect()
     }
+
+    /// Whether each file opens for reading; nothing is read from it.
+    fn diagnose(&self, requests: &[&FileLocator]) -> (Health, Vec<Readability>) {
+        let each = requests
+            .iter()
+            .map(|f| match openable(&f.path, self.limit) {
+                Ok(()) => Readability::Readable(None),
+                Err(e) => Readability::Failed(e),
+            })
+            .collect();
+        (Health::local("none needed"), each)
+    }
+}
+
+/// Whether `path` opens for reading as [`read`] opens it (non-blocking, so a
+/// FIFO without a writer does not hang) and is neither a folder nor over the
+/// limit; nothing is read.
+fn openable(path: &Path, limit: u64) -> Result<(), FetchError> {
+    let shown = path.display();
+    let fail = |e: std::io::Error| {
+        let class = match e.kind() {
+            ErrorKind::NotFound => FetchClass::NotFound,
+            ErrorKind::PermissionDenied => FetchClass::Denied,
+            _ => FetchClass::Unreachable,
+        };
+        FetchError::new(class, format!("cannot open file `{shown}`: {e}"))
+    };
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| fail(e.into()))?;
+    let meta = File::from(fd).metadata().map_err(fail)?;
+    if meta.is_dir() {
+        return Err(FetchError::new(
+            FetchClass::NotFound,
+            format!("`{shown}` is a directory, not a file"),
+        ));
+    }
+    if meta.is_file() && meta.len() > limit {
+        return Err(FetchError::new(
+            FetchClass::Invalid,
+            format!("file `{shown}` is larger than {limit} bytes (raise with --max-secret-size)"),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads `path` whatever it is: a regular file, a FIFO, a device. The file is

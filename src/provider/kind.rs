@@ -39,6 +39,9 @@ macro_rules! kinds {
         }
 
         impl ProviderKind {
+            /// Every provider, in table order.
+            pub(crate) const ALL: &'static [ProviderKind] = &[$(ProviderKind::$variant,)+];
+
             /// Every word, with the provider it names, in table order.
             pub(crate) const WORDS: &'static [(&'static str, ProviderKind)] =
                 &[$($(($word, ProviderKind::$variant),)+)+];

@@ -110,6 +110,26 @@ pub(crate) trait Provider: Send + Sync + Sized + 'static {
     fn versions(&self, requests: &[&Self::Locator]) -> Vec<VersionCheck> {
         requests.iter().map(|_| VersionCheck::NotOffered).collect()
     }
+
+    /// For `doctor`: where the credentials come from, whether the provider
+    /// answers and who it acts as; and whether each request is readable, asked
+    /// without reading its value wherever the provider's API allows. One entry
+    /// per request, in order. By default nothing is checked.
+    fn diagnose(&self, requests: &[&Self::Locator]) -> (Health, Vec<Readability>) {
+        let health = Health::local("none needed");
+        let each = requests
+            .iter()
+            .map(|_| Readability::Unchecked("this provider has no check without reading".into()))
+            .collect();
+        (health, each)
+    }
+
+    /// What in the environment configures this provider (a variable, a
+    /// credentials file), so that `doctor` without a config checks it; `None`
+    /// when nothing does. Reads the environment and file metadata only.
+    fn configured() -> Option<String> {
+        None
+    }
 }
 
 /// Why a locator is not valid: what, where in it, and what would fix it.
@@ -226,8 +246,15 @@ impl<'a> Fields<'a> {
 pub(crate) trait Call: Sync {
     /// One answer.
     type Out: Send;
-    /// Asks `provider` about `requests`: one answer per request, in order.
-    fn call<P: Provider>(&self, provider: &P, requests: &[&P::Locator]) -> Vec<Self::Out>;
+    /// What the call learns of a provider as a whole (`()` but for a diagnosis).
+    type Whole: Send;
+    /// Asks `provider` about `requests`: what it says of itself, and one
+    /// answer per request, in order.
+    fn call<P: Provider>(
+        &self,
+        provider: &P,
+        requests: &[&P::Locator],
+    ) -> (Self::Whole, Vec<Self::Out>);
     /// Stands in for an answer a provider did not give.
     fn missing(&self, kind: ProviderKind) -> Self::Out;
 }
@@ -238,11 +265,12 @@ pub(crate) struct Fetch;
 
 impl Call for Fetch {
     type Out = (Result<SecretBytes, FetchError>, Duration);
-    fn call<P: Provider>(&self, p: &P, requests: &[&P::Locator]) -> Vec<Self::Out> {
+    type Whole = ();
+    fn call<P: Provider>(&self, p: &P, requests: &[&P::Locator]) -> ((), Vec<Self::Out>) {
         let start = std::time::Instant::now();
         let answers = p.fetch(requests);
         let took = start.elapsed();
-        answers.into_iter().map(|a| (a, took)).collect()
+        ((), answers.into_iter().map(|a| (a, took)).collect())
     }
     fn missing(&self, kind: ProviderKind) -> Self::Out {
         let err = FetchError::new(
@@ -258,11 +286,29 @@ pub(crate) struct Versions;
 
 impl Call for Versions {
     type Out = VersionCheck;
-    fn call<P: Provider>(&self, p: &P, requests: &[&P::Locator]) -> Vec<Self::Out> {
-        p.versions(requests)
+    type Whole = ();
+    fn call<P: Provider>(&self, p: &P, requests: &[&P::Locator]) -> ((), Vec<Self::Out>) {
+        ((), p.versions(requests))
     }
     fn missing(&self, _: ProviderKind) -> Self::Out {
         VersionCheck::Unknown
+    }
+}
+
+/// Asking `doctor`'s questions, without values.
+pub(crate) struct Diagnose;
+
+impl Call for Diagnose {
+    type Out = Readability;
+    type Whole = Health;
+    fn call<P: Provider>(&self, p: &P, requests: &[&P::Locator]) -> (Health, Vec<Readability>) {
+        p.diagnose(requests)
+    }
+    fn missing(&self, kind: ProviderKind) -> Self::Out {
+        Readability::Failed(FetchError::new(
+            FetchClass::Unreachable,
+            format!("the {kind} provider gave no answer"),
+        ))
     }
 }
 
@@ -325,6 +371,20 @@ macro_rules! dispatch {
                 }
             }
 
+            /// The provider this locator belongs to.
+            pub(crate) fn kind(&self) -> ProviderKind {
+                match self {
+                    $(Locator::$variant(_) => ProviderKind::$variant,)+
+                }
+            }
+
+            /// The locator without its provider's name (`prod/db:password`).
+            pub(crate) fn text(&self) -> String {
+                match self {
+                    $(Locator::$variant(l) => l.to_string(),)+
+                }
+            }
+
             /// The request this locator needs; locators differing only in a JSON
             /// key (or in spelling out a default) share it.
             pub(crate) fn fetch_key(&self) -> Locator {
@@ -339,13 +399,6 @@ macro_rules! dispatch {
             pub(crate) fn json_key(&self) -> Option<&str> {
                 match self {
                     $(Locator::$variant(l) => <$module::$client as Provider>::json_key(l),)+
-                }
-            }
-
-            /// Its provider, and its own text without the `provider|` prefix.
-            pub(crate) fn parts(&self) -> (ProviderKind, String) {
-                match self {
-                    $(Locator::$variant(l) => (ProviderKind::$variant, l.to_string()),)+
                 }
             }
 
@@ -440,6 +493,18 @@ macro_rules! dispatch {
                 requests: impl IntoIterator<Item = &'r Locator>,
                 call: &C,
             ) -> HashMap<Locator, C::Out> {
+                self.each_whole(&[], requests, call).0
+            }
+
+            /// Like [`Registry::each`], also asking the providers of `also`
+            /// (started if need be) when they have no request, and returning
+            /// what each provider asked said of itself.
+            pub(crate) fn each_whole<'r, C: Call>(
+                &mut self,
+                also: &[ProviderKind],
+                requests: impl IntoIterator<Item = &'r Locator>,
+                call: &C,
+            ) -> (HashMap<Locator, C::Out>, Vec<(ProviderKind, C::Whole)>) {
                 struct Batch<'r> {
                     $($module: Vec<&'r <$module::$client as Provider>::Locator>,)+
                 }
@@ -449,18 +514,27 @@ macro_rules! dispatch {
                         $(Locator::$variant(l) => batch.$module.push(l),)+
                     }
                 }
+                // Which providers are asked: those with requests, and `also`.
+                struct Asked {
+                    $($module: bool,)+
+                }
+                let asked = Asked {
+                    $($module: !batch.$module.is_empty()
+                        || also.contains(&ProviderKind::$variant),)+
+                };
                 let settings = self.settings;
-                $(if !batch.$module.is_empty() && self.$module.is_none() {
+                $(if asked.$module && self.$module.is_none() {
                     self.$module = Some(<$module::$client as Provider>::start(settings));
                 })+
                 let remote = 0 $(+ usize::from(
-                    !batch.$module.is_empty() && <$module::$client as Provider>::REMOTE
+                    asked.$module && <$module::$client as Provider>::REMOTE
                 ))+;
                 let mut out = HashMap::new();
+                let mut wholes = Vec::new();
                 std::thread::scope(|scope| {
                     $(
                         let $module = match &self.$module {
-                            Some(p) if !batch.$module.is_empty() => {
+                            Some(p) if asked.$module => {
                                 let reqs = &batch.$module;
                                 if <$module::$client as Provider>::REMOTE && remote > 1 {
                                     Pending::Thread(scope.spawn(move || call.call(p, reqs)))
@@ -468,18 +542,37 @@ macro_rules! dispatch {
                                     Pending::Done(call.call(p, reqs))
                                 }
                             }
-                            _ => Pending::Done(Vec::new()),
+                            _ => Pending::Skipped,
                         };
                     )+
-                    $(answers(
-                        &batch.$module,
-                        $module.join(),
-                        || call.missing(ProviderKind::$variant),
-                        Locator::$variant,
-                        &mut out,
-                    );)+
+                    $(
+                        let (whole, results) = match $module.join() {
+                            Some((w, r)) => (Some(w), Some(r)),
+                            None => (None, None),
+                        };
+                        if let Some(w) = whole {
+                            wholes.push((ProviderKind::$variant, w));
+                        }
+                        answers(
+                            &batch.$module,
+                            results,
+                            || call.missing(ProviderKind::$variant),
+                            Locator::$variant,
+                            &mut out,
+                        );
+                    )+
                 });
-                out
+                (out, wholes)
+            }
+        }
+
+        impl ProviderKind {
+            /// What in the environment configures this provider (see
+            /// [`Provider::configured`]).
+            pub(crate) fn configured(self) -> Option<String> {
+                match self {
+                    $(ProviderKind::$variant => <$module::$client as Provider>::configured(),)+
+                }
             }
         }
     };
@@ -488,16 +581,20 @@ kind::providers!(dispatch);
 
 /// A provider's answers, computed here or on a thread of their own.
 enum Pending<'s, R> {
-    Done(Vec<R>),
-    Thread(std::thread::ScopedJoinHandle<'s, Vec<R>>),
+    Done(R),
+    Thread(std::thread::ScopedJoinHandle<'s, R>),
+    /// The provider was not asked.
+    Skipped,
 }
 
 impl<R> Pending<'_, R> {
-    /// The answers; `None` when the thread panicked.
-    fn join(self) -> Option<Vec<R>> {
+    /// The answers; `None` when the provider was not asked or its thread
+    /// panicked.
+    fn join(self) -> Option<R> {
         match self {
             Pending::Done(v) => Some(v),
             Pending::Thread(h) => h.join().ok(),
+            Pending::Skipped => None,
         }
     }
 }
@@ -626,6 +723,54 @@ pub(crate) enum VersionCheck {
     /// No cheap check for this locator (KV v1, a policy without the metadata
     /// permission): fetch, and do not ask again.
     NotOffered,
+}
+
+/// What `doctor` found of one provider as a whole. Never a credential: only
+/// where credentials come from, and who the provider says they belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Health {
+    /// Where the credentials come from (`AWS_ACCESS_KEY_ID`, `profile `dev`
+    /// (SSO)`, `VAULT_TOKEN`), or that none are needed or found.
+    pub(crate) credentials: String,
+    /// Whether it answered.
+    pub(crate) reach: Reach,
+    /// Who it acts as, where the API says (`None`: it does not say); an error
+    /// when it refused to say.
+    pub(crate) identity: Result<Option<String>, FetchError>,
+}
+
+impl Health {
+    /// A local provider's health: nothing to reach, no identity.
+    pub(crate) fn local(credentials: impl Into<String>) -> Self {
+        Health {
+            credentials: credentials.into(),
+            reach: Reach::Local,
+            identity: Ok(None),
+        }
+    }
+}
+
+/// Whether a provider answered `doctor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Local files or variables: nothing to reach.
+    Local,
+    /// It answered.
+    Reachable,
+    /// It did not answer, or could not be asked (not configured).
+    Failed(FetchError),
+}
+
+/// Whether one request is readable, as `doctor` found without its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Readability {
+    /// Readable as far as the provider tells without the value; with what
+    /// was (or was not) checked, when that needs saying.
+    Readable(Option<String>),
+    /// Not readable: why.
+    Failed(FetchError),
+    /// Not checked: why (no check without reading the value).
+    Unchecked(String),
 }
 
 /// The first error of type `T` among `e`'s causes. `io::Error` hides the error it
@@ -832,6 +977,34 @@ mod tests {
                 }),
                 _
             ))
+        ));
+    }
+
+    #[test]
+    fn a_diagnosis_asks_the_providers_named_and_those_with_requests_only() {
+        let mut r = Registry::new(Settings::default());
+        let (answers, wholes) = r.each_whole(&[ProviderKind::Env], [], &Diagnose);
+        assert!(answers.is_empty());
+        assert_eq!(r.started(), vec![ProviderKind::Env]);
+        assert_eq!(
+            wholes,
+            vec![(ProviderKind::Env, Health::local("none needed"))]
+        );
+        let file = Locator::parse(
+            ProviderKind::File,
+            "/nonexistent/keyfill-diagnose",
+            Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (answers, wholes) = r.each_whole(&[], [&file], &Diagnose);
+        assert_eq!(r.started(), vec![ProviderKind::Env, ProviderKind::File]);
+        assert_eq!(wholes.len(), 1, "only the provider with a request answers");
+        assert!(matches!(
+            answers.get(&file),
+            Some(Readability::Failed(FetchError {
+                class: FetchClass::NotFound,
+                ..
+            }))
         ));
     }
 

@@ -27,7 +27,10 @@ use super::http::{self, env, Problem, Trust};
 use super::retry::{self, Failure, Policy, Verdict};
 use std::path::Path;
 
-use super::{parse_query, split_query, FetchClass, FetchError, LocatorError, Provider, Settings};
+use super::{
+    parse_query, split_query, FetchClass, FetchError, Health, LocatorError, Provider, Reach,
+    Readability, Settings,
+};
 use crate::secret::SecretBytes;
 
 /// One field of one 1Password item.
@@ -133,6 +136,169 @@ impl Provider for OnePasswordProvider {
             );
             requests.iter().map(|_| Err(err.clone())).collect()
         })
+    }
+
+    fn diagnose(&self, requests: &[&OpLocator]) -> (Health, Vec<Readability>) {
+        http::block_on(diagnose(requests, self.settings), |e| {
+            let err = FetchError::new(
+                FetchClass::Unreachable,
+                format!("cannot start the 1Password client: {e}"),
+            );
+            failed(credentials(), requests.len(), err)
+        })
+    }
+
+    fn configured() -> Option<String> {
+        ["OP_CONNECT_HOST", "OP_CONNECT_TOKEN", "OP_SERVICE_ACCOUNT_TOKEN"]
+            .into_iter()
+            .find(|v| env(v).is_some())
+            .map(|v| format!("{v} is set"))
+    }
+}
+
+/// Where the credentials come from, by the variables set (never their values).
+fn credentials() -> String {
+    match (env("OP_CONNECT_HOST"), env("OP_CONNECT_TOKEN")) {
+        (Some(host), Some(_)) => format!("OP_CONNECT_TOKEN (Connect server {host})"),
+        (Some(_), None) | (None, Some(_)) => "incomplete Connect settings".to_owned(),
+        (None, None) if env("OP_SERVICE_ACCOUNT_TOKEN").is_some() => {
+            "OP_SERVICE_ACCOUNT_TOKEN (op CLI)".to_owned()
+        }
+        (None, None) => "none found".to_owned(),
+    }
+}
+
+/// `doctor`'s answer when nothing could be asked.
+fn failed(credentials: String, n: usize, e: FetchError) -> (Health, Vec<Readability>) {
+    let health = Health {
+        credentials,
+        reach: Reach::Failed(e.clone()),
+        identity: Ok(None),
+    };
+    (health, (0..n).map(|_| Readability::Failed(e.clone())).collect())
+}
+
+/// What the Connect server or `op` says of itself, and whether each item is
+/// listed in its vault: item listings carry titles and ids, no field values,
+/// so a field itself is not checked.
+async fn diagnose(locators: &[&OpLocator], settings: Settings) -> (Health, Vec<Readability>) {
+    let credentials = credentials();
+    let source = match source() {
+        Ok(s) => s,
+        Err(e) => return failed(credentials, locators.len(), e),
+    };
+    let policy = Policy::within(settings.timeout);
+    let mut items: Vec<ItemKey> = locators
+        .iter()
+        .map(|l| (l.vault.clone(), l.item.clone()))
+        .collect();
+    items.sort();
+    items.dedup();
+    let (health, listed): (Health, HashMap<ItemKey, Result<(), FetchError>>) = match &source {
+        Source::Connect { host, token } => {
+            let client = match http::client(Trust::System) {
+                Ok(c) => c,
+                Err(e) => return failed(credentials, locators.len(), e),
+            };
+            let connect = Connect {
+                client,
+                host,
+                token,
+                policy: &policy,
+            };
+            let health = connect.health(credentials).await;
+            if let Reach::Failed(e) = &health.reach {
+                let e = e.clone();
+                return (health, locators.iter().map(|_| Readability::Failed(e.clone())).collect());
+            }
+            let connect = &connect;
+            let listed = stream::iter(items)
+                .map(|key| async move {
+                    let r = match connect.vault_id(&key.0).await {
+                        Ok(vid) => connect.listed(&vid, &key.0, &key.1).await,
+                        Err(e) => Err(e),
+                    };
+                    (key, r)
+                })
+                .buffer_unordered(settings.concurrency.max(1))
+                .collect()
+                .await;
+            (health, listed)
+        }
+        Source::Cli => {
+            let health = match op_json(&["whoami", "--format=json"], "the account", &policy).await {
+                Ok(who) => Health {
+                    credentials,
+                    reach: Reach::Reachable,
+                    identity: Ok(Some(whoami(&who))),
+                },
+                Err(e) if e.class == FetchClass::Denied => Health {
+                    credentials,
+                    reach: Reach::Reachable,
+                    identity: Err(e),
+                },
+                Err(e) => Health {
+                    credentials,
+                    reach: Reach::Failed(e),
+                    identity: Ok(None),
+                },
+            };
+            let policy = &policy;
+            let listed = stream::iter(items)
+                .map(|key| async move {
+                    let r = cli_listed(&key, policy).await;
+                    (key, r)
+                })
+                .buffer_unordered(settings.concurrency.max(1))
+                .collect()
+                .await;
+            (health, listed)
+        }
+    };
+    let each = locators
+        .iter()
+        .map(|l| match listed.get(&(l.vault.clone(), l.item.clone())) {
+            Some(Ok(())) => Readability::Readable(Some(
+                "the item is listed; its fields are not read".to_owned(),
+            )),
+            Some(Err(e)) => Readability::Failed(e.clone()),
+            None => Readability::Failed(FetchError::new(
+                FetchClass::Unreachable,
+                "the 1Password provider gave no answer",
+            )),
+        })
+        .collect();
+    (health, each)
+}
+
+/// Who `op whoami` says the account is: its type and sign-in address.
+fn whoami(who: &Value) -> String {
+    let kind = who["user_type"].as_str().unwrap_or("account");
+    match who["url"].as_str() {
+        Some(url) => format!("{kind} at {url}"),
+        None => kind.to_owned(),
+    }
+}
+
+/// Whether `op item list` shows the item in its vault (titles and ids only).
+async fn cli_listed(key: &ItemKey, policy: &Policy) -> Result<(), FetchError> {
+    let (vault, item) = key;
+    let what = format!("item `{item}` in vault `{vault}`");
+    let list = op_json(
+        &["item", "list", &format!("--vault={vault}"), "--format=json"],
+        &what,
+        policy,
+    )
+    .await?;
+    let hit = list.as_array().is_some_and(|l| {
+        l.iter().any(|i| {
+            i["title"].as_str() == Some(item.as_str()) || i["id"].as_str() == Some(item.as_str())
+        })
+    });
+    if hit {
+        Ok(())
+    } else {
+        Err(not_found(&what, &list, "title", item))
     }
 }
 
@@ -354,6 +520,77 @@ impl Connect<'_> {
     }
 }
 
+impl Connect<'_> {
+    /// Whether the server answers (`/heartbeat`, no token), its name and
+    /// version (`/health`), and whether the token is accepted (the vaults it
+    /// may list).
+    async fn health(&self, credentials: String) -> Health {
+        let beat = http::send(
+            self.policy,
+            || self.client.get(format!("{}/heartbeat", self.host)),
+            |_| false,
+        )
+        .await;
+        if let Err(f) = beat {
+            return Health {
+                credentials,
+                reach: Reach::Failed(connect_error(&f, "the server")),
+                identity: Ok(None),
+            };
+        }
+        let server = match http::send(
+            self.policy,
+            || self.client.get(format!("{}/health", self.host)),
+            |_| false,
+        )
+        .await
+        {
+            Ok(a) => a.json().map_or_else(
+                || "1Password Connect".to_owned(),
+                |j| {
+                    let name = j["name"].as_str().unwrap_or("1Password Connect");
+                    match j["version"].as_str() {
+                        Some(v) => format!("{name} {v}"),
+                        None => name.to_owned(),
+                    }
+                },
+            ),
+            Err(_) => "1Password Connect".to_owned(),
+        };
+        let identity = self.json("vaults", None, "the vaults").await.map(|v| {
+            let n = v.as_array().map_or(0, Vec::len);
+            Some(format!("{server}: the token may list {n} vault(s)"))
+        });
+        Health {
+            credentials,
+            reach: Reach::Reachable,
+            identity,
+        }
+    }
+
+    /// Whether the item is in the vault's listing, by exact title or by id;
+    /// nothing of its fields is read.
+    async fn listed(&self, vault_id: &str, vault: &str, title: &str) -> Result<(), FetchError> {
+        let what = format!("item `{title}` in vault `{vault}`");
+        let items = format!("vaults/{vault_id}/items");
+        let filter = format!("title eq \"{}\"", scim_escape(title));
+        let list = self.json(&items, Some(filter), &what).await?;
+        if exact(&list, "title", title, &what)?.is_some() {
+            return Ok(());
+        }
+        if looks_like_id(title) {
+            let all = self.json(&items, None, &what).await?;
+            let by_id = all
+                .as_array()
+                .is_some_and(|l| l.iter().any(|i| i["id"].as_str() == Some(title)));
+            if by_id {
+                return Ok(());
+            }
+        }
+        Err(not_found(&what, &list, "title", title))
+    }
+}
+
 /// The id of the one element of `list` whose `attr` is exactly `name`;
 /// `Ok(None)` when there is none, an error when there are several.
 fn exact(list: &Value, attr: &str, name: &str, what: &str) -> Result<Option<String>, FetchError> {
@@ -437,19 +674,26 @@ fn connect_error(f: &Failure<Problem>, what: &str) -> FetchError {
 /// `op item get ITEM --vault VAULT --format json`, retried while rate limited.
 async fn cli_item(key: &ItemKey, policy: &Policy) -> Result<Value, FetchError> {
     let (vault, item) = key;
-    let item_name = item.as_str();
     let what = format!("item `{item}` in vault `{vault}`");
+    // `--vault=` and `--` keep names that start with `-` from reading as flags.
+    let args = [
+        "item",
+        "get",
+        &format!("--vault={vault}"),
+        "--format=json",
+        "--",
+        item,
+    ];
+    let found = op_json(&args, &what, policy).await?;
+    exactly_named(found, vault, item)
+}
+
+/// Runs `op ARGS` (which print JSON), retried while rate limited; errors
+/// about `what` in our words.
+async fn op_json(args: &[&str], what: &str, policy: &Policy) -> Result<Value, FetchError> {
     let run = || async {
         let out = tokio::process::Command::new("op")
-            // `--vault=` and `--` keep names that start with `-` from reading as flags.
-            .args([
-                "item",
-                "get",
-                &format!("--vault={vault}"),
-                "--format=json",
-                "--",
-                item,
-            ])
+            .args(args)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output()
@@ -466,51 +710,14 @@ async fn cli_item(key: &ItemKey, policy: &Policy) -> Result<Value, FetchError> {
                 }
             })?;
         if out.status.success() {
-            let item = serde_json::from_slice::<Value>(&out.stdout).map_err(|_| {
+            return serde_json::from_slice::<Value>(&out.stdout).map_err(|_| {
                 FetchError::new(
                     FetchClass::Unreachable,
-                    "`op` printed something that is not an item",
+                    "`op` printed something that is not JSON",
                 )
-            })?;
-            return exactly_named(item, vault, item_name);
+            });
         }
-        // op's message is read to classify, never shown: it may quote input.
-        let err = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
-        let code = out.status.code().unwrap_or(-1);
-        Err(if err.contains("more than one item") {
-            FetchError::new(
-                FetchClass::Invalid,
-                format!("more than one {what}: use its id instead of its name"),
-            )
-        } else if err.contains("isn't an item") || err.contains("no item found") {
-            FetchError::new(FetchClass::NotFound, format!("{what} does not exist"))
-        } else if err.contains("isn't a vault") || err.contains("no vault found") {
-            FetchError::new(
-                FetchClass::NotFound,
-                format!("vault `{vault}` does not exist"),
-            )
-        } else if err.contains("rate limit") || err.contains("too many requests") {
-            FetchError::new(FetchClass::Throttled, "1Password kept rate-limiting `op`")
-        } else if err.contains("invalid credentials")
-            || err.contains("decodesacredentials")
-            || err.contains("parsetoken")
-            || err.contains("unauthorized")
-            || err.contains("authentication")
-            || err.contains("invalid token")
-            || err.contains("service account")
-            || err.contains("signin")
-            || err.contains("sign in")
-        {
-            FetchError::new(
-                FetchClass::Denied,
-                "`op` was refused: check OP_SERVICE_ACCOUNT_TOKEN and the account's access to the vault",
-            )
-        } else {
-            FetchError::new(
-                FetchClass::Unreachable,
-                format!("`op item get` failed (exit {code})"),
-            )
-        })
+        Err(op_failure(&out.stderr, out.status.code(), args, what))
     };
     retry::run(policy, run, |e: &FetchError| {
         if e.class == FetchClass::Throttled {
@@ -526,6 +733,52 @@ async fn cli_item(key: &ItemKey, policy: &Policy) -> Result<Value, FetchError> {
             FetchError::new(FetchClass::Unreachable, "`op` did not finish in time")
         }
     })
+}
+
+/// Our words for a failed `op` run.
+fn op_failure(stderr: &[u8], code: Option<i32>, args: &[&str], what: &str) -> FetchError {
+    // op's message is read to classify, never shown: it may quote input.
+    let err = String::from_utf8_lossy(stderr).to_ascii_lowercase();
+    let code = code.unwrap_or(-1);
+    let vault = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--vault="))
+        .unwrap_or("?");
+    if err.contains("more than one item") {
+        FetchError::new(
+            FetchClass::Invalid,
+            format!("more than one {what}: use its id instead of its name"),
+        )
+    } else if err.contains("isn't an item") || err.contains("no item found") {
+        FetchError::new(FetchClass::NotFound, format!("{what} does not exist"))
+    } else if err.contains("isn't a vault") || err.contains("no vault found") {
+        FetchError::new(
+            FetchClass::NotFound,
+            format!("vault `{vault}` does not exist"),
+        )
+    } else if err.contains("rate limit") || err.contains("too many requests") {
+        FetchError::new(FetchClass::Throttled, "1Password kept rate-limiting `op`")
+    } else if err.contains("invalid credentials")
+        || err.contains("decodesacredentials")
+        || err.contains("parsetoken")
+        || err.contains("unauthorized")
+        || err.contains("authentication")
+        || err.contains("invalid token")
+        || err.contains("service account")
+        || err.contains("signin")
+        || err.contains("sign in")
+    {
+        FetchError::new(
+            FetchClass::Denied,
+            "`op` was refused: check OP_SERVICE_ACCOUNT_TOKEN and the account's access to the vault",
+        )
+    } else {
+        let words: Vec<&str> = args.iter().take(2).filter(|a| !a.starts_with('-')).copied().collect();
+        FetchError::new(
+            FetchClass::Unreachable,
+            format!("`op {}` failed (exit {code})", words.join(" ")),
+        )
+    }
 }
 
 /// `op` matches names loosely; keyfill's names are case-sensitive, so the item

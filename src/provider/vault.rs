@@ -29,8 +29,8 @@ use super::retry::{Failure, Policy};
 use std::path::Path;
 
 use super::{
-    parse_query, split_query, FetchClass, FetchError, Fields, LocatorError, Provider, Settings,
-    VersionCheck,
+    parse_query, split_query, FetchClass, FetchError, Fields, Health, LocatorError, Provider,
+    Reach, Readability, Settings, VersionCheck,
 };
 use crate::error::Diagnostics;
 use crate::secret::SecretBytes;
@@ -359,6 +359,226 @@ impl VaultProvider {
     }
 }
 
+impl VaultProvider {
+    /// Where the token comes from, whether Vault answers `sys/health`, and who
+    /// the token is (`auth/token/lookup-self`: its name, policies and time to
+    /// live; never the token).
+    async fn health(&self) -> Health {
+        let (config, client) = match self.connect() {
+            Ok(c) => c,
+            Err(e) => {
+                return Health {
+                    credentials: "?".to_owned(),
+                    reach: Reach::Failed(e),
+                    identity: Ok(None),
+                }
+            }
+        };
+        let credentials = match &config.token {
+            TokenSource::Token(_) => "VAULT_TOKEN".to_owned(),
+            TokenSource::AppRole { .. } => "AppRole (VAULT_ROLE_ID, VAULT_SECRET_ID)".to_owned(),
+            TokenSource::File(_) => "token file `~/.vault-token`".to_owned(),
+            TokenSource::Missing => "none found".to_owned(),
+        };
+        let policy = Policy::within(self.settings.timeout);
+        // Every answer of sys/health is final: its status is the state.
+        let answer = http::send(
+            &policy,
+            || {
+                client
+                    .get(format!("{}/v1/sys/health", config.addr))
+                    .header("X-Vault-Request", "true")
+            },
+            |_| true,
+        )
+        .await;
+        let reach = match answer {
+            Ok(_) => Reach::Reachable,
+            // Standby, performance standby, DR secondary: answering.
+            Err(Failure::Error(Problem::Status(a))) if matches!(a.status, 429 | 472 | 473) => {
+                Reach::Reachable
+            }
+            Err(Failure::Error(Problem::Status(a))) if a.status == 503 => Reach::Failed(
+                FetchError::new(FetchClass::Unreachable, "Vault is sealed"),
+            ),
+            Err(Failure::Error(Problem::Status(a))) if a.status == 501 => Reach::Failed(
+                FetchError::new(FetchClass::Unconfigured, "Vault is not initialized"),
+            ),
+            Err(f) => Reach::Failed(http::transport_error(&f, "Vault", FIX)),
+        };
+        if matches!(reach, Reach::Failed(_)) {
+            return Health {
+                credentials,
+                reach,
+                identity: Ok(None),
+            };
+        }
+        Health {
+            credentials,
+            reach,
+            identity: self.whoami().await.map(Some),
+        }
+    }
+
+    /// The token's display name, policies and time to live.
+    async fn whoami(&self) -> Result<String, FetchError> {
+        let s = self.session().await?;
+        let ns = s.namespace.clone();
+        let answer = http::send(
+            &s.policy,
+            || s.get(ns.as_deref(), "auth/token/lookup-self"),
+            sealed,
+        )
+        .await;
+        let json = match answer {
+            Ok(a) => a.json().ok_or_else(unreadable)?,
+            Err(Failure::Error(Problem::Status(a))) if a.status == 401 || a.status == 403 => {
+                return Err(FetchError::new(
+                    FetchClass::Denied,
+                    "Vault refused the token (invalid or expired): check VAULT_TOKEN or log in again",
+                ))
+            }
+            Err(f) => return Err(status_error(&f, "auth/token/lookup-self")),
+        };
+        // Only these fields are read: the answer also holds the token itself.
+        let data = &json["data"];
+        let name = data["display_name"].as_str().unwrap_or("?");
+        let policies: Vec<&str> = data["policies"]
+            .as_array()
+            .map(|p| p.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let ttl = match data["ttl"].as_u64() {
+            Some(0) | None => "no expiry".to_owned(),
+            Some(secs) => format!("ttl {}", human(secs)),
+        };
+        Ok(format!(
+            "{name} (policies: {}; {ttl})",
+            if policies.is_empty() {
+                "none".to_owned()
+            } else {
+                policies.join(", ")
+            }
+        ))
+    }
+}
+
+/// `3725` as `1h2m5s`.
+fn human(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// Whether a read of `path` (an API path below `/v1/`) would work, without
+/// reading it: KV v2 metadata says whether the secret and version exist, and
+/// `sys/capabilities-self` whether the token's policies allow the read (KV v1
+/// has no metadata, so there only the policies are asked).
+async fn readable(
+    s: &Session,
+    ns: Option<&str>,
+    path: &str,
+    version: Option<u64>,
+    mount: &Mount,
+) -> Readability {
+    let rest = path
+        .strip_prefix(mount.path.as_str())
+        .and_then(|r| r.strip_prefix("/data/"))
+        .filter(|_| mount.kv == 2);
+    let note;
+    if let Some(rest) = rest {
+        let url = format!("{}/metadata/{rest}", mount.path);
+        match http::send(&s.policy, || s.get(ns, &url), sealed).await {
+            Ok(a) => {
+                let json = a.json().unwrap_or(Value::Null);
+                let meta = &json["data"];
+                let Some(v) = version.or_else(|| meta["current_version"].as_u64()) else {
+                    return Readability::Failed(FetchError::new(
+                        FetchClass::NotFound,
+                        format!("`{path}` has no version"),
+                    ));
+                };
+                let this = &meta["versions"][v.to_string()];
+                let gone = |what: &str| {
+                    Readability::Failed(FetchError::new(
+                        FetchClass::NotFound,
+                        format!("`{path}`: version {v} {what}"),
+                    ))
+                };
+                if this.is_null() {
+                    return gone("does not exist");
+                }
+                if this["destroyed"].as_bool() == Some(true) {
+                    return gone("was destroyed");
+                }
+                if this["deletion_time"].as_str().is_some_and(|t| !t.is_empty()) {
+                    return gone("was deleted");
+                }
+                note = Some(format!("version {v}"));
+            }
+            Err(Failure::Error(Problem::Status(a))) if a.status == 404 => {
+                return Readability::Failed(FetchError::new(
+                    FetchClass::NotFound,
+                    format!("`{path}` does not exist in Vault"),
+                ))
+            }
+            // A policy may grant `data/` reads and not `metadata/` ones: the
+            // policies are asked below.
+            Err(Failure::Error(Problem::Status(a))) if a.status == 403 => {
+                note = Some("its metadata may not be read, so its existence is not checked".into());
+            }
+            Err(f) => return Readability::Failed(status_error(&f, path)),
+        }
+    } else {
+        note = Some("KV v1 has no metadata, so its existence is not checked".to_owned());
+    }
+    match capabilities(s, ns, path).await {
+        Ok(caps) if caps.iter().any(|c| c == "read" || c == "root") => {
+            Readability::Readable(note)
+        }
+        Ok(_) => Readability::Failed(FetchError::new(
+            FetchClass::Denied,
+            format!("the token's policies do not allow reading `{path}`"),
+        )),
+        Err(e) => Readability::Failed(e),
+    }
+}
+
+/// The token's capabilities on `path`, from `sys/capabilities-self`.
+async fn capabilities(s: &Session, ns: Option<&str>, path: &str) -> Result<Vec<String>, FetchError> {
+    let body = serde_json::json!({ "paths": [path] }).to_string();
+    let answer = http::send(
+        &s.policy,
+        || {
+            s.request(reqwest::Method::POST, ns, "sys/capabilities-self")
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        },
+        sealed,
+    )
+    .await;
+    let json = match answer {
+        Ok(a) => a.json().ok_or_else(unreadable)?,
+        Err(f) => return Err(status_error(&f, "sys/capabilities-self")),
+    };
+    // Older servers answer `capabilities`, newer ones also one list per path,
+    // at the top and under `data`.
+    let list = [&json[path], &json["capabilities"], &json["data"][path], &json["data"]["capabilities"]]
+        .into_iter()
+        .find_map(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    Ok(list)
+}
+
 /// An AppRole token is revoked when the provider ends (a render's end, a
 /// watch loop's stop), so that no token outlives the run that logged in.
 impl Drop for VaultProvider {
@@ -459,6 +679,32 @@ impl Provider for VaultProvider {
             return check();
         }
         checks
+    }
+
+    fn diagnose(&self, requests: &[&VaultLocator]) -> (Health, Vec<Readability>) {
+        let health = http::block_on(self.health(), |e| Health {
+            credentials: "?".to_owned(),
+            reach: Reach::Failed(FetchError::new(
+                FetchClass::Unreachable,
+                format!("cannot start the Vault client: {e}"),
+            )),
+            identity: Ok(None),
+        });
+        if requests.is_empty() {
+            return (health, Vec::new());
+        }
+        let each = self.run(
+            requests,
+            async |s, (ns, path, version, mount)| {
+                readable(s, ns.as_deref(), &path, version, &mount).await
+            },
+            Readability::Failed,
+        );
+        (health, each)
+    }
+
+    fn configured() -> Option<String> {
+        env("VAULT_ADDR").map(|_| "VAULT_ADDR is set".to_owned())
     }
 
     fn warnings(&self, diags: &mut Diagnostics) {
@@ -996,6 +1242,15 @@ mod tests {
             (l.version, l.namespace.as_deref()),
             (Some(3), Some("team-a"))
         );
+    }
+
+    #[test]
+    fn ttls_read_as_hours_minutes_and_seconds() {
+        assert_eq!(human(0), "0s");
+        assert_eq!(human(59), "59s");
+        assert_eq!(human(600), "10m");
+        assert_eq!(human(3725), "1h2m5s");
+        assert_eq!(human(7200), "2h");
     }
 
     #[test]

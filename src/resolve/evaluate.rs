@@ -590,12 +590,11 @@ impl<'a, 'd, 's> Evaluator<'a, 'd, 's> {
                 if !seen.insert((secret.map(str::to_owned), loc.clone())) {
                     return;
                 }
-                let (kind, locator) = loc.parts();
                 records.push(Record {
                     config: config.to_owned(),
                     secret: secret.map(str::to_owned),
-                    provider: kind.name(),
-                    locator,
+                    provider: loc.kind().name(),
+                    locator: loc.text(),
                     outcome: outcome.word(),
                     cache_hit: access.cache_hit,
                     duration: access.duration,

@@ -1025,10 +1025,16 @@ def main():
         else:
             args.append(a)
         i += 1
-    if len(args) < 2 or args[0] not in ("item", "items") or args[1] != "get":
+    if args == ["whoami"]:
+        command = "whoami"
+    elif len(args) >= 2 and args[0] in ("item", "items") and args[1] in ("get", "list"):
+        command = args[1]
+    else:
         fail('unknown command "%s" for "op"' % " ".join(args))
-    if len(args) != 3:
+    if command == "get" and len(args) != 3:
         fail('accepts 1 arg(s), received %d' % (len(args) - 2))
+    if command == "list" and len(args) != 2:
+        fail('accepts 0 arg(s), received %d' % (len(args) - 2))
     token = os.environ.get("OP_SERVICE_ACCOUNT_TOKEN")
     if token is None:
         fail("You are not currently signed in. Please run `op signin --help` for instructions")
@@ -1045,13 +1051,25 @@ def main():
             with open(faults_path, "w") as f:
                 json.dump(faults, f)
             fail(fault["message"], fault["code"])
-    wanted = args[2]
+    if command == "whoami":
+        # A service account's `op whoami --format=json`.
+        sys.stdout.write(json.dumps({"url": "https://example.1password.com", "email": "",
+                                     "user_uuid": "SAUSERUUID", "account_uuid": "ACCOUNTUUID",
+                                     "user_type": "SERVICE_ACCOUNT"}, indent=2) + "\n")
+        return
     vaults = data["vaults"]
     if "--vault" in opts:
         v = opts["--vault"]
         vaults = [x for x in vaults if x["id"] == v or x["name"].lower() == v.lower()]
         if not vaults:
             fail("\"%s\" isn't a vault in this account. Specify the vault with its ID or name." % v)
+    if command == "list":
+        # Item overviews: no fields, no sections, no values.
+        keep = ("id", "title", "version", "vault", "category", "created_at", "updated_at")
+        overviews = [{k: it[k] for k in keep if k in it} for x in vaults for it in x["items"]]
+        sys.stdout.write(json.dumps(overviews, indent=2) + "\n")
+        return
+    wanted = args[2]
     found = [it for x in vaults for it in x["items"]
              if it["id"] == wanted or it["title"].lower() == wanted.lower()]
     if not found:

@@ -37,7 +37,10 @@ use aws_sdk_secretsmanager::Client;
 use futures_util::stream::{self, StreamExt as _};
 
 use super::retry::{self, Failure, Policy, Verdict};
-use super::{FetchClass, FetchError, Fields, LocatorError, Provider, Settings, VersionCheck};
+use super::{
+    FetchClass, FetchError, Fields, Health, LocatorError, Provider, Reach, Readability, Settings,
+    VersionCheck,
+};
 use crate::secret::SecretBytes;
 use locator::CURRENT;
 use sdk::{Code, HttpResponse, Service};
@@ -50,6 +53,12 @@ const SECRETS_MANAGER: Service = Service {
     action: "secretsmanager:GetSecretValue",
     item: "secret",
     codes: secrets_manager_codes,
+};
+
+/// Secrets Manager as `doctor` asks it: `DescribeSecret`, which reads no value.
+const DESCRIBE: Service = Service {
+    action: "secretsmanager:DescribeSecret",
+    ..SECRETS_MANAGER
 };
 
 /// Secrets Manager's own error codes.
@@ -136,6 +145,125 @@ impl Provider for AwsProvider {
             requests.iter().map(|_| VersionCheck::Unknown).collect()
         })
     }
+
+    fn diagnose(&self, requests: &[&AwsLocator]) -> (Health, Vec<Readability>) {
+        super::http::block_on(diagnose(requests, self.settings), |e| {
+            broken(requests.len(), sdk::not_started(e))
+        })
+    }
+
+    fn configured() -> Option<String> {
+        sdk::configured()
+    }
+}
+
+/// `doctor`'s answer when no request can be made at all.
+pub(crate) fn broken(n: usize, e: FetchError) -> (Health, Vec<Readability>) {
+    let health = Health {
+        credentials: sdk::credential_source(None),
+        reach: Reach::Failed(e.clone()),
+        identity: Ok(None),
+    };
+    (health, (0..n).map(|_| Readability::Failed(e.clone())).collect())
+}
+
+/// Where a locator's calls go.
+fn target(l: &AwsLocator) -> sdk::Target<'_> {
+    sdk::Target {
+        profile: l.profile.as_deref(),
+        // An ARN names its region; a `?region=` still wins.
+        region: l.region.clone().or_else(|| arn_region(&l.secret_id)),
+        role_arn: l.role_arn.as_deref(),
+    }
+}
+
+/// The credentials' source and identity, and whether each secret (and its
+/// pinned version or stage) exists, from `DescribeSecret`: no value is read.
+async fn diagnose(locators: &[&AwsLocator], settings: Settings) -> (Health, Vec<Readability>) {
+    let policy = Policy::within(settings.timeout);
+    let http = match sdk::http() {
+        Ok(http) => http,
+        Err(e) => return broken(locators.len(), e),
+    };
+    let targets: Vec<sdk::Target<'_>> = locators.iter().map(|l| target(l)).collect();
+    let health = sdk::health(&targets, &http, &policy).await;
+    let mut results: Vec<Option<Readability>> = locators.iter().map(|_| None).collect();
+    let Plan { groups, failed } = plan(locators, &http, &policy).await;
+    for (i, e) in failed {
+        results[i] = Some(Readability::Failed(e));
+    }
+    let calls = groups
+        .into_iter()
+        .flat_map(|(client, wanted)| wanted.into_iter().map(move |w| (client.clone(), w)));
+    let found: Vec<(Vec<usize>, Readability)> = stream::iter(calls)
+        .map(|(client, w)| {
+            let policy = &policy;
+            async move {
+                let r = readable(&client, &w.locator, policy).await;
+                (w.requests, r)
+            }
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    for (requests, r) in found {
+        for i in requests {
+            results[i] = Some(r.clone());
+        }
+    }
+    let each = results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Readability::Failed(FetchError::new(
+                    FetchClass::Unreachable,
+                    "the AWS provider gave no answer",
+                ))
+            })
+        })
+        .collect();
+    (health, each)
+}
+
+/// Whether `l` names a secret and version that exist, from `DescribeSecret`
+/// (metadata only: no value, no KMS decryption).
+async fn readable(client: &Client, l: &AwsLocator, policy: &Policy) -> Readability {
+    let result = retry::run(
+        policy,
+        || client.describe_secret().secret_id(&l.secret_id).send(),
+        |e| DESCRIBE.sdk_error(e, false).2,
+    )
+    .await;
+    let out = match result {
+        Ok(out) => out,
+        Err(f) => return Readability::Failed(DESCRIBE.failure(f, false)),
+    };
+    let gone = |what: String| Readability::Failed(FetchError::new(FetchClass::NotFound, what));
+    if out.deleted_date.is_some() {
+        return gone("the secret is scheduled for deletion".to_owned());
+    }
+    let stages = out.version_ids_to_stages.unwrap_or_default();
+    let stage = l.version_stage.as_deref();
+    let id = match &l.version_id {
+        Some(id) => match stages.get(id) {
+            None => return gone(format!("the secret has no version `{id}`")),
+            Some(s) if stage.is_some_and(|st| !s.iter().any(|x| x == st)) => {
+                return gone(format!(
+                    "version `{id}` of the secret is not labelled `{}`",
+                    stage.unwrap_or_default()
+                ))
+            }
+            Some(_) => id.clone(),
+        },
+        None => {
+            let stage = stage.unwrap_or(CURRENT);
+            match stages.iter().find(|(_, s)| s.iter().any(|x| x == stage)) {
+                Some((id, _)) => id.clone(),
+                None => return gone(format!("no version of the secret is labelled `{stage}`")),
+            }
+        }
+    };
+    Readability::Readable(Some(format!("version {id}")))
 }
 
 /// One distinct secret version to fetch, and the requests that want it.
@@ -179,15 +307,7 @@ async fn plan(
     http: &aws_smithy_runtime_api::client::http::SharedHttpClient,
     policy: &Policy,
 ) -> Plan {
-    let targets: Vec<sdk::Target<'_>> = locators
-        .iter()
-        .map(|l| sdk::Target {
-            profile: l.profile.as_deref(),
-            // An ARN names its region; a `?region=` still wins.
-            region: l.region.clone().or_else(|| arn_region(&l.secret_id)),
-            role_arn: l.role_arn.as_deref(),
-        })
-        .collect();
+    let targets: Vec<sdk::Target<'_>> = locators.iter().map(|l| target(l)).collect();
     let (clients, routes) = sdk::clients(&targets, http, policy, |shared, region| {
         let conf = aws_sdk_secretsmanager::config::Builder::from(shared)
             .region(region)

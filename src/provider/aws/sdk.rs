@@ -621,6 +621,290 @@ pub(crate) fn check_role_arn(arn: &str) -> Result<(), LocatorError> {
     Ok(())
 }
 
+/// AWS STS, as `doctor`'s `GetCallerIdentity` names it (the call needs no
+/// permission, so a refusal is about the credentials themselves).
+const STS_IDENTITY: Service = Service {
+    name: "AWS STS",
+    action: "sts:GetCallerIdentity",
+    item: "caller",
+    codes: no_codes,
+};
+
+fn no_codes(_: &Code<'_>) -> Option<(FetchClass, &'static str)> {
+    None
+}
+
+/// What in the environment configures AWS, for `doctor` without a config:
+/// the first of the credential chain's sources that is set (variables, the
+/// shared files), or `None`.
+pub(crate) fn configured() -> Option<String> {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        if set(var) {
+            return Some(format!("{var} is set"));
+        }
+    }
+    shared_files()
+        .into_iter()
+        .find(|(_, path)| path.is_file())
+        .map(|(_, path)| format!("`{}` exists", path.display()))
+}
+
+/// The shared config and credentials files, where the SDK looks for them:
+/// (whether it is the config file, path).
+fn shared_files() -> Vec<(bool, std::path::PathBuf)> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let file = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
+    };
+    let mut out = Vec::new();
+    if let Some(c) = file("AWS_CONFIG_FILE", "config") {
+        out.push((true, c));
+    }
+    if let Some(c) = file("AWS_SHARED_CREDENTIALS_FILE", "credentials") {
+        out.push((false, c));
+    }
+    out
+}
+
+/// The settings a profile's sections in the shared files give, by key (only
+/// the keys that say where credentials come from are kept; a key's value is
+/// kept only where it names something, never for key material).
+fn profile_keys(profile: &str) -> Option<Vec<(String, String)>> {
+    profile_keys_in(&shared_files(), profile)
+}
+
+/// [`profile_keys`] in the files given as (whether it is the config file, path).
+fn profile_keys_in(
+    files: &[(bool, std::path::PathBuf)],
+    profile: &str,
+) -> Option<Vec<(String, String)>> {
+    const NAMED: &[&str] = &["role_arn", "source_profile", "sso_session", "credential_source"];
+    const KNOWN: &[&str] = &[
+        "aws_access_key_id",
+        "sso_start_url",
+        "credential_process",
+        "web_identity_token_file",
+    ];
+    let mut found = None;
+    for (is_config, path) in files {
+        let is_config = *is_config;
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let mut inside = false;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+                continue;
+            }
+            if let Some(head) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                let head = head.trim();
+                let name = if is_config && head != "default" {
+                    head.strip_prefix("profile")
+                        .filter(|r| r.starts_with(char::is_whitespace))
+                        .map(str::trim)
+                } else {
+                    Some(head)
+                };
+                inside = name == Some(profile);
+                if inside && found.is_none() {
+                    found = Some(Vec::new());
+                }
+                continue;
+            }
+            let (Some(keys), true) = (found.as_mut(), inside) else {
+                continue;
+            };
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let k = k.trim().to_ascii_lowercase();
+            if NAMED.contains(&k.as_str()) {
+                keys.push((k, v.trim().to_owned()));
+            } else if KNOWN.contains(&k.as_str()) {
+                keys.push((k, String::new()));
+            }
+        }
+    }
+    found
+}
+
+/// Where the credentials of `profile` (or of the default chain) come from, as
+/// far as the environment and the shared files tell; names only, never key
+/// material.
+pub(crate) fn credential_source(profile: Option<&str>) -> String {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    let named = match profile {
+        Some(p) => p.to_owned(),
+        None if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") => {
+            let session = if set("AWS_SESSION_TOKEN") {
+                " with AWS_SESSION_TOKEN"
+            } else {
+                ""
+            };
+            return format!("environment (AWS_ACCESS_KEY_ID{session})");
+        }
+        None => std::env::var("AWS_PROFILE")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "default".to_owned()),
+    };
+    if let Some(keys) = profile_keys(&named) {
+        let get = |k: &str| keys.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let how = if let Some(role) = get("role_arn") {
+            let from = get("source_profile")
+                .map(|p| format!("profile `{p}`"))
+                .or_else(|| get("credential_source").map(|c| c.to_owned()))
+                .or_else(|| get("web_identity_token_file").map(|_| "web identity".to_owned()))
+                .unwrap_or_else(|| "?".to_owned());
+            format!("assumes role `{role}` with {from}")
+        } else if get("sso_session").is_some() || get("sso_start_url").is_some() {
+            "SSO".to_owned()
+        } else if get("credential_process").is_some() {
+            "credential_process".to_owned()
+        } else if get("aws_access_key_id").is_some() {
+            "static keys".to_owned()
+        } else {
+            "no credentials of its own".to_owned()
+        };
+        return format!("profile `{named}`: {how}");
+    }
+    if profile.is_some() || set("AWS_PROFILE") {
+        return format!("profile `{named}` (not in the shared config or credentials file)");
+    }
+    if set("AWS_WEB_IDENTITY_TOKEN_FILE") && set("AWS_ROLE_ARN") {
+        return "web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)".to_owned();
+    }
+    if set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || set("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+        return "container role (ECS credentials endpoint)".to_owned();
+    }
+    let imds_off = std::env::var("AWS_EC2_METADATA_DISABLED")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if imds_off {
+        "none found (instance metadata disabled)".to_owned()
+    } else {
+        "instance role (EC2 instance metadata), if any".to_owned()
+    }
+}
+
+/// `doctor`'s view of the AWS configuration of `targets`: where each distinct
+/// profile's credentials come from, and the identity STS `GetCallerIdentity`
+/// says each distinct (profile, role) acts as (the default chain's when there
+/// are no targets).
+pub(crate) async fn health(
+    targets: &[Target<'_>],
+    http: &SharedHttpClient,
+    policy: &Policy,
+) -> crate::provider::Health {
+    use crate::provider::{Health, Reach};
+    let mut distinct: Vec<Target<'_>> = Vec::new();
+    for t in targets {
+        if !distinct
+            .iter()
+            .any(|d| d.profile == t.profile && d.role_arn == t.role_arn)
+        {
+            distinct.push(t.clone());
+        }
+    }
+    if distinct.is_empty() {
+        distinct.push(Target {
+            profile: None,
+            region: None,
+            role_arn: None,
+        });
+    }
+    let mut profiles: Vec<Option<&str>> = distinct.iter().map(|t| t.profile).collect();
+    profiles.dedup();
+    let credentials = profiles
+        .iter()
+        .map(|p| credential_source(*p))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let (clients, routes) = clients(&distinct, http, policy, |shared, region| {
+        let conf = aws_sdk_sts::config::Builder::from(shared)
+            .region(region)
+            .build();
+        aws_sdk_sts::Client::from_conf(conf)
+    })
+    .await;
+    // Each target: whether STS answered, and the ARN or why not.
+    let mut found: Vec<(bool, Result<String, FetchError>)> = Vec::new();
+    for route in routes {
+        let Some(client) = route.as_ref().ok().and_then(|&i| clients.get(i)) else {
+            let e = route.err().unwrap_or_else(|| no_region(None));
+            found.push((false, Err(e)));
+            continue;
+        };
+        let asked = retry::run(
+            policy,
+            || client.get_caller_identity().send(),
+            |e| STS_IDENTITY.sdk_error(e, false).2,
+        )
+        .await;
+        found.push(match asked {
+            Ok(out) => (true, Ok(out.arn.unwrap_or_else(|| "?".to_owned()))),
+            Err(f) => {
+                let answered = matches!(&f, Failure::Error(SdkError::ServiceError(_)));
+                (answered, Err(STS_IDENTITY.failure(f, false)))
+            }
+        });
+    }
+    let label = |t: &Target<'_>| {
+        let mut parts = Vec::new();
+        if let Some(p) = t.profile {
+            parts.push(format!("profile `{p}`"));
+        }
+        if let Some(r) = t.role_arn {
+            parts.push(format!("role `{r}`"));
+        }
+        parts.join(", ")
+    };
+    let several = distinct.len() > 1;
+    let who: Vec<String> = distinct
+        .iter()
+        .zip(&found)
+        .filter_map(|(t, (_, r))| {
+            let arn = r.as_ref().ok()?;
+            Some(if several && !label(t).is_empty() {
+                format!("{}: {arn}", label(t))
+            } else {
+                arn.clone()
+            })
+        })
+        .collect();
+    let reach = if found.iter().any(|(answered, _)| *answered) {
+        Reach::Reachable
+    } else {
+        match found.iter().find_map(|(_, r)| r.as_ref().err()) {
+            Some(e) => Reach::Failed(e.clone()),
+            None => Reach::Reachable,
+        }
+    };
+    let refused = found
+        .iter()
+        .find_map(|(answered, r)| r.as_ref().err().filter(|_| *answered));
+    let identity = match refused {
+        Some(e) => Err(e.clone()),
+        None if who.is_empty() => Ok(None),
+        None => Ok(Some(who.join("; "))),
+    };
+    Health {
+        credentials,
+        reach,
+        identity,
+    }
+}
+
 /// Loads `profile`'s configuration within the policy's deadline: region
 /// discovery may ask instance metadata.
 async fn load(
@@ -995,6 +1279,41 @@ mod tests {
         );
         assert_eq!(partition_region("arn:aws-cn:iam::1:role/r"), "cn-north-1");
         assert_eq!(partition_region("arn:aws:iam::1:role/r"), "us-east-1");
+    }
+
+    #[test]
+    fn profiles_are_read_from_both_files_by_key_names_and_never_keep_key_material() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config");
+        let creds = dir.path().join("credentials");
+        std::fs::write(
+            &config,
+            "[default]\nregion = eu-west-1\n[profile   team ]\nrole_arn = arn:aws:iam::111111111111:role/r\n\
+             source_profile = base\n[sso-session team]\nsso_start_url = https://x\n[profilex]\nsso_session = s\n",
+        )
+        .expect("config");
+        std::fs::write(
+            &creds,
+            "; comment\n[team]\naws_secret_access_key = SECRETSECRET\n[base]\n\
+             AWS_ACCESS_KEY_ID = AKIAKEY\naws_secret_access_key = SECRETSECRET\n",
+        )
+        .expect("credentials");
+        let files = [(true, config), (false, creds)];
+        let team = profile_keys_in(&files, "team").unwrap_or_default();
+        assert_eq!(
+            team,
+            [
+                ("role_arn".to_owned(), "arn:aws:iam::111111111111:role/r".to_owned()),
+                ("source_profile".to_owned(), "base".to_owned()),
+            ]
+        );
+        // Key names only: the values of key material are never kept.
+        let base = profile_keys_in(&files, "base").unwrap_or_default();
+        assert_eq!(base, [("aws_access_key_id".to_owned(), String::new())]);
+        assert_eq!(profile_keys_in(&files, "default"), Some(Vec::new()));
+        // `[profilex]` is no `profile x`, and a session section is no profile.
+        assert_eq!(profile_keys_in(&files, "x"), None);
+        assert_eq!(profile_keys_in(&files, "nope"), None);
     }
 
     #[test]

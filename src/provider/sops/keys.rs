@@ -23,20 +23,22 @@ pub(crate) struct Identities {
     pub(crate) looked: Vec<String>,
     /// Sources that could not be read, each named with why (never its content).
     pub(crate) problems: Vec<String>,
+    /// The sources identities were found in, named.
+    pub(crate) found_in: Vec<String>,
 }
 
 /// The variable holding keys, one per line.
-const KEY_VAR: &str = "SOPS_AGE_KEY";
+pub(crate) const KEY_VAR: &str = "SOPS_AGE_KEY";
 /// The variable naming a keys file.
-const FILE_VAR: &str = "SOPS_AGE_KEY_FILE";
+pub(crate) const FILE_VAR: &str = "SOPS_AGE_KEY_FILE";
 /// The variable holding a command that prints keys.
-const CMD_VAR: &str = "SOPS_AGE_KEY_CMD";
+pub(crate) const CMD_VAR: &str = "SOPS_AGE_KEY_CMD";
 /// Every variable sops reads age keys from, which the `sops` binary is given
 /// only when a file it decrypts has age recipients.
 pub(crate) const VARS: &[&str] = &[KEY_VAR, FILE_VAR, CMD_VAR, "SOPS_AGE_SSH_PRIVATE_KEY_FILE"];
 
 /// The default keys file, as sops finds it on Linux (Go's `os.UserConfigDir`).
-fn default_file() -> Option<PathBuf> {
+pub(crate) fn default_file() -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_CONFIG_HOME") {
         Some(x) if !x.is_empty() => PathBuf::from(x),
         _ => PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?).join(".config"),
@@ -52,6 +54,7 @@ impl Identities {
             ids: Vec::new(),
             looked: Vec::new(),
             problems: Vec::new(),
+            found_in: Vec::new(),
         };
         me.looked.push(KEY_VAR.to_owned());
         if let Some(v) = std::env::var_os(KEY_VAR) {
@@ -120,6 +123,7 @@ impl Identities {
 
     /// Reads identities, one a line; empty and `#` lines are skipped.
     fn add(&mut self, source: &str, text: &str) {
+        let before = self.ids.len();
         let mut bad = 0;
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') {
@@ -129,6 +133,9 @@ impl Identities {
                 Ok(id) => self.ids.push(id),
                 Err(_) => bad += 1,
             }
+        }
+        if self.ids.len() > before {
+            self.found_in.push(source.to_owned());
         }
         if bad > 0 {
             self.problems.push(format!(

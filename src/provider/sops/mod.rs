@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret as _;
 
-use super::{FetchClass, FetchError, Fields, LocatorError, Provider, Settings};
+use super::{
+    FetchClass, FetchError, Fields, Health, LocatorError, Provider, Readability, Settings,
+};
 use crate::secret::SecretBytes;
 use format::Format;
 
@@ -138,6 +140,23 @@ impl Provider for SopsProvider {
         SopsProvider { settings }
     }
 
+    fn diagnose(&self, requests: &[&SopsLocator]) -> (Health, Vec<Readability>) {
+        diagnose(requests, self.settings)
+    }
+
+    fn configured() -> Option<String> {
+        let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+        if let Some(v) = [keys::KEY_VAR, keys::FILE_VAR, keys::CMD_VAR]
+            .into_iter()
+            .find(|v| set(v))
+        {
+            return Some(format!("{v} is set"));
+        }
+        keys::default_file()
+            .filter(|f| f.is_file())
+            .map(|f| format!("`{}` exists", f.display()))
+    }
+
     fn fetch(&self, requests: &[&SopsLocator]) -> Vec<Result<SecretBytes, FetchError>> {
         let timing = (Instant::now() + self.settings.timeout, self.settings.timeout);
         let limit = self.settings.max_secret_size;
@@ -183,6 +202,106 @@ impl Provider for SopsProvider {
                 })
             })
             .collect()
+    }
+}
+
+/// Where the age identities come from, and whether each file's data key
+/// unwraps with them; no value is decrypted (so the MAC is not checked).
+fn diagnose(requests: &[&SopsLocator], settings: Settings) -> (Health, Vec<Readability>) {
+    let timeout = settings.timeout;
+    let deadline = Instant::now() + timeout;
+    let limit = settings.max_secret_size;
+    let ids = keys::Identities::load(limit, deadline);
+    let credentials = if ids.found_in.is_empty() {
+        format!("no age identity (looked in {})", ids.looked.join(", "))
+    } else {
+        format!("age: {}", ids.found_in.join(", "))
+    };
+    let mut identity = format!(
+        "{} age identit{}",
+        ids.len(),
+        if ids.len() == 1 { "y" } else { "ies" }
+    );
+    for p in &ids.problems {
+        identity.push_str(&format!("; {p}"));
+    }
+    let health = Health {
+        credentials,
+        reach: super::Reach::Local,
+        identity: Ok(Some(identity)),
+    };
+    let each = requests
+        .iter()
+        .map(|r| unwraps(&r.path, limit, (deadline, timeout), &ids))
+        .collect();
+    (health, each)
+}
+
+/// Whether `path`'s data key unwraps with one of `ids`: the file is read and
+/// its metadata parsed, but no value is decrypted.
+fn unwraps(
+    path: &Path,
+    limit: u64,
+    (deadline, timeout): (Instant, Duration),
+    ids: &keys::Identities,
+) -> Readability {
+    let shown = path.display();
+    let by_binary = |why: &str| {
+        Readability::Unchecked(format!(
+            "only the `sops` binary can tell, by decrypting it: {why}"
+        ))
+    };
+    let Some(format) = Format::of(path) else {
+        return match check_file(path) {
+            Ok(()) => by_binary("keyfill names the format by the extension and does not read this one"),
+            Err(e) => Readability::Failed(e),
+        };
+    };
+    let text = match read(path, limit, deadline, timeout) {
+        Ok(t) => t,
+        Err(e) => return Readability::Failed(e),
+    };
+    let text = std::str::from_utf8(text.expose()).unwrap_or_default();
+    let invalid = |why: String| {
+        Readability::Failed(FetchError::new(
+            FetchClass::Invalid,
+            format!("sops file `{shown}`: {why}"),
+        ))
+    };
+    let parsed = match format::parse(format, text) {
+        Ok(p) => p,
+        Err(why) => return invalid(why),
+    };
+    let meta = match decrypt::Metadata::read(&parsed.meta) {
+        Ok(m) => m,
+        Err(why) => return invalid(why),
+    };
+    if meta.age.is_empty() || meta.not_native.is_some() {
+        return by_binary("it has no age recipient keyfill reads itself");
+    }
+    if meta.age.iter().any(|k| !k.recipient.starts_with("age1") || k.recipient[4..].contains('1')) {
+        return by_binary("it has SSH or plugin age recipients");
+    }
+    if ids.is_empty() && meta.others.is_empty() {
+        return Readability::Failed(FetchError::new(
+            FetchClass::Unconfigured,
+            format!("sops file `{shown}` is encrypted for age, and no age identity is configured"),
+        ));
+    }
+    match ids.unwrap(&meta.age) {
+        keys::Unwrap::Key(_) => {
+            Readability::Readable(Some("its data key unwraps with an age identity".to_owned()))
+        }
+        keys::Unwrap::NoMatch if !meta.others.is_empty() => {
+            by_binary("none of the age identities is one of its age recipients")
+        }
+        keys::Unwrap::NoMatch => Readability::Failed(FetchError::new(
+            FetchClass::Denied,
+            format!("none of the {} age identities found is a recipient of sops file `{shown}`", ids.len()),
+        )),
+        keys::Unwrap::Broken(recipient) => invalid(format!(
+            "its data key for age recipient {recipient} does not decrypt with that recipient's identity"
+        )),
     }
 }
 

@@ -33,7 +33,10 @@ use futures_util::stream::{self, StreamExt as _};
 
 use super::aws::sdk::{self, Code, Service};
 use super::retry::{self, Failure, Policy};
-use super::{FetchClass, FetchError, Fields, LocatorError, Provider, Settings, VersionCheck};
+use super::{
+    FetchClass, FetchError, Fields, Health, LocatorError, Provider, Readability, Settings,
+    VersionCheck,
+};
 use crate::secret::SecretBytes;
 
 pub(crate) use locator::SsmLocator;
@@ -44,6 +47,13 @@ const PARAMETER_STORE: Service = Service {
     action: "ssm:GetParameters",
     item: "parameter",
     codes: parameter_store_codes,
+};
+
+/// Parameter Store as `doctor` asks it: `DescribeParameters`, which reads no
+/// value.
+const DESCRIBE: Service = Service {
+    action: "ssm:DescribeParameters",
+    ..PARAMETER_STORE
 };
 
 /// Parameter Store's own error codes.
@@ -165,6 +175,147 @@ impl Provider for SsmProvider {
             })
             .collect()
     }
+
+    fn diagnose(&self, requests: &[&SsmLocator]) -> (Health, Vec<Readability>) {
+        super::http::block_on(diagnose(requests, self.settings), |e| {
+            super::aws::broken(requests.len(), sdk::not_started(e))
+        })
+    }
+
+    fn configured() -> Option<String> {
+        sdk::configured()
+    }
+}
+
+/// The credentials' source and identity, and whether each parameter exists.
+async fn diagnose(locators: &[&SsmLocator], settings: Settings) -> (Health, Vec<Readability>) {
+    let policy = Policy::within(settings.timeout);
+    let http = match sdk::http() {
+        Ok(http) => http,
+        Err(e) => return super::aws::broken(locators.len(), e),
+    };
+    let targets: Vec<sdk::Target<'_>> = locators.iter().map(|l| target(l)).collect();
+    let health = sdk::health(&targets, &http, &policy).await;
+    let mut results: Vec<Option<Readability>> = locators.iter().map(|_| None).collect();
+    // DescribeParameters knows a parameter's latest version only, no labels,
+    // and only this account's parameters by name. For a pinned version, a
+    // label or another account's ARN, GetParameters without decryption is the
+    // one call that says whether it exists: the text it returns (a String's
+    // value, a SecureString's ciphertext) is dropped unread by `get`.
+    let (asked, described): (Vec<usize>, Vec<usize>) = (0..locators.len())
+        .partition(|&i| !locators[i].selector().is_empty() || locators[i].name.starts_with("arn:"));
+    if !asked.is_empty() {
+        let those: Vec<&SsmLocator> = asked.iter().map(|&i| locators[i]).collect();
+        for (&i, r) in asked.iter().zip(get(&those, settings, false).await) {
+            results[i] = Some(match r {
+                Ok(found) => Readability::Readable(Some(format!("version {}", found.version))),
+                Err(e) => Readability::Failed(e),
+            });
+        }
+    }
+    let plain: Vec<sdk::Target<'_>> = described.iter().map(|&i| target(locators[i])).collect();
+    let (clients, routes) = sdk::clients(&plain, &http, &policy, |shared, region| {
+        let conf = aws_sdk_ssm::config::Builder::from(shared)
+            .region(region)
+            .build();
+        Client::from_conf(conf)
+    })
+    .await;
+    let mut calls = Vec::new();
+    for (&i, route) in described.iter().zip(routes) {
+        match route.and_then(|c| {
+            clients.get(c).cloned().ok_or_else(|| {
+                FetchError::new(FetchClass::Unreachable, "the ssm provider gave no answer")
+            })
+        }) {
+            Ok(client) => calls.push((i, client)),
+            Err(e) => results[i] = Some(Readability::Failed(e)),
+        }
+    }
+    let found: Vec<(usize, Readability)> = stream::iter(calls)
+        .map(|(i, client)| {
+            let policy = &policy;
+            async move { (i, describe(&client, &locators[i].name, policy).await) }
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    for (i, r) in found {
+        results[i] = Some(r);
+    }
+    let each = results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Readability::Failed(FetchError::new(
+                    FetchClass::Unreachable,
+                    "the ssm provider gave no answer",
+                ))
+            })
+        })
+        .collect();
+    (health, each)
+}
+
+/// Most pages of `DescribeParameters` followed: a filtered answer may come
+/// as empty pages with a token, but not for ever.
+const MAX_PAGES: usize = 20;
+
+/// Whether parameter `name` exists, from `DescribeParameters` filtered on
+/// its exact name: metadata only.
+async fn describe(client: &Client, name: &str, policy: &Policy) -> Readability {
+    use aws_sdk_ssm::types::ParameterStringFilter;
+    let filter = ParameterStringFilter::builder()
+        .key("Name")
+        .option("Equals")
+        .values(name)
+        .build();
+    let Ok(filter) = filter else {
+        return Readability::Failed(FetchError::new(
+            FetchClass::Invalid,
+            "the DescribeParameters request could not be built",
+        ));
+    };
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let result = retry::run(
+            policy,
+            || {
+                client
+                    .describe_parameters()
+                    .parameter_filters(filter.clone())
+                    .set_next_token(token.clone())
+                    .send()
+            },
+            |e| DESCRIBE.sdk_error(e, false).2,
+        )
+        .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(f) => return Readability::Failed(DESCRIBE.failure(f, false)),
+        };
+        if let Some(p) = out.parameters().first() {
+            return Readability::Readable(Some(format!("version {}", p.version())));
+        }
+        token = out.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    Readability::Failed(FetchError::new(
+        FetchClass::NotFound,
+        "the parameter does not exist in AWS Systems Manager Parameter Store",
+    ))
+}
+
+/// Where a locator's calls go.
+fn target(l: &SsmLocator) -> sdk::Target<'_> {
+    sdk::Target {
+        profile: l.profile.as_deref(),
+        // An ARN names its region; a `?region=` still wins.
+        region: l.region.clone().or_else(|| l.arn_region()),
+        role_arn: l.role_arn.as_deref(),
+    }
 }
 
 /// What a call found for one parameter: its value (only when decrypting: a
@@ -220,15 +371,7 @@ async fn get(
         Ok(http) => http,
         Err(e) => return locators.iter().map(|_| Err(e.clone())).collect(),
     };
-    let targets: Vec<sdk::Target<'_>> = locators
-        .iter()
-        .map(|l| sdk::Target {
-            profile: l.profile.as_deref(),
-            // An ARN names its region; a `?region=` still wins.
-            region: l.region.clone().or_else(|| l.arn_region()),
-            role_arn: l.role_arn.as_deref(),
-        })
-        .collect();
+    let targets: Vec<sdk::Target<'_>> = locators.iter().map(|l| target(l)).collect();
     let (clients, routes) = sdk::clients(&targets, &http, &policy, |shared, region| {
         let conf = aws_sdk_ssm::config::Builder::from(shared)
             .region(region)
