@@ -355,6 +355,82 @@ fn aws_unreachable_is_exit_5() {
 }
 
 #[test]
+fn aws_credential_sources_are_named_from_the_environment() {
+    let t = tempfile::tempdir().expect("temp dir");
+    std::fs::write(t.path().join("config.yaml"), "x: <<aws|prod/db>>\n").expect("config");
+    std::fs::write(t.path().join("token"), "a-web-identity-token").expect("token");
+    let token = t.path().join("token").display().to_string();
+    // No shared files, no keys: only what each case sets.
+    let base = [
+        ("HOME", t.path().display().to_string()),
+        (
+            "AWS_CONFIG_FILE",
+            t.path().join("none").display().to_string(),
+        ),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            t.path().join("none").display().to_string(),
+        ),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ENDPOINT_URL", moto().url()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", token.as_str()),
+                ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/ci"),
+            ],
+            "web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)",
+        ),
+        (
+            &[(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1:1/creds",
+            )],
+            "container role (ECS credentials endpoint)",
+        ),
+        (&[], "none found (instance metadata disabled)"),
+    ];
+    for (extra, named) in cases {
+        let mut vars: Vec<(String, String)> = base
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        vars.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let r = support::keyfill(
+            t.path(),
+            &[
+                "doctor",
+                "--timeout",
+                "5s",
+                "--format",
+                "json",
+                "config.yaml",
+            ],
+            &vars,
+        );
+        let doc = report(&r);
+        assert_eq!(
+            provider(&doc, "aws")["credentials"],
+            named,
+            "{doc}\n{}",
+            r.stderr
+        );
+        assert!(
+            !r.stdout.contains("a-web-identity-token")
+                && !r.stderr.contains("a-web-identity-token")
+        );
+        // `prod/db` is stored nowhere, so no case can pass.
+        assert_ne!(r.code, 0, "{doc}");
+    }
+}
+
+#[test]
 fn ssm_parameters_are_described_not_read() {
     let env = AwsEnv::new();
     let p = unique("/doctor/ssm");
@@ -476,6 +552,57 @@ fn vault_a_policy_that_denies_the_path_is_access_denied_exit_5() {
     // Without metadata permission the policies decide.
     assert_eq!(secret(&doc, "OK")["status"], "readable");
     assert_eq!(secret(&doc, "NO")["status"], "access denied");
+}
+
+#[test]
+fn vault_approle_logs_in_and_acts_as_its_role() {
+    let b = bao();
+    let p = unique("doctor-approle");
+    let value = canary();
+    b.api().kv2_put("secret", &p, json!({ "k": value }));
+    let policy = format!("pol-{p}");
+    b.api().policy(
+        &policy,
+        &format!("path \"secret/data/{p}\" {{ capabilities = [\"read\"] }}"),
+    );
+    let (role_id, secret_id) = b.api().approle(&format!("role-{p}"), &[&policy]);
+    let env = VaultEnv::new();
+    let config = format!("secrets:\n  OK: <<vault|secret/data/{p}/k>>\nx: $<OK>\n");
+    let r = env.run_with(
+        &["doctor", "--format", "json"],
+        &config,
+        &[("VAULT_ROLE_ID", &role_id), ("VAULT_SECRET_ID", &secret_id)],
+        &["VAULT_TOKEN"],
+    );
+    r.code(0).silent(&secret_id).silent(&value).silent(&b.root);
+    let doc = report(&r);
+    let vault = provider(&doc, "vault");
+    assert!(
+        vault["credentials"]
+            .as_str()
+            .is_some_and(|c| c.contains("AppRole")),
+        "{vault}"
+    );
+    // The identity is the AppRole login's token: its role's policy.
+    assert!(
+        vault["identity"]
+            .as_str()
+            .is_some_and(|i| i.contains(&policy)),
+        "{vault}"
+    );
+    assert_eq!(secret(&doc, "OK")["status"], "readable");
+    assert_eq!(env.proxy.count("/v1/auth/approle/login"), 1);
+
+    // A refused secret id: access denied, exit 5, neither id shown.
+    let wrong = canary();
+    let r = env.run_with(
+        &["doctor"],
+        &config,
+        &[("VAULT_ROLE_ID", &role_id), ("VAULT_SECRET_ID", &wrong)],
+        &["VAULT_TOKEN"],
+    );
+    r.code(5).silent(&wrong).silent(&secret_id);
+    assert!(r.stdout.contains("access denied"), "{}", r.stdout);
 }
 
 #[test]
@@ -728,4 +855,50 @@ fn sops_data_key_unwraps_with_the_key_and_not_without() {
     r.code(5).silent(&value);
     assert!(r.stdout.contains("not configured"), "{}", r.stdout);
     assert!(r.stdout.contains("no age identity"), "{}", r.stdout);
+}
+
+/// A file sops encrypts for a new key of moto's KMS: only the `sops` binary
+/// can read it, so doctor cannot check it without decrypting.
+#[test]
+fn a_sops_file_only_the_binary_reads_is_not_checked_and_not_a_failure() {
+    let mut t = Test::new();
+    let key = moto().json("us-east-1", ("kms", "TrentService"), "CreateKey", json!({}));
+    let arn = key["KeyMetadata"]["Arn"]
+        .as_str()
+        .expect("key ARN")
+        .to_owned();
+    let value = canary();
+    let src = t.path().join("plain.yaml");
+    std::fs::write(&src, format!("password: {value}\n")).expect("plain file");
+    let mut cmd = Command::new("sops");
+    support::scrub(&mut cmd);
+    let out = cmd
+        .current_dir(t.path())
+        .envs(support::aws_env(&moto().url()))
+        .args(["encrypt", "--kms", &arn])
+        .arg(&src)
+        .output()
+        .expect("run sops (installed by .ci/deps)");
+    assert!(
+        out.status.success(),
+        "sops encrypt --kms: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&src).expect("remove the plain file");
+    std::fs::write(t.path().join("k.enc.yaml"), &out.stdout).expect("encrypted file");
+    t.config("x: <<sops|k.enc.yaml:password>>\n").args([
+        "doctor",
+        "--format",
+        "json",
+        "config.yaml",
+    ]);
+    let r = t.run();
+    r.code(0).silent(&value);
+    let doc = report(&r);
+    let s = &doc["secrets"][0];
+    assert_eq!(s["status"], "not checked", "{doc}");
+    assert!(
+        s["detail"].as_str().is_some_and(|d| d.contains("sops")),
+        "{doc}"
+    );
 }
