@@ -87,6 +87,16 @@ pub(crate) fn append(path: &Path, records: &[Record]) -> Result<(), Diagnostic> 
         .mode(0o600)
         .open(path)
         .map_err(fail)?;
+    // A write the file-size limit (`ulimit -f`) would cut short would leave a
+    // torn last line, which no later append can mend: refused whole instead.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Fsize).current;
+    let size = file.metadata().map_err(fail)?.len();
+    if limit.is_some_and(|max| size.saturating_add(text.len() as u64) > max) {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            "its lines would pass the file-size limit (ulimit -f)",
+        )));
+    }
     // One write for the whole batch: O_APPEND positions it at the end
     // atomically, so another run's lines land before or after, never inside.
     file.write_all(text.as_bytes()).map_err(fail)

@@ -353,3 +353,39 @@ fn an_audit_log_that_cannot_be_appended_to_stops_the_render() {
         "old: output\n"
     );
 }
+
+#[test]
+fn a_log_at_the_file_size_limit_is_left_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = String::from("secrets:\n");
+    for i in 0..5 {
+        config.push_str(&format!("  s{i}: {{ env: AUDIT_LIMIT }}\n"));
+    }
+    for i in 0..5 {
+        config.push_str(&format!("k{i}: $<s{i}>\n"));
+    }
+    fs::write(dir.path().join("app.yaml"), config).expect("write config");
+    // An earlier line and some padding: 1,900 of the 2,048 bytes `ulimit -f 2` allows.
+    let earlier = format!("{{\"earlier\":\"{}\"}}\n", "x".repeat(1900 - 15));
+    fs::write(dir.path().join("audit.jsonl"), &earlier).expect("write log");
+    // bash counts `ulimit -f` in KiB; keyfill is `$0`.
+    let mut cmd = std::process::Command::new("bash");
+    let out = support::scrub(&mut cmd)
+        .current_dir(dir.path())
+        .env("AUDIT_LIMIT", canary())
+        .args([
+            "-c",
+            "ulimit -f 2 && exec \"$0\" render --audit audit.jsonl -o out.yaml app.yaml",
+            support::BIN,
+        ])
+        .output()
+        .expect("run bash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("file-size limit"), "{err}");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("audit.jsonl")).unwrap_or_default(),
+        earlier
+    );
+    assert!(!dir.path().join("out.yaml").exists());
+}
