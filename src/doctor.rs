@@ -210,12 +210,10 @@ pub fn report(config: &RenderConfig, session: &mut Session) -> Option<Report> {
         .into_iter()
         .zip(keys)
         .map(|(w, key)| {
-            let found = answers.get(&key).cloned().unwrap_or_else(|| {
-                Readability::Failed(FetchError::new(
-                    FetchClass::Unreachable,
-                    format!("the {} provider gave no answer", key.kind()),
-                ))
-            });
+            let found = answers
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| Readability::Failed(FetchError::unanswered(key.kind())));
             let status = match found {
                 Readability::Failed(e) if w.has_default && e.class == FetchClass::NotFound => {
                     Status::Default

@@ -7,9 +7,6 @@
 
 use crate::support;
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::{json, Value};
 use support::connect::{Connect, Field, Item};
 use support::moto::moto;
@@ -785,35 +782,6 @@ fn onepassword_service_account_whoami_and_item_list_without_fields() {
 // sops with age keys
 // ---------------------------------------------------------------------------
 
-/// Encrypts `plain` with the real sops for `recipient` into `dir/name`.
-fn sops_encrypt(dir: &Path, name: &str, plain: &str, recipient: &str) {
-    let src = dir.join(format!("plain-{name}"));
-    std::fs::write(&src, plain).expect("plain file");
-    let mut cmd = Command::new("sops");
-    support::scrub(&mut cmd);
-    let out = cmd
-        .current_dir(dir)
-        .args([
-            "encrypt",
-            "--age",
-            recipient,
-            "--input-type",
-            "yaml",
-            "--output-type",
-            "yaml",
-        ])
-        .arg(&src)
-        .output()
-        .expect("run sops (installed by .ci/deps)");
-    assert!(
-        out.status.success(),
-        "sops encrypt failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::remove_file(&src).expect("remove the plain file");
-    std::fs::write(dir.join(name), &out.stdout).expect("encrypted file");
-}
-
 #[test]
 fn sops_data_key_unwraps_with_the_key_and_not_without() {
     let mut t = Test::new();
@@ -821,11 +789,12 @@ fn sops_data_key_unwraps_with_the_key_and_not_without() {
     let key = crate::sops::age_key(&t.path().join("keys"), "keys.txt");
     let other = crate::sops::age_key(&t.path().join("keys"), "other.txt");
     let value = canary();
-    sops_encrypt(
+    crate::sops::encrypt(
         t.path(),
         "s.enc.yaml",
         &format!("db:\n  password: {value}\n"),
-        &key.recipient,
+        &["--age", &key.recipient],
+        &[],
     );
     let home = t.path().join("home").display().to_string();
     t.config("x: <<sops|s.enc.yaml:db.password>>\n")
@@ -862,30 +831,15 @@ fn sops_data_key_unwraps_with_the_key_and_not_without() {
 #[test]
 fn a_sops_file_only_the_binary_reads_is_not_checked_and_not_a_failure() {
     let mut t = Test::new();
-    let key = moto().json("us-east-1", ("kms", "TrentService"), "CreateKey", json!({}));
-    let arn = key["KeyMetadata"]["Arn"]
-        .as_str()
-        .expect("key ARN")
-        .to_owned();
     let value = canary();
-    let src = t.path().join("plain.yaml");
-    std::fs::write(&src, format!("password: {value}\n")).expect("plain file");
-    let mut cmd = Command::new("sops");
-    support::scrub(&mut cmd);
-    let out = cmd
-        .current_dir(t.path())
-        .envs(support::aws_env(&moto().url()))
-        .args(["encrypt", "--kms", &arn])
-        .arg(&src)
-        .output()
-        .expect("run sops (installed by .ci/deps)");
-    assert!(
-        out.status.success(),
-        "sops encrypt --kms: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let arn = crate::sops::kms_key();
+    crate::sops::encrypt(
+        t.path(),
+        "k.enc.yaml",
+        &format!("password: {value}\n"),
+        &["--kms", &arn],
+        &support::aws_env(&moto().url()),
     );
-    std::fs::remove_file(&src).expect("remove the plain file");
-    std::fs::write(t.path().join("k.enc.yaml"), &out.stdout).expect("encrypted file");
     t.config("x: <<sops|k.enc.yaml:password>>\n").args([
         "doctor",
         "--format",

@@ -46,6 +46,57 @@ pub(crate) fn age_key(dir: &Path, name: &str) -> AgeKey {
     }
 }
 
+/// Encrypts `plain` with the real sops and `args` (the keys to encrypt for)
+/// into `dir/name`, whose extension names the format; `env` is added to the
+/// run's cleaned environment (a KMS endpoint, say).
+pub(crate) fn encrypt(
+    dir: &Path,
+    name: &str,
+    plain: &str,
+    args: &[&str],
+    env: &[(String, String)],
+) -> PathBuf {
+    let ext = Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .expect("extension");
+    let src = dir.join(format!("plain-{name}.{ext}"));
+    std::fs::write(&src, plain).expect("plain file");
+    let mut cmd = Command::new("sops");
+    support::scrub(&mut cmd);
+    let out = cmd
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .arg("encrypt")
+        .args(args)
+        .arg(&src)
+        .output()
+        .expect("run sops (installed by .ci/deps)");
+    assert!(
+        out.status.success(),
+        "sops encrypt failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&src).expect("remove the plain file");
+    let dest = dir.join(name);
+    std::fs::write(&dest, &out.stdout).expect("encrypted file");
+    dest
+}
+
+/// A new key of moto's KMS: its ARN.
+pub(crate) fn kms_key() -> String {
+    let key = moto().json(
+        "us-east-1",
+        ("kms", "TrentService"),
+        "CreateKey",
+        serde_json::json!({}),
+    );
+    key["KeyMetadata"]["Arn"]
+        .as_str()
+        .expect("key ARN")
+        .to_owned()
+}
+
 /// A folder with an age key, where sops files are made and keyfill runs.
 struct Fixture {
     dir: tempfile::TempDir,
@@ -69,30 +120,9 @@ impl Fixture {
     /// Encrypts `plain` with sops into `name` (its extension names the
     /// format), for the fixture's age key and `args`.
     fn encrypt(&self, name: &str, plain: &str, args: &[&str]) -> PathBuf {
-        let ext = Path::new(name)
-            .extension()
-            .and_then(|e| e.to_str())
-            .expect("extension");
-        let src = self.path(&format!("plain-{name}.{ext}"));
-        std::fs::write(&src, plain).expect("plain file");
-        let mut cmd = Command::new("sops");
-        support::scrub(&mut cmd);
-        let out = cmd
-            .current_dir(self.dir.path())
-            .args(["encrypt", "--age", &self.key.recipient])
-            .args(args)
-            .arg(&src)
-            .output()
-            .expect("run sops (installed by .ci/deps)");
-        assert!(
-            out.status.success(),
-            "sops encrypt failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::remove_file(&src).expect("remove the plain file");
-        let dest = self.path(name);
-        std::fs::write(&dest, &out.stdout).expect("encrypted file");
-        dest
+        let mut all = vec!["--age", self.key.recipient.as_str()];
+        all.extend_from_slice(args);
+        encrypt(self.dir.path(), name, plain, &all, &[])
     }
 
     /// The environment with the fixture's key in `SOPS_AGE_KEY_FILE`, and a
@@ -542,36 +572,14 @@ fn logging_sops(dir: &Path, sleep: &str) -> (PathBuf, PathBuf) {
 
 /// A file encrypted for a new key of moto's KMS.
 fn kms_file(f: &Fixture, name: &str, plain: &str) -> PathBuf {
-    let key = moto().json(
-        "us-east-1",
-        ("kms", "TrentService"),
-        "CreateKey",
-        serde_json::json!({}),
-    );
-    let arn = key["KeyMetadata"]["Arn"]
-        .as_str()
-        .expect("key ARN")
-        .to_owned();
-    let src = f.path(&format!("plain-{name}"));
-    std::fs::write(&src, plain).expect("plain");
-    let mut cmd = Command::new("sops");
-    support::scrub(&mut cmd);
-    let out = cmd
-        .current_dir(f.dir.path())
-        .envs(aws_env(&moto().url()))
-        .args(["encrypt", "--kms", &arn])
-        .arg(&src)
-        .output()
-        .expect("run sops");
-    assert!(
-        out.status.success(),
-        "sops encrypt --kms: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::remove_file(&src).expect("remove plain");
-    let dest = f.path(name);
-    std::fs::write(&dest, out.stdout).expect("file");
-    dest
+    let arn = kms_key();
+    encrypt(
+        f.dir.path(),
+        name,
+        plain,
+        &["--kms", &arn],
+        &aws_env(&moto().url()),
+    )
 }
 
 #[test]

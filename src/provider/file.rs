@@ -95,18 +95,18 @@ impl Provider for FileProvider {
 /// FIFO without a writer does not hang) and is neither a folder nor over the
 /// limit; nothing is read.
 fn openable(path: &Path, limit: u64) -> Result<(), FetchError> {
+    open(path, limit, "open").map(|_| ())
+}
+
+/// Opens `path` non-blocking and refuses a folder, or a regular file over
+/// `limit`; errors say `cannot VERB file`.
+fn open(path: &Path, limit: u64, verb: &str) -> Result<(File, std::fs::Metadata), FetchError> {
     let shown = path.display();
-    let fail = |e: std::io::Error| {
-        let class = match e.kind() {
-            ErrorKind::NotFound => FetchClass::NotFound,
-            ErrorKind::PermissionDenied => FetchClass::Denied,
-            _ => FetchClass::Unreachable,
-        };
-        FetchError::new(class, format!("cannot open file `{shown}`: {e}"))
-    };
+    let fail = |e: std::io::Error| io_error(path, verb, e);
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
     let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| fail(e.into()))?;
-    let meta = File::from(fd).metadata().map_err(fail)?;
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(fail)?;
     if meta.is_dir() {
         return Err(FetchError::new(
             FetchClass::NotFound,
@@ -114,12 +114,30 @@ fn openable(path: &Path, limit: u64) -> Result<(), FetchError> {
         ));
     }
     if meta.is_file() && meta.len() > limit {
-        return Err(FetchError::new(
-            FetchClass::Invalid,
-            format!("file `{shown}` is larger than {limit} bytes (raise with --max-secret-size)"),
-        ));
+        return Err(too_big(path, limit));
     }
-    Ok(())
+    Ok((file, meta))
+}
+
+/// An I/O error on `path` while trying to `verb` it, classed. The io::Error
+/// text names only the OS error, never file content.
+fn io_error(path: &Path, verb: &str, e: std::io::Error) -> FetchError {
+    let class = match e.kind() {
+        ErrorKind::NotFound => FetchClass::NotFound,
+        ErrorKind::PermissionDenied => FetchClass::Denied,
+        _ => FetchClass::Unreachable,
+    };
+    FetchError::new(class, format!("cannot {verb} file `{}`: {e}", path.display()))
+}
+
+fn too_big(path: &Path, limit: u64) -> FetchError {
+    FetchError::new(
+        FetchClass::Invalid,
+        format!(
+            "file `{}` is larger than {limit} bytes (raise with --max-secret-size)",
+            path.display()
+        ),
+    )
 }
 
 /// Reads `path` whatever it is: a regular file, a FIFO, a device. The file is
@@ -134,34 +152,8 @@ pub(crate) fn read(
     timeout: Duration,
 ) -> Result<SecretBytes, FetchError> {
     let shown = path.display();
-    let fail = |e: std::io::Error| {
-        let class = match e.kind() {
-            ErrorKind::NotFound => FetchClass::NotFound,
-            ErrorKind::PermissionDenied => FetchClass::Denied,
-            _ => FetchClass::Unreachable,
-        };
-        // The io::Error text names only the OS error, never file content.
-        FetchError::new(class, format!("cannot read file `{shown}`: {e}"))
-    };
-    let too_big = || {
-        FetchError::new(
-            FetchClass::Invalid,
-            format!("file `{shown}` is larger than {limit} bytes (raise with --max-secret-size)"),
-        )
-    };
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| fail(e.into()))?;
-    let mut file = File::from(fd);
-    let meta = file.metadata().map_err(fail)?;
-    if meta.is_dir() {
-        return Err(FetchError::new(
-            FetchClass::NotFound,
-            format!("`{shown}` is a directory, not a file"),
-        ));
-    }
-    if meta.is_file() && meta.len() > limit {
-        return Err(too_big());
-    }
+    let fail = |e: std::io::Error| io_error(path, "read", e);
+    let (mut file, meta) = open(path, limit, "read")?;
     let hint = if meta.is_file() { meta.len() } else { 0 };
     let mut buf = Vec::with_capacity(usize::try_from(hint.min(limit) + 1).unwrap_or(0));
     loop {
@@ -184,7 +176,7 @@ pub(crate) fn read(
         }
     }
     if buf.len() as u64 > limit {
-        return Err(too_big());
+        return Err(too_big(path, limit));
     }
     Ok(SecretBytes::new(buf))
 }

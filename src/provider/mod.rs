@@ -273,11 +273,7 @@ impl Call for Fetch {
         ((), answers.into_iter().map(|a| (a, took)).collect())
     }
     fn missing(&self, kind: ProviderKind) -> Self::Out {
-        let err = FetchError::new(
-            FetchClass::Unreachable,
-            format!("the {kind} provider gave no answer"),
-        );
-        (Err(err), Duration::ZERO)
+        (Err(FetchError::unanswered(kind)), Duration::ZERO)
     }
 }
 
@@ -305,10 +301,7 @@ impl Call for Diagnose {
         p.diagnose(requests)
     }
     fn missing(&self, kind: ProviderKind) -> Self::Out {
-        Readability::Failed(FetchError::new(
-            FetchClass::Unreachable,
-            format!("the {kind} provider gave no answer"),
-        ))
+        Readability::Failed(FetchError::unanswered(kind))
     }
 }
 
@@ -686,6 +679,14 @@ impl FetchError {
             class,
             message: message.into(),
         }
+    }
+
+    /// A request the `who` provider's answers did not cover (a task that died).
+    pub(crate) fn unanswered(who: impl fmt::Display) -> Self {
+        FetchError::new(
+            FetchClass::Unreachable,
+            format!("the {who} provider gave no answer"),
+        )
     }
 }
 

@@ -262,10 +262,7 @@ async fn diagnose(locators: &[&OpLocator], settings: Settings) -> (Health, Vec<R
                 "the item is listed; its fields are not read".to_owned(),
             )),
             Some(Err(e)) => Readability::Failed(e.clone()),
-            None => Readability::Failed(FetchError::new(
-                FetchClass::Unreachable,
-                "the 1Password provider gave no answer",
-            )),
+            None => Readability::Failed(FetchError::unanswered("1Password")),
         })
         .collect();
     (health, each)
@@ -393,10 +390,7 @@ async fn fetch(
         .map(|l| match fetched.get(&(l.vault.clone(), l.item.clone())) {
             Some(Ok(item)) => field_value(item, l),
             Some(Err(e)) => Err(e.clone()),
-            None => Err(FetchError::new(
-                FetchClass::Unreachable,
-                "the 1Password provider gave no answer",
-            )),
+            None => Err(FetchError::unanswered("1Password")),
         })
         .collect()
 }

@@ -338,16 +338,7 @@ impl VaultProvider {
         }
         let lookup = async {
             let s = self.session().await.ok()?;
-            let ns = s.namespace.clone();
-            let answer = http::send(
-                &s.policy,
-                || s.get(ns.as_deref(), "auth/token/lookup-self"),
-                sealed,
-            )
-            .await;
-            Some(
-                matches!(answer, Err(Failure::Error(Problem::Status(a))) if a.status == 401 || a.status == 403),
-            )
+            Some(refused(&s.lookup_self().await))
         };
         let revoked = http::block_on(lookup, |_| None).unwrap_or(false);
         if revoked {
@@ -423,16 +414,10 @@ impl VaultProvider {
     /// The token's display name, policies and time to live.
     async fn whoami(&self) -> Result<String, FetchError> {
         let s = self.session().await?;
-        let ns = s.namespace.clone();
-        let answer = http::send(
-            &s.policy,
-            || s.get(ns.as_deref(), "auth/token/lookup-self"),
-            sealed,
-        )
-        .await;
+        let answer = s.lookup_self().await;
         let json = match answer {
             Ok(a) => a.json().ok_or_else(unreadable)?,
-            Err(Failure::Error(Problem::Status(a))) if a.status == 401 || a.status == 403 => {
+            Err(_) if refused(&answer) => {
                 return Err(FetchError::new(
                     FetchClass::Denied,
                     "Vault refused the token (invalid or expired): check VAULT_TOKEN or log in again",
@@ -812,7 +797,24 @@ struct Session {
     policy: Policy,
 }
 
+/// Whether Vault refused the token itself (401 or 403).
+fn refused(answer: &Result<Answer, Failure<Problem>>) -> bool {
+    matches!(answer, Err(Failure::Error(Problem::Status(a))) if a.status == 401 || a.status == 403)
+}
+
 impl Session {
+    /// `auth/token/lookup-self`, which every valid token may read: the
+    /// token's own name, policies and time to live (and the token itself).
+    async fn lookup_self(&self) -> Result<Answer, Failure<Problem>> {
+        let ns = self.namespace.as_deref();
+        http::send(
+            &self.policy,
+            || self.get(ns, "auth/token/lookup-self"),
+            sealed,
+        )
+        .await
+    }
+
     fn get(&self, namespace: Option<&str>, path: &str) -> reqwest::RequestBuilder {
         self.request(reqwest::Method::GET, namespace, path)
     }

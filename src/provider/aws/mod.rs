@@ -215,10 +215,7 @@ async fn diagnose(locators: &[&AwsLocator], settings: Settings) -> (Health, Vec<
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
-                Readability::Failed(FetchError::new(
-                    FetchClass::Unreachable,
-                    "the AWS provider gave no answer",
-                ))
+                Readability::Failed(FetchError::unanswered("AWS"))
             })
         })
         .collect();
@@ -243,27 +240,37 @@ async fn readable(client: &Client, l: &AwsLocator, policy: &Policy) -> Readabili
         return gone("the secret is scheduled for deletion".to_owned());
     }
     let stages = out.version_ids_to_stages.unwrap_or_default();
-    let stage = l.version_stage.as_deref();
-    let id = match &l.version_id {
-        Some(id) => match stages.get(id) {
-            None => return gone(format!("the secret has no version `{id}`")),
-            Some(s) if stage.is_some_and(|st| !s.iter().any(|x| x == st)) => {
-                return gone(format!(
-                    "version `{id}` of the secret is not labelled `{}`",
-                    stage.unwrap_or_default()
-                ))
-            }
-            Some(_) => id.clone(),
-        },
-        None => {
-            let stage = stage.unwrap_or(CURRENT);
-            match stages.iter().find(|(_, s)| s.iter().any(|x| x == stage)) {
-                Some((id, _)) => id.clone(),
-                None => return gone(format!("no version of the secret is labelled `{stage}`")),
-            }
+    // A render asks for both a pinned id and a stage: both must hold.
+    if let (Some(id), Some(stage)) = (&l.version_id, &l.version_stage) {
+        if stages.get(id).is_some_and(|s| !s.iter().any(|x| x == stage)) {
+            return gone(format!("version `{id}` of the secret is not labelled `{stage}`"));
         }
-    };
-    Readability::Readable(Some(format!("version {id}")))
+    }
+    match named_version(l, &stages) {
+        Ok(id) => Readability::Readable(Some(format!("version {id}"))),
+        Err(why) => gone(why),
+    }
+}
+
+/// The version id `l` names among a secret's versions (`DescribeSecret`'s id →
+/// stage labels): its pinned id, or the one its stage (`AWSCURRENT` unless
+/// given) labels; or why there is none.
+fn named_version(
+    l: &AwsLocator,
+    stages: &std::collections::HashMap<String, Vec<String>>,
+) -> Result<String, String> {
+    match &l.version_id {
+        Some(id) if stages.contains_key(id) => Ok(id.clone()),
+        Some(id) => Err(format!("the secret has no version `{id}`")),
+        None => {
+            let stage = l.version_stage.as_deref().unwrap_or(CURRENT);
+            stages
+                .iter()
+                .find(|(_, s)| s.iter().any(|x| x == stage))
+                .map(|(id, _)| id.clone())
+                .ok_or_else(|| format!("no version of the secret is labelled `{stage}`"))
+        }
+    }
 }
 
 /// One distinct secret version to fetch, and the requests that want it.
@@ -409,10 +416,7 @@ async fn fetch(
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
-                Err(FetchError::new(
-                    FetchClass::Unreachable,
-                    "the AWS provider gave no answer",
-                ))
+                Err(FetchError::unanswered("AWS"))
             })
         })
         .collect()
@@ -470,17 +474,7 @@ async fn describe(client: &Client, l: &AwsLocator, policy: &Policy) -> VersionCh
         return VersionCheck::Unknown;
     }
     let stages = out.version_ids_to_stages.unwrap_or_default();
-    let id = match &l.version_id {
-        Some(id) => stages.contains_key(id).then(|| id.clone()),
-        None => {
-            let stage = l.version_stage.as_deref().unwrap_or(CURRENT);
-            stages
-                .into_iter()
-                .find(|(_, s)| s.iter().any(|s| s == stage))
-                .map(|(id, _)| id)
-        }
-    };
-    id.map_or(VersionCheck::Unknown, VersionCheck::Current)
+    named_version(l, &stages).map_or(VersionCheck::Unknown, VersionCheck::Current)
 }
 
 /// The region field of a Secrets Manager ARN.

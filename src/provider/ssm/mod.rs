@@ -225,7 +225,7 @@ async fn diagnose(locators: &[&SsmLocator], settings: Settings) -> (Health, Vec<
     for (&i, route) in described.iter().zip(routes) {
         match route.and_then(|c| {
             clients.get(c).cloned().ok_or_else(|| {
-                FetchError::new(FetchClass::Unreachable, "the ssm provider gave no answer")
+                FetchError::unanswered("ssm")
             })
         }) {
             Ok(client) => calls.push((i, client)),
@@ -247,10 +247,7 @@ async fn diagnose(locators: &[&SsmLocator], settings: Settings) -> (Health, Vec<
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
-                Readability::Failed(FetchError::new(
-                    FetchClass::Unreachable,
-                    "the ssm provider gave no answer",
-                ))
+                Readability::Failed(FetchError::unanswered("ssm"))
             })
         })
         .collect();
@@ -438,10 +435,7 @@ async fn get(
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
-                Err(FetchError::new(
-                    FetchClass::Unreachable,
-                    "the ssm provider gave no answer",
-                ))
+                Err(FetchError::unanswered("ssm"))
             })
         })
         .collect()
